@@ -1,0 +1,141 @@
+"""The lab zone (SOA, NS, A, AAAA, TLSA, CAA, HTTPS), signed with dnspython; DS and trust anchors.
+
+Signatures are valid from the start of yesterday (UTC) for SIGNATURE_DAYS, so two renders on
+the same day give the same bytes, and a lab rendered today validates for a month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import base64
+
+import dns.dnssec
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+from dns.dnssectypes import Algorithm
+from dns.rdtypes.ANY.NSEC3 import NSEC3
+from dns.rdtypes.ANY.NSEC3PARAM import NSEC3PARAM
+from dns.rdtypes.util import Bitmap
+
+from .spec import Lab
+
+TTL = 3600
+NEGATIVE_TTL = 300  # SOA minimum: how long a "no such name" answer is cached (RFC 2308)
+SIGNATURE_DAYS = 30
+ALGORITHMS = {"ECDSAP256SHA256": Algorithm.ECDSAP256SHA256, "ED25519": Algorithm.ED25519}
+# RFC 9276: NSEC3 with 0 extra iterations and an empty salt; more only costs resolvers CPU.
+NSEC3_ITERATIONS = 0
+NSEC3_SALT = b""
+NSEC3_SHA1 = 1
+
+
+def signing_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(now.date() - dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    return start, start + dt.timedelta(days=SIGNATURE_DAYS)
+
+
+def build(lab: Lab, tlsa: dict[str, list[str]], serial: int) -> dns.zone.Zone:
+    """The unsigned zone. tlsa maps a web host's name to its TLSA rdata texts."""
+    origin = dns.name.from_text(lab.domain)
+    zone = dns.zone.Zone(origin)
+    ns = lab.role("authdns")
+
+    def add(name: str, rdtype: str, *texts: str) -> None:
+        rdataset = zone.find_rdataset(name, rdtype, create=True)
+        for text in texts:
+            rdataset.add(dns.rdata.from_text("IN", rdtype, text, origin=origin), TTL)
+
+    add("@", "SOA", f"{ns.name} hostmaster {serial} 7200 3600 1209600 {NEGATIVE_TTL}")
+    add("@", "NS", ns.name)
+    # CAA (RFC 8659): only the lab CA may issue, nobody may issue wildcards.
+    caa = [f'0 issue "{lab.caa.issuer}"', '0 issuewild ";"']
+    if lab.caa.iodef:
+        caa.append(f'0 iodef "{lab.caa.iodef}"')
+    add("@", "CAA", *caa)
+    for host in lab.hosts:
+        add(host.name, "A", str(host.ipv4))
+        add(host.name, "AAAA", str(host.ipv6))
+    for host in lab.web:
+        add(f"_443._tcp.{host.name}", "TLSA", *tlsa[host.name])
+        # HTTPS record (RFC 9460): tells clients the ALPN protocols before they connect.
+        add(host.name, "HTTPS", f'1 . alpn="{",".join(alpn(lab, host.software))}"')
+    return zone
+
+
+def alpn(lab: Lab, software: str) -> list[str]:
+    """ALPN protocols a web server offers, newest first."""
+    http3 = software == "nginx" and lab.http3 and lab.target.has("nginx_http3")
+    return ["h3", "h2"] if http3 else ["h2"]
+
+
+def dnskey_for(key, algorithm: str):
+    return dns.dnssec.make_dnskey(key.public_key(), ALGORITHMS[algorithm], flags=257)
+
+
+def ds_for(lab: Lab, dnskey) -> dns.rdata.Rdata:
+    return dns.dnssec.make_ds(dns.name.from_text(lab.domain), dnskey, "SHA256")
+
+
+def sign(zone: dns.zone.Zone, key, dnskey, denial: str, now: dt.datetime) -> None:
+    """Sign in place with one combined signing key; NSEC via sign_zone, or an NSEC3 chain."""
+    inception, expiration = signing_window(now)
+    keys = [(key, dnskey)]
+    if denial == "nsec":
+        dns.dnssec.sign_zone(zone, keys=keys, inception=inception, expiration=expiration,
+                             deterministic=True)
+        return
+    # dnspython's sign_zone does not implement NSEC3 yet: build the chain, then sign each RRset.
+    with zone.writer() as txn:
+        txn.add(zone.origin, TTL, dnskey)
+        txn.add(zone.origin, 0, NSEC3PARAM(dns.rdataclass.IN, dns.rdatatype.NSEC3PARAM,
+                                           NSEC3_SHA1, 0, NSEC3_ITERATIONS, NSEC3_SALT))
+        _add_nsec3_chain(txn, zone.origin)
+        for name in sorted(txn.iterate_names()):
+            for rdataset in list(txn.get_node(name).rdatasets):
+                if rdataset.rdtype != dns.rdatatype.RRSIG:
+                    rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
+                    rrset.update(rdataset)
+                    dns.dnssec.default_rrset_signer(
+                        txn, rrset, zone.origin, keys, keys, inception=inception,
+                        expiration=expiration, origin=zone.origin, deterministic=True)
+
+
+def _add_nsec3_chain(txn, origin: dns.name.Name) -> None:
+    """RFC 5155 section 7.1: one NSEC3 per owner name and per empty non-terminal."""
+    owners = set()
+    for name in txn.iterate_names():
+        while name != origin and name.is_subdomain(origin):
+            owners.add(name)
+            name = name.parent()
+    owners.add(origin)
+    hashed = sorted((dns.dnssec.nsec3_hash(n, NSEC3_SALT, NSEC3_ITERATIONS, NSEC3_SHA1), n)
+                    for n in owners)
+    ttl = txn.get(origin, dns.rdatatype.SOA)[0].minimum
+    for i, (digest, name) in enumerate(hashed):
+        node = txn.get_node(name)
+        types = {r.rdtype for r in node.rdatasets} if node else set()
+        if types:
+            types.add(dns.rdatatype.RRSIG)
+        nxt = base64.b32hexdecode(hashed[(i + 1) % len(hashed)][0])
+        rdata = NSEC3(dns.rdataclass.IN, dns.rdatatype.NSEC3, NSEC3_SHA1, 0, NSEC3_ITERATIONS,
+                      NSEC3_SALT, nxt, Bitmap.from_rdtypes(sorted(types)))
+        txn.add(dns.name.from_text(digest.lower(), origin), ttl, rdata)
+
+
+def zone_text(zone: dns.zone.Zone) -> str:
+    return f"; labgen zone {zone.origin.to_text()} (signed)\n" + zone.to_text(sorted=True, relativize=False)
+
+
+def ds_line(lab: Lab, ds) -> str:
+    """The DS in zone-file form: a trust anchor file for Unbound and ldns-verify-zone -k."""
+    return f"{lab.domain}. {TTL} IN DS {ds.to_text()}\n"
+
+
+def delv_anchors(lab: Lab, ds) -> str:
+    """The same DS as a BIND trust-anchors clause, for delv -a."""
+    return (f'trust-anchors {{\n    {lab.domain}. static-ds {ds.key_tag} {ds.algorithm.value} '
+            f'{ds.digest_type.value} "{ds.digest.hex().upper()}";\n}};\n')

@@ -1,0 +1,188 @@
+"""Lab CA, server certificates and DNSSEC keys, built with cryptography.
+
+Keys are made once and kept: a render reads the previous build's pki/ folder and carries every
+key over, so TLSA and DS records stay the same. A certificate is reissued (with the same key)
+only when its names changed or a third of its lifetime is left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .spec import Host, Lab
+
+CA_DAYS = 3650
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret with mode 0600 from the first byte on (never world-readable, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def spki_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER SubjectPublicKeyInfo: the data of a TLSA x 1 1 record (RFC 6698)."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+class Store:
+    """Loads each key or certificate from the previous pki/ folder, or makes it; writes all to dest."""
+
+    def __init__(self, previous: Path | None, dest: Path):
+        self.previous, self.dest = previous, dest
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(dest, 0o700)
+
+    def _old(self, name: str) -> bytes | None:
+        if self.previous is None:
+            return None
+        path = self.previous / name
+        return path.read_bytes() if path.exists() else None
+
+    def key(self, name: str, make, fits):
+        """The kept private key if it still fits the lab file (type, size), else a new one."""
+        old = self._old(name)
+        key = serialization.load_pem_private_key(old, password=None) if old else None
+        if key is None or not fits(key):
+            key = make()
+        write_private(self.dest / name, key_pem(key))
+        return key
+
+    def cert(self, name: str, still_good, make) -> x509.Certificate:
+        old = self._old(name)
+        cert = x509.load_pem_x509_certificate(old) if old else None
+        if cert is None or not still_good(cert):
+            cert = make()
+        (self.dest / name).write_bytes(cert_pem(cert))
+        return cert
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _fresh(cert: x509.Certificate, now: dt.datetime) -> bool:
+    """True while more than a third of the certificate's lifetime is left."""
+    life = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return cert.not_valid_after_utc - now > life / 3 and cert.not_valid_before_utc <= now
+
+
+def _new_ec_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _is_p256(key) -> bool:
+    return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+
+
+def lab_ca(store: Store, lab: Lab, now: dt.datetime | None = None):
+    """The lab's root CA, name-constrained to the lab domain so trusting it risks nothing else."""
+    now = now or _now()
+    key = store.key("ca.key", _new_ec_key, _is_p256)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "labgen"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, f"labgen {lab.name} root CA")])
+
+    def good(cert):
+        return (_fresh(cert, now) and cert.public_key() == key.public_key()
+                and cert.subject == subject and _ca_domain(cert) == lab.domain)
+
+    def make():
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(hours=1))
+                .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                             content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False,
+                                             encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.NameConstraints(permitted_subtrees=[x509.DNSName(lab.domain)],
+                                                    excluded_subtrees=None), critical=True)
+                .add_extension(ski, critical=False)
+                .sign(key, hashes.SHA256()))
+
+    return key, store.cert("ca.crt", good, make)
+
+
+def _ca_domain(cert: x509.Certificate) -> str | None:
+    try:
+        nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+    return nc.permitted_subtrees[0].value if nc.permitted_subtrees else None
+
+
+def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datetime | None = None):
+    """Key and certificate of one kind (ecdsa | rsa) for a web host, issued by the lab CA."""
+    now = now or _now()
+    ca_key, ca_cert = ca
+    if kind == "rsa":
+        size = lab.profile.rsa_key_size
+        key = store.key(f"{host.name}.rsa.key", lambda: rsa.generate_private_key(65537, size),
+                        lambda k: isinstance(k, rsa.RSAPrivateKey) and k.key_size == size)
+    else:
+        key = store.key(f"{host.name}.ecdsa.key", _new_ec_key, _is_p256)
+    days = lab.profile.maximum_certificate_lifespan
+    names = [x509.DNSName(host.fqdn)]
+
+    def good(cert):
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        return (_fresh(cert, now) and cert.public_key() == key.public_key()
+                and cert.issuer == ca_cert.subject and list(san) == names
+                and (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= days)
+
+    def make():
+        usage = x509.KeyUsage(digital_signature=True, key_encipherment=kind == "rsa",
+                              content_commitment=False, data_encipherment=False, key_agreement=False,
+                              key_cert_sign=False, crl_sign=False, encipher_only=False,
+                              decipher_only=False)
+        return (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host.fqdn)]))
+                .issuer_name(ca_cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(hours=1))
+                .not_valid_after(now - dt.timedelta(hours=1) + dt.timedelta(days=days))
+                .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(usage, critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+
+    return key, store.cert(f"{host.name}.{kind}.crt", good, make)
+
+
+def dnssec_key(store: Store, algorithm: str):
+    """The zone's signing key (one combined KSK/ZSK, flags 257); kept so the DS stays the same."""
+    if algorithm == "ED25519":
+        return store.key("dnssec-ed25519.key", ed25519.Ed25519PrivateKey.generate,
+                         lambda k: isinstance(k, ed25519.Ed25519PrivateKey))
+    return store.key("dnssec-ecdsap256sha256.key", _new_ec_key, _is_p256)

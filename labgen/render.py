@@ -1,0 +1,237 @@
+"""Render a Lab into build/<lab>/: one file tree per host, pki/, dns/, an inventory and a summary.
+
+Everything is written into a fresh staging folder first and swapped in at the end, so a failure
+leaves the previous build exactly as it was. Ansible later copies these trees as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from . import dnszone, pki
+from .capabilities import APACHE_MODULES
+from .errors import RenderError
+from .spec import Host, Lab
+
+SOFTWARE_TITLE = {"nginx": "nginx", "apache": "Apache HTTP Server"}
+CERT_DIR = "/etc/ssl/labgen"
+WEBROOT = "/var/www/labgen"
+CLIENT_DIR = "/etc/labgen"
+PUBLIC, SECRET = 0o644, 0o600
+
+
+def data_dir(name: str) -> Path:
+    """A folder shipped with labgen (templates, playbooks): inside the package when installed
+    from a wheel, beside it in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / name, here.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise RenderError(f"labgen's {name}/ folder is missing from {here.parent}")
+
+
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(data_dir("templates")), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      autoescape=lambda name: bool(name and name.endswith(".html.j2")))
+    env.filters["onoff"] = lambda value: "on" if value else "off"
+    return env
+
+
+def cert_paths(host: Host, kind: str) -> dict[str, str]:
+    return {"crt": f"{CERT_DIR}/{host.fqdn}.{kind}.crt",
+            "key": f"{CERT_DIR}/private/{host.fqdn}.{kind}.key"}
+
+
+def zone_path(lab: Lab) -> str:
+    return f"/etc/bind/labgen/db.{lab.domain}"
+
+
+def anchor_path(lab: Lab) -> str:
+    return f"/etc/unbound/labgen/{lab.domain}.ds"
+
+
+def ca_trust_path(lab: Lab) -> str:
+    return f"/usr/local/share/ca-certificates/labgen-{lab.name}.crt"
+
+
+@dataclass
+class Material:
+    """What the PKI and the signed zone give the host trees."""
+
+    ca_pem: bytes
+    certs: dict[str, dict[str, tuple[bytes, bytes]]]  # host -> kind -> (chain pem, key pem)
+    tlsa: dict[str, list[str]]
+    zone: str
+    ds_line: str
+    delv_anchors: str
+
+
+def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
+    """Render the lab into out/<lab.name> atomically; keys of a previous render are kept."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    final = out / lab.name
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{lab.name}.render-", dir=out))
+    except OSError as exc:
+        raise RenderError(f"cannot write to {out}: {exc.strerror}") from None
+    try:
+        previous = final / "pki" if (final / "pki").is_dir() else None
+        material = _material(lab, pki.Store(previous, staging / "pki"), now)
+        _write_dns(lab, staging / "dns", material)
+        for host in lab.hosts:
+            _write_tree(staging / "hosts" / host.name, host_files(lab, host, material, now))
+        (staging / "inventory.yml").write_text(inventory(lab), encoding="utf-8")
+        (staging / "SUMMARY.txt").write_text(summary(lab, material), encoding="utf-8")
+        _swap(staging, final)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise RenderError(f"rendering into {out} failed: {exc}") from None
+        if isinstance(exc, TemplateError):
+            raise RenderError(f"template error: {exc}") from None
+        raise
+    return final
+
+
+def _swap(staging: Path, final: Path) -> None:
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rename(final, old / "build")
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if old is not None:
+            os.rename(old / "build", final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
+    ca = pki.lab_ca(store, lab, now)
+    ca_pem = pki.cert_pem(ca[1])
+    certs, tlsa = {}, {}
+    for host in lab.web:
+        certs[host.name], tlsa[host.name] = {}, []
+        for kind in lab.profile.certificate_types:
+            key, cert = pki.server_cert(store, lab, host, kind, ca, now)
+            # DANE-TA (2 1 1) needs the CA in the chain the server sends (RFC 7671 section 5.2).
+            chain = pki.cert_pem(cert) + (ca_pem if lab.dane_ca else b"")
+            certs[host.name][kind] = (chain, pki.key_pem(key))
+            # DANE-EE, SPKI, SHA-256 (RFC 7671 section 5.1): survives certificate renewal.
+            tlsa[host.name].append(f"3 1 1 {pki.spki_sha256(cert)}")
+        if lab.dane_ca:
+            tlsa[host.name].append(f"2 1 1 {pki.spki_sha256(ca[1])}")
+    zsk = pki.dnssec_key(store, lab.dnssec.algorithm)
+    dnskey = dnszone.dnskey_for(zsk, lab.dnssec.algorithm)
+    inception, _ = dnszone.signing_window(now)
+    zone = dnszone.build(lab, tlsa, serial=int(inception.strftime("%Y%m%d00")))
+    dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
+    ds = dnszone.ds_for(lab, dnskey)
+    return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), dnszone.ds_line(lab, ds),
+                    dnszone.delv_anchors(lab, ds))
+
+
+def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
+    folder.mkdir()
+    (folder / f"db.{lab.domain}").write_text(m.zone, encoding="utf-8")
+    (folder / f"{lab.domain}.ds").write_text(m.ds_line, encoding="utf-8")
+    (folder / "trust-anchors.conf").write_text(m.delv_anchors, encoding="utf-8")
+
+
+def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str, tuple[bytes, int]]:
+    """Absolute path on the host -> (content, mode)."""
+    env = environment()
+    expires = dt.datetime.combine(now.date() + dt.timedelta(days=lab.security_txt.expires_days),
+                                  dt.time(), dt.timezone.utc)
+    ctx = {
+        "lab": lab, "host": host, "profile": lab.profile, "target": lab.target,
+        "groups": lab.target.groups(lab.profile.tls_curves), "webroot": WEBROOT,
+        "software_title": SOFTWARE_TITLE.get(host.software or "", ""),
+        "alpn": dnszone.alpn(lab, host.software) if host.software else [],
+        "certs": [cert_paths(host, kind) for kind in lab.profile.certificate_types],
+        "apache_modules": APACHE_MODULES, "zone_path": zone_path(lab),
+        "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
+        "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+    def text(template: str) -> tuple[bytes, int]:
+        return env.get_template(template).render(ctx).encode("utf-8"), PUBLIC
+
+    files = {ca_trust_path(lab): (m.ca_pem, PUBLIC)}
+    if host.role == "authdns":
+        files["/etc/bind/named.conf"] = text("dns/named.conf.j2")
+        files[zone_path(lab)] = (m.zone.encode(), PUBLIC)
+    elif host.role == "resolver":
+        files["/etc/unbound/unbound.conf"] = text("dns/unbound.conf.j2")
+        files[anchor_path(lab)] = (m.ds_line.encode(), PUBLIC)
+    elif host.role == "client":
+        files[f"{CLIENT_DIR}/{lab.domain}.ds"] = (m.ds_line.encode(), PUBLIC)
+        files[f"{CLIENT_DIR}/trust-anchors.conf"] = (m.delv_anchors.encode(), PUBLIC)
+    else:
+        for kind, (chain, key) in m.certs[host.name].items():
+            paths = cert_paths(host, kind)
+            files[paths["crt"]] = (chain, PUBLIC)
+            files[paths["key"]] = (key, SECRET)
+        files[f"{WEBROOT}/index.html"] = text("web/index.html.j2")
+        files[f"{WEBROOT}/.well-known/security.txt"] = text("web/security.txt.j2")
+        if host.software == "nginx":
+            files["/etc/nginx/nginx.conf"] = text("nginx/nginx.conf.j2")
+            files[f"/etc/nginx/conf.d/{host.fqdn}.conf"] = text("nginx/site.conf.j2")
+        else:
+            files["/etc/apache2/ports.conf"] = text("apache/ports.conf.j2")
+            files[f"/etc/apache2/sites-available/{host.fqdn}.conf"] = text("apache/site.conf.j2")
+    return files
+
+
+def _write_tree(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    for path, (content, mode) in sorted(files.items()):
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if mode == SECRET:
+            pki.write_private(target, content)
+            os.chmod(target.parent, 0o700)
+        else:
+            target.write_bytes(content)
+            os.chmod(target, mode)
+
+
+def inventory(lab: Lab) -> str:
+    """An Ansible inventory: one group per role, host variables from the Lab model."""
+    groups: dict[str, dict] = {}
+    for host in lab.hosts:
+        group = host.software or host.role
+        hostvars = {"ansible_host": lab.container(host), "labgen_tree": f"hosts/{host.name}",
+                    "labgen_fqdn": host.fqdn, "labgen_ipv4": str(host.ipv4),
+                    "labgen_ipv6": str(host.ipv6)}
+        if host.software == "apache":
+            hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
+        groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars
+    doc = {"all": {"vars": {"labgen_lab": lab.name, "labgen_domain": lab.domain},
+                   "children": groups}}
+    return "# Ansible inventory rendered by labgen.\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+def summary(lab: Lab, m: Material) -> str:
+    p = lab.profile
+    lines = [f"Lab {lab.name}: zone {lab.domain}, profile {p.name} ({p.guideline} "
+             f"{p.guideline_version}), target {lab.target.name} (nginx {lab.target.nginx}, "
+             f"Apache {lab.target.apache}, OpenSSL {lab.target.openssl})",
+             f"Network: {lab.ipv4_network}  {lab.ipv6_network}", "", "Hosts:"]
+    for h in lab.hosts:
+        lines.append(f"  {h.fqdn:<28} {h.software or h.role:<9} {str(h.ipv4):<16} {h.ipv6}")
+    lines += ["", f"DS (trust anchor): {m.ds_line.strip()}", "TLSA:"]
+    for name, records in m.tlsa.items():
+        lines += [f"  _443._tcp.{name}.{lab.domain}. TLSA {r}" for r in records]
+    return "\n".join(lines) + "\n"
