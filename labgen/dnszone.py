@@ -108,6 +108,7 @@ def _add_nsec3_chain(txn, origin: dns.name.Name) -> None:
     """RFC 5155 section 7.1: one NSEC3 per owner name and per empty non-terminal."""
     owners = set()
     for name in txn.iterate_names():
+        name = name.derelativize(origin)
         while name != origin and name.is_subdomain(origin):
             owners.add(name)
             name = name.parent()
@@ -122,12 +123,12 @@ def _add_nsec3_chain(txn, origin: dns.name.Name) -> None:
             types.add(dns.rdatatype.RRSIG)
         nxt = base64.b32hexdecode(hashed[(i + 1) % len(hashed)][0])
         rdata = NSEC3(dns.rdataclass.IN, dns.rdatatype.NSEC3, NSEC3_SHA1, 0, NSEC3_ITERATIONS,
-                      NSEC3_SALT, nxt, Bitmap.from_rdtypes(sorted(types)))
+                      NSEC3_SALT, nxt, Bitmap.from_rdtypes(sorted(types)).windows)
         txn.add(dns.name.from_text(digest.lower(), origin), ttl, rdata)
 
 
 def zone_text(zone: dns.zone.Zone) -> str:
-    return f"; labgen zone {zone.origin.to_text()} (signed)\n" + zone.to_text(sorted=True, relativize=False)
+    return f"; labgen zone {zone.origin.to_text()} (signed)\n" + zone.to_text(sorted=True, want_origin=True)
 
 
 def ds_line(lab: Lab, ds) -> str:

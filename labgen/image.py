@@ -1,0 +1,81 @@
+"""The lab's Debian 13 root file system, built with debootstrap and cached by its package list.
+
+It is the lab image's content (issue: labgen up) and the place where the rendered configs are
+tested with the exact nginx, Apache, BIND and Unbound versions the lab runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .errors import ToolError
+
+SUITE = "trixie"
+# Everything a lab host needs; one list for every role, so one image serves all containers.
+PACKAGES = (
+    "systemd", "systemd-sysv", "python3", "iproute2", "procps", "ca-certificates", "openssl",
+    "curl", "nginx", "apache2", "bind9", "bind9-utils", "bind9-dnsutils", "unbound", "ldnsutils",
+)
+
+
+def cache_dir() -> Path:
+    """$LABGEN_CACHE, else $XDG_CACHE_HOME/labgen, else ~/.cache/labgen. Delete it to clear."""
+    if os.environ.get("LABGEN_CACHE"):
+        return Path(os.environ["LABGEN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "labgen"
+
+
+def package_key(packages: tuple[str, ...] = PACKAGES, suite: str = SUITE) -> str:
+    """A short digest of what goes into the root file system: it changes when the list does."""
+    return hashlib.sha256(" ".join([suite, *sorted(packages)]).encode()).hexdigest()[:12]
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt uses ($LABGEN_MIRROR overrides it)."""
+    if os.environ.get("LABGEN_MIRROR"):
+        return os.environ["LABGEN_MIRROR"]
+    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in sources:
+        for stanza in path.read_text(errors="replace").split("\n\n"):
+            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
+            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
+            if uris and suites and not any(s.endswith("-security") for s in suites.group(1).split()):
+                return uris.group(1)
+    listing = Path("/etc/apt/sources.list")
+    if listing.exists():
+        for line in listing.read_text(errors="replace").splitlines():
+            match = re.match(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if match and not match.group(2).endswith("-security"):
+                return match.group(1)
+    raise ToolError("no Debian mirror found in /etc/apt/sources.list(.d); set LABGEN_MIRROR")
+
+
+def rootfs(*, packages: tuple[str, ...] = PACKAGES, log=print) -> Path:
+    """The cached root file system for this package list; built with debootstrap when missing."""
+    dest = cache_dir() / f"rootfs-{SUITE}-{package_key(packages)}"
+    if (dest / "etc" / "debian_version").exists():
+        return dest
+    if shutil.which("debootstrap") is None:
+        raise ToolError("debootstrap is not installed: run 'apt-get install debootstrap' as root")
+    if os.geteuid() != 0:
+        raise ToolError("building the lab root file system needs root (debootstrap)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".rootfs-", dir=dest.parent))
+    log(f"building the Debian {SUITE} root file system with debootstrap (about a minute)")
+    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE,
+           str(work / "fs"), debian_mirror()]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise ToolError(f"debootstrap failed (exit {result.returncode}):\n{tail}")
+    os.rename(work / "fs", dest)
+    shutil.rmtree(work, ignore_errors=True)
+    return dest
