@@ -7,6 +7,7 @@ a whitelist first, so a lab file cannot inject a directive or a record.
 from __future__ import annotations
 
 import difflib
+import io
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -207,7 +208,7 @@ def dns_label(value: Any, where: str, fail: Callable[[str, str], None]) -> str:
             fail(f"{value!r} is not a valid internationalized label (IDNA 2008: {exc})", where)
     if len(text) > 63:
         fail(f"{value!r} is longer than 63 characters (RFC 1035)", where)
-    if not LABEL_RE.match(text):
+    if not LABEL_RE.fullmatch(text):
         fail(f"{value!r} is not a valid DNS label: use letters, digits and '-', "
              "not starting or ending with '-' (RFC 1123)", where)
     if text[2:4] == "--" and not text.startswith("xn--"):
@@ -219,6 +220,8 @@ def domain_name(value: Any, where: str, fail: Callable[[str, str], None]) -> str
     if not isinstance(value, str):
         fail(f"must be a domain name (text), got {_kind(value)}", where)
     text = value[:-1] if value.endswith(".") else value
+    if text and "" in text.split("."):
+        fail(f"{value!r} has an empty label (a leading dot or two dots in a row)", where)
     labels = [dns_label(label, where, fail) for label in text.split(".")] if text else []
     if len(labels) < 2:
         fail(f"{value!r} needs at least two labels, such as lab.example", where)
@@ -229,7 +232,7 @@ def domain_name(value: Any, where: str, fail: Callable[[str, str], None]) -> str
 
 
 def contact_uri(value: Any, where: str, fail: Callable[[str, str], None]) -> str:
-    if not isinstance(value, str) or not (MAILTO_RE.match(value) or HTTPS_URL_RE.match(value)):
+    if not isinstance(value, str) or not (MAILTO_RE.fullmatch(value) or HTTPS_URL_RE.fullmatch(value)):
         fail(f"{value!r} is not a contact URI: use mailto:user@domain or https://host/path "
              "(RFC 9116)", where)
     return value
@@ -270,8 +273,10 @@ def load(path: str | Path) -> Lab:
         raise SpecError(f"{path}: no such lab file (create one with 'labgen init')") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the lab file: {exc}") from None
+    stream = io.StringIO(text)
+    stream.name = str(path)  # YAML errors then say in "<path>", not in "<unicode string>"
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from None
     return parse(data, str(path))
@@ -296,7 +301,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     fail = top.fail
 
     name = top.typed("name", str, "demo")
-    if not LAB_NAME_RE.match(name):
+    if not LAB_NAME_RE.fullmatch(name):
         fail(f"{name!r} is not a valid lab name: 1-32 lowercase letters, digits and '-', "
              "starting with a letter (it names containers and networks)", "name")
     domain = domain_name(top.get("domain", "lab.example"), "domain", fail)
@@ -320,7 +325,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
 
     hosts = [(n, role, off, None) for n, role, off in INFRA_HOSTS]
     hosts += [(n, "web", WEB_OFFSET + i, sw) for i, (n, sw) in enumerate(servers)]
-    last = WEB_OFFSET + len(servers)
+    last = WEB_OFFSET + len(servers) - 1  # offset of the last web host
     for netw, key in ((ipv4, "network.ipv4"), (ipv6, "network.ipv6")):
         if last >= netw.num_addresses - 1:
             fail(f"{netw} is too small for {len(hosts)} hosts (labgen uses addresses "
@@ -346,7 +351,7 @@ def _target(top: _Section) -> Target:
         version = sec.get(software, base[software])
         if isinstance(version, (int, float)) and not isinstance(version, bool):
             version = str(version)
-        if not isinstance(version, str) or not VERSION_RE.match(version):
+        if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
             sec.fail(f"{version!r} is not a version such as 1.26 or 2.4.66", sec.key(software))
         versions[software] = version
     sec.done()
@@ -357,13 +362,14 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
     value = top.get("servers", [{"name": "nginx", "software": "nginx"},
                                 {"name": "apache", "software": "apache"}])
     if not isinstance(value, list) or not value:
-        top.fail(f"must be a non-empty list of web servers, got {_kind(value)}", "servers")
+        got = "an empty list" if value == [] else _kind(value)
+        top.fail(f"must be a non-empty list of web servers, got {got}", "servers")
     reserved = {n for n, _, _ in INFRA_HOSTS}
     seen: dict[str, int] = {}
     servers = []
     for i, item in enumerate(value):
         sec = _Section(item, f"servers[{i}]", top.source)
-        software = sec.choice("software", SOFTWARE, "") if "software" in sec.data else None
+        software = sec.choice("software", SOFTWARE, "") if sec.data.get("software") is not None else None
         if software is None:
             sec.fail("missing key 'software' (nginx or apache)")
         name = dns_label(sec.get("name", software), sec.key("name"), sec.fail)
@@ -419,14 +425,14 @@ def _headers(top: _Section, profile: Profile) -> tuple[tuple[str, str], ...]:
     for name, value in sec.data.items():
         sec.used.add(name)
         where = sec.key(str(name))
-        if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
+        if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
             sec.fail(f"{name!r} is not a header name: letters, digits and '-'", where)
         if name.lower() in MANAGED_HEADERS:
             sec.fail(f"{name} is set by labgen from the '{MANAGED_HEADERS[name.lower()]}' key", where)
         if value is None:  # null removes a default header
             merged.pop(name.lower(), None)
             continue
-        if not isinstance(value, str) or not HEADER_VALUE_RE.match(value):
+        if not isinstance(value, str) or not HEADER_VALUE_RE.fullmatch(value):
             sec.fail(f"{value!r} is not an allowed header value: printable ASCII without "
                      "quotes, backslash, $, %, #, braces or leading/trailing spaces", where)
         merged[name.lower()] = (name, value)
@@ -446,8 +452,11 @@ def _security_txt(top: _Section, domain: str) -> SecurityTxt:
                  "(1 to 364 days; RFC 9116 section 2.5.5)", sec.key("expires_days"))
     langs = sec.get("preferred_languages", ["en"])
     langs = langs if isinstance(langs, list) else [langs]
+    if not langs:
+        sec.fail("needs at least one language tag, such as en (RFC 9116 section 2.5.8)",
+                 sec.key("preferred_languages"))
     for lang in langs:
-        if not isinstance(lang, str) or not LANG_RE.match(lang):
+        if not isinstance(lang, str) or not LANG_RE.fullmatch(lang):
             sec.fail(f"{lang!r} is not a language tag such as en or nl (RFC 5646)",
                      sec.key("preferred_languages"))
     sec.done()
