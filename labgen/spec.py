@@ -328,8 +328,9 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     last = WEB_OFFSET + len(servers) - 1  # offset of the last web host
     for netw, key in ((ipv4, "network.ipv4"), (ipv6, "network.ipv6")):
         if last >= netw.num_addresses - 1:
-            fail(f"{netw} is too small for {len(hosts)} hosts (labgen uses addresses "
-                 f".{INFRA_HOSTS[0][2]} to .{last}); use a larger subnet", key)
+            fail(f"{netw} is too small for {len(hosts)} hosts (labgen uses the addresses "
+                 f"{netw.network_address + INFRA_HOSTS[0][2]} to {netw.network_address + last}); "
+                 "use a larger subnet", key)
     built = tuple(Host(name=n, role=role, fqdn=f"{n}.{domain}", ipv4=ipv4[off], ipv6=ipv6[off],
                        software=sw) for n, role, off, sw in hosts)
     return Lab(name=name, domain=domain, profile=profile, target=target, ipv4_network=ipv4,
@@ -350,7 +351,9 @@ def _target(top: _Section) -> Target:
     for software in ("nginx", "apache", "openssl"):
         version = sec.get(software, base[software])
         if isinstance(version, (int, float)) and not isinstance(version, bool):
-            version = str(version)
+            # YAML reads 1.20 as the number 1.2: refuse rather than guess.
+            sec.fail(f"{version!r} is a number; write the version in quotes, such as \"1.26\"",
+                     sec.key(software))
         if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
             sec.fail(f"{version!r} is not a version such as 1.26 or 2.4.66", sec.key(software))
         versions[software] = version
@@ -412,7 +415,8 @@ def _dnssec(top: _Section) -> Dnssec:
 def _caa(top: _Section, domain: str) -> Caa:
     sec = top.section("caa")
     issuer = domain_name(sec.get("issuer", f"ca.{domain}"), sec.key("issuer"), sec.fail)
-    iodef = sec.get("iodef", f"mailto:security@{domain}")
+    sec.used.add("iodef")  # null turns iodef reports off
+    iodef = sec.data.get("iodef", f"mailto:security@{domain}")
     if iodef is not None:
         iodef = contact_uri(iodef, sec.key("iodef"), sec.fail)
     sec.done()

@@ -233,13 +233,16 @@ BAD = [
                  "lab.yml: network.ipv4: 10.0.0.0/8 overlaps 10.88.0.0/16, "
                  "a container engine's default network",
                  id="ipv4-around-podman-default"),
+    pytest.param({"target": {"nginx": 1.20}},
+                 'lab.yml: target.nginx: 1.2 is a number; write the version in quotes, such as "1.26"',
+                 id="target-version-unquoted"),
     pytest.param({"network": {"ipv4": "10.1.0.0/28"}},
                  "lab.yml: network.ipv4: 10.1.0.0/28 is too small for 5 hosts "
-                 "(labgen uses addresses .10 to .21); use a larger subnet",
+                 "(labgen uses the addresses 10.1.0.10 to 10.1.0.21); use a larger subnet",
                  id="ipv4-too-small"),
     pytest.param({"network": {"ipv6": "2001:db8:10::/124"}},
                  "lab.yml: network.ipv6: 2001:db8:10::/124 is too small for 5 hosts "
-                 "(labgen uses addresses .10 to .21); use a larger subnet",
+                 "(labgen uses the addresses 2001:db8:10::a to 2001:db8:10::15); use a larger subnet",
                  id="ipv6-too-small"),
     # ---- HSTS
     pytest.param({"hsts": {"max_age": -1}},
@@ -465,7 +468,7 @@ def test_smallest_subnet_that_fits():
     lab = parse({**servers, "network": {"ipv4": "10.1.0.0/27"}})
     assert str(lab.web[-1].ipv4) == "10.1.0.30"
     servers = web(*((f"web{i}", "nginx") for i in range(12)))
-    with pytest.raises(SpecError, match=r"is too small for 15 hosts \(labgen uses addresses .10 to .31\)"):
+    with pytest.raises(SpecError, match=r"is too small for 15 hosts \(labgen uses the addresses 10.1.0.10 to 10.1.0.31\)"):
         parse({**servers, "network": {"ipv4": "10.1.0.0/27"}})
 
 
@@ -512,3 +515,8 @@ def test_valid_overrides():
     assert ("Content-Security-Policy", "default-src 'self'") in lab.headers
     assert lab.security_txt.contact == ("https://lab.example/contact",)
     assert lab.security_txt.preferred_languages == ("nl",)
+
+
+def test_caa_iodef_null_turns_reports_off():
+    assert parse({"caa": {"iodef": None}}, "lab.yml").caa.iodef is None
+    assert parse({}, "lab.yml").caa.iodef == "mailto:security@lab.example"
