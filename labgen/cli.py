@@ -30,6 +30,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_build, release_root, report
+
+    lab = load(args.config)
+    build = Path(args.output) / lab.name
+    if args.render or not build.is_dir():
+        build = render(lab, Path(args.output))
+    root = release_root(lab, log=lambda msg: print(msg, file=sys.stderr))
+    results = check_build(lab, build, root)
+    print(f"checking {build} with the real tools of {lab.target.name}:")
+    print(report(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labgen", description=(
         "Turn one lab file into a secure web-server lab: hardened nginx and Apache configs, "
@@ -52,6 +66,19 @@ def parser() -> argparse.ArgumentParser:
     rend.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
     rend.add_argument("-o", "--output", default="build", help="build folder (default: build)")
     rend.set_defaults(func=cmd_render)
+
+    chk = sub.add_parser("check", help="check a rendered build offline with the real servers' checkers",
+                         description=(
+                             "Run nginx -t, apache2ctl configtest, named-checkconf -z and "
+                             "unbound-checkconf on the rendered trees, in a root file system of the "
+                             "target's Debian release (made with debootstrap and cached); validate "
+                             "the signed zone with ldns-verify-zone against labgen's DS; verify each "
+                             "certificate with openssl and match it with its TLSA record. Needs root. "
+                             "Exit status 0 when all pass, 1 when one fails."))
+    chk.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
+    chk.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+    chk.add_argument("--render", action="store_true", help="render first, even if a build exists")
+    chk.set_defaults(func=cmd_check)
     return p
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from .errors import ToolError
 
-SUITE = "trixie"
+# The Debian release whose packages each render target describes.
+SUITES = {"debian13": "trixie", "debian12": "bookworm"}
+SUITE = SUITES["debian13"]  # the lab image
 # Everything a lab host needs; one list for every role, so one image serves all containers.
 PACKAGES = (
     "systemd", "systemd-sysv", "python3", "iproute2", "procps", "ca-certificates", "openssl",
@@ -57,9 +59,9 @@ def debian_mirror() -> str:
     raise ToolError("no Debian mirror found in /etc/apt/sources.list(.d); set LABGEN_MIRROR")
 
 
-def rootfs(*, packages: tuple[str, ...] = PACKAGES, log=print) -> Path:
+def rootfs(*, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES, log=print) -> Path:
     """The cached root file system for this package list; built with debootstrap when missing."""
-    dest = cache_dir() / f"rootfs-{SUITE}-{package_key(packages)}"
+    dest = cache_dir() / f"rootfs-{suite}-{package_key(packages, suite)}"
     if (dest / "etc" / "debian_version").exists():
         return dest
     if shutil.which("debootstrap") is None:
@@ -68,8 +70,8 @@ def rootfs(*, packages: tuple[str, ...] = PACKAGES, log=print) -> Path:
         raise ToolError("building the lab root file system needs root (debootstrap)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".rootfs-", dir=dest.parent))
-    log(f"building the Debian {SUITE} root file system with debootstrap (about a minute)")
-    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE,
+    log(f"building the Debian {suite} root file system with debootstrap (about a minute)")
+    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite,
            str(work / "fs"), debian_mirror()]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:

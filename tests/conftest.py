@@ -4,6 +4,7 @@ debootstrap; .ci/run installs them, so in CI nothing is skipped."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ FIXED_NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true",
                      help="rewrite tests/golden/ from the current templates instead of comparing")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI every test must run: a skipped test is a failure of .ci/run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") and skipped and exitstatus == 0:
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; every test must run in CI", red=True)
+        session.exitstatus = 1
 
 
 @pytest.fixture
