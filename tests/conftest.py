@@ -3,17 +3,12 @@ debootstrap; .ci/run installs them, so in CI nothing is skipped."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
 
 from labgen import render, spec
-
-# A fixed clock for renders whose bytes are compared (security.txt Expires, zone serial).
-FIXED_NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
-
 
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true",

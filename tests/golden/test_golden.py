@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXED_NOW
+from labtest import FIXED_NOW
 
 GOLDEN = Path(__file__).parent / "files"
 # Per host: the files that carry policy (keys and certificates differ every render).

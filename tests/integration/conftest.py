@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,3 @@ def machine_ready():
 def debian13_root():
     """Debian 13 with the lab's packages: built once with debootstrap, then cached."""
     return image.rootfs()
-
-
-def run(cmd: list[str] | str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, shell=isinstance(cmd, str), **kwargs)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import run
+from labtest import run
 
 VARIANTS = [("ECDSAP256SHA256", "nsec"), ("ECDSAP256SHA256", "nsec3"), ("ED25519", "nsec"),
             ("ED25519", "nsec3")]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FIXED_NOW
+from labtest import FIXED_NOW
 from labgen import render as render_mod
 from labgen.errors import RenderError
 
