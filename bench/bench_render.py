@@ -15,9 +15,9 @@ from pathlib import Path
 from labgen import render, spec
 
 
-def timed(fn) -> float:
+def timed(fn, *args) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -28,8 +28,8 @@ def main(runs: int = 15) -> None:
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
-                cold.append(timed(lambda: render.render(lab, out)))
-                warm.append(timed(lambda: render.render(lab, out)))
+                cold.append(timed(render.render, lab, out))
+                warm.append(timed(render.render, lab, out))
         print(f"render {profile:<12} cold (new keys) median {statistics.median(cold) * 1000:7.1f} ms   "
               f"warm (kept keys) median {statistics.median(warm) * 1000:7.1f} ms   ({runs} runs)")
 

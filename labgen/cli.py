@@ -44,6 +44,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _lab_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
+    sub.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labgen", description=(
         "Turn one lab file into a secure web-server lab: hardened nginx and Apache configs, "
@@ -63,8 +68,7 @@ def parser() -> argparse.ArgumentParser:
                               "(nginx, Apache, BIND, Unbound configs, certificates, signed zone), "
                               "pki/ (keys are kept between renders), dns/, inventory.yml and "
                               "SUMMARY.txt. A failed render leaves the previous build untouched."))
-    rend.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
-    rend.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+    _lab_arguments(rend)
     rend.set_defaults(func=cmd_render)
 
     chk = sub.add_parser("check", help="check a rendered build offline with the real servers' checkers",
@@ -75,8 +79,7 @@ def parser() -> argparse.ArgumentParser:
                              "the signed zone with ldns-verify-zone against labgen's DS; verify each "
                              "certificate with openssl and match it with its TLSA record. Needs root. "
                              "Exit status 0 when all pass, 1 when one fails."))
-    chk.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
-    chk.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+    _lab_arguments(chk)
     chk.add_argument("--render", action="store_true", help="render first, even if a build exists")
     chk.set_defaults(func=cmd_check)
     return p

@@ -33,6 +33,8 @@ def test_rendered_files_match_goldens(render_lab, request, profile, target):
     problems = []
     for host, paths in FILES.items():
         for rel in paths:
+            if rel.startswith("var/www") and target != "debian13":
+                continue  # the pages do not depend on the target
             got = (build / "hosts" / host / rel).read_text(encoding="utf-8")
             golden = GOLDEN / f"{profile}-{target}" / host / rel
             if update:
