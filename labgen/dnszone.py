@@ -38,8 +38,9 @@ def signing_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=SIGNATURE_DAYS)
 
 
-def build(lab: Lab, tlsa: dict[str, list[str]], serial: int) -> dns.zone.Zone:
+def build(lab: Lab, tlsa: dict[str, list[str]], now: dt.datetime) -> dns.zone.Zone:
     """The unsigned zone. tlsa maps a web host's name to its TLSA rdata texts."""
+    serial = int(signing_window(now)[0].strftime("%Y%m%d00"))  # the signing day: same-day renders match
     origin = dns.name.from_text(lab.domain)
     zone = dns.zone.Zone(origin)
     ns = lab.role("authdns")

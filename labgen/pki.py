@@ -79,10 +79,6 @@ class Store:
         return cert
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _fresh(cert: x509.Certificate, now: dt.datetime) -> bool:
     """True while more than a third of the certificate's lifetime is left."""
     life = cert.not_valid_after_utc - cert.not_valid_before_utc
@@ -97,9 +93,8 @@ def _is_p256(key) -> bool:
     return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
 
 
-def lab_ca(store: Store, lab: Lab, now: dt.datetime | None = None):
+def lab_ca(store: Store, lab: Lab, now: dt.datetime):
     """The lab's root CA, name-constrained to the lab domain so trusting it risks nothing else."""
-    now = now or _now()
     key = store.key("ca.key", _new_ec_key, _is_p256)
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "labgen"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"labgen {lab.name} root CA")])
@@ -135,9 +130,8 @@ def _ca_domain(cert: x509.Certificate) -> str | None:
     return nc.permitted_subtrees[0].value if nc.permitted_subtrees else None
 
 
-def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datetime | None = None):
+def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datetime):
     """Key and certificate of one kind (ecdsa | rsa) for a web host, issued by the lab CA."""
-    now = now or _now()
     ca_key, ca_cert = ca
     if kind == "rsa":
         size = lab.profile.rsa_key_size

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -38,6 +39,7 @@ def data_dir(name: str) -> Path:
     raise RenderError(f"labgen's {name}/ folder is missing from {here.parent}")
 
 
+@lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(data_dir("templates")), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -135,8 +137,7 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
             tlsa[host.name].append(f"2 1 1 {pki.spki_sha256(ca[1])}")
     zsk = pki.dnssec_key(store, lab.dnssec.algorithm)
     dnskey = dnszone.dnskey_for(zsk, lab.dnssec.algorithm)
-    inception, _ = dnszone.signing_window(now)
-    zone = dnszone.build(lab, tlsa, serial=int(inception.strftime("%Y%m%d00")))
+    zone = dnszone.build(lab, tlsa, now)
     dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
     ds = dnszone.ds_for(lab, dnskey)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), dnszone.ds_line(lab, ds),
