@@ -9,7 +9,7 @@ from pathlib import Path
 from . import __version__
 from .errors import LabgenError, SpecError
 from .render import data_dir, render
-from .spec import load
+from .spec import ENGINES, load
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -44,9 +44,48 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def _lab_arguments(sub: argparse.ArgumentParser) -> None:
+def _engine(args: argparse.Namespace, lab):
+    from .engine import Engine
+
+    return Engine(args.engine or lab.engine)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .lifecycle import status, status_table, up
+
+    lab = load(args.config)
+    engine = _engine(args, lab)
+    up(lab, Path(args.output), engine, verbose=args.verbose)
+    print(status_table(lab, status(lab, engine)))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .lifecycle import down
+
+    lab = load(args.config)
+    removed = down(lab.name, _engine(args, lab))
+    parts = [f"{len(names)} {kind}" for kind, names in removed.items() if names]
+    print(f"lab {lab.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .lifecycle import status, status_table
+
+    lab = load(args.config)
+    rows = status(lab, _engine(args, lab))
+    print(status_table(lab, rows))
+    return 0 if all(r.healthy for r in rows) else 1
+
+
+def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
     sub.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
-    sub.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+    if output:
+        sub.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+    if engine:
+        sub.add_argument("--engine", choices=ENGINES, default=None,
+                         help="container engine (default: the lab file's engine, else podman)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,6 +121,32 @@ def parser() -> argparse.ArgumentParser:
     _lab_arguments(chk)
     chk.add_argument("--render", action="store_true", help="render first, even if a build exists")
     chk.set_defaults(func=cmd_check)
+
+    upp = sub.add_parser("up", help="bring the lab up in containers and deploy it with Ansible",
+                         description=(
+                             "Render when the build is missing or stale, build or reuse the lab "
+                             "image, create the lab's dual-stack network and one container per "
+                             "host (systemd as PID 1), then run the Ansible playbook that copies "
+                             "each host's rendered tree, validates it and starts its service. "
+                             "Running it again changes nothing; after a crash it repairs the lab. "
+                             "Exit status: 0 up, 2 bad lab file, 3 render, 4 image, 5 network or "
+                             "containers, 6 deploy failed."))
+    _lab_arguments(upp, engine=True)
+    upp.add_argument("-v", "--verbose", action="store_true", help="show Ansible's own output")
+    upp.set_defaults(func=cmd_up)
+
+    dwn = sub.add_parser("down", help="remove the lab's containers, network and volumes",
+                         description="Remove every container, network and volume labelled with "
+                                     "this lab's name, and nothing else. The build folder stays.")
+    _lab_arguments(dwn, output=False, engine=True)
+    dwn.set_defaults(func=cmd_down)
+
+    sts = sub.add_parser("status", help="show each host, its addresses and its service",
+                         description="Show each host's container, IPv4 and IPv6 address and the "
+                                     "state of its service. Exit status 0 when every host is "
+                                     "healthy, 1 otherwise.")
+    _lab_arguments(sts, output=False, engine=True)
+    sts.set_defaults(func=cmd_status)
     return p
 
 
@@ -90,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except LabgenError as exc:
-        print(f"labgen: error: {exc}", file=sys.stderr)
+        where = "" if exc.phase in ("labgen", "lab file") else f"{exc.phase} failed: "
+        print(f"labgen: error: {where}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("labgen: interrupted", file=sys.stderr)

@@ -23,7 +23,17 @@ SUITE = SUITES["debian13"]  # the lab image
 PACKAGES = (
     "systemd", "systemd-sysv", "python3", "iproute2", "procps", "ca-certificates", "openssl",
     "curl", "nginx", "apache2", "bind9", "bind9-utils", "bind9-dnsutils", "unbound", "ldnsutils",
+    "iputils-ping", "openssh-server",
 )
+# Run in the new root file system. Debian enables every service it installs; in the lab each
+# role starts only its own, so all start disabled. Timers that would reach the network go too.
+# Every container makes its own machine id and SSH host keys.
+SERVICES = ("nginx", "apache2", "apache-htcacheclean", "named", "unbound", "unbound-resolvconf",
+            "ssh", "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
+            "fstrim.timer", "systemd-pstore")
+SETUP = (f"for unit in {' '.join(SERVICES)}; do systemctl disable --quiet $unit 2>/dev/null; done; "
+         "rm -f /etc/ssh/ssh_host_*; : > /etc/machine-id; "
+         "apt-get clean; rm -rf /var/lib/apt/lists/* /var/log/*.log")
 
 
 def cache_dir() -> Path:
@@ -35,8 +45,9 @@ def cache_dir() -> Path:
 
 
 def package_key(packages: tuple[str, ...] = PACKAGES, suite: str = SUITE) -> str:
-    """A short digest of what goes into the root file system: it changes when the list does."""
-    return hashlib.sha256(" ".join([suite, *sorted(packages)]).encode()).hexdigest()[:12]
+    """A short digest of what goes into the root file system: it changes when the list or the
+    setup does."""
+    return hashlib.sha256(" ".join([suite, *sorted(packages), SETUP]).encode()).hexdigest()[:12]
 
 
 def debian_mirror() -> str:
@@ -78,6 +89,11 @@ def rootfs(*, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES, log=prin
         shutil.rmtree(work, ignore_errors=True)
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
         raise ToolError(f"debootstrap failed (exit {result.returncode}):\n{tail}")
+    result = subprocess.run(["chroot", str(work / "fs"), "/bin/sh", "-c", SETUP],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise ToolError(f"setting up the root file system failed: {result.stderr.strip()}")
     os.rename(work / "fs", dest)
     shutil.rmtree(work, ignore_errors=True)
     return dest

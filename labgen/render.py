@@ -7,6 +7,8 @@ leaves the previous build exactly as it was. Ansible later copies these trees as
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -91,7 +93,9 @@ def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
         material = _material(lab, pki.Store(previous, staging / "pki"), now)
         _write_dns(lab, staging / "dns", material)
         for host in lab.hosts:
-            _write_tree(staging / "hosts" / host.name, host_files(lab, host, material, now))
+            files = host_files(lab, host, material, now)
+            _write_tree(staging / "hosts" / host.name, files)
+            _write_manifest(staging / "manifests" / f"{host.name}.json", files)
         (staging / "inventory.yml").write_text(inventory(lab), encoding="utf-8")
         (staging / "SUMMARY.txt").write_text(summary(lab, material), encoding="utf-8")
         _swap(staging, final)
@@ -176,6 +180,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         files[zone_path(lab)] = (m.zone.encode(), PUBLIC)
     elif host.role == "resolver":
         files["/etc/unbound/unbound.conf"] = text("dns/unbound.conf.j2")
+        files["/etc/default/unbound"] = text("dns/unbound.default.j2")
         files[anchor_path(lab)] = (m.ds_line.encode(), PUBLIC)
     elif host.role == "client":
         files[f"{CLIENT_DIR}/{lab.domain}.ds"] = (m.ds_line.encode(), PUBLIC)
@@ -206,6 +211,21 @@ def _write_tree(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
         else:
             target.write_bytes(content)
             os.chmod(target, mode)
+
+
+def _write_manifest(path: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    """What the deploy compares with each host: every file's SHA-256 and mode, and the mode of
+    every folder it creates. The deploy then copies only what differs."""
+    dirs: dict[str, str] = {}
+    for name, (_, mode) in files.items():
+        for parent in list(Path(name).parents)[:-1]:
+            dirs.setdefault(str(parent), "0700" if mode == SECRET and parent == Path(name).parent
+                            else "0755")
+    doc = {"files": {name: {"mode": f"{mode:04o}", "sha256": hashlib.sha256(content).hexdigest()}
+                     for name, (content, mode) in sorted(files.items())},
+           "dirs": dict(sorted(dirs.items(), key=lambda kv: (kv[0].count("/"), kv[0])))}
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
 
 def inventory(lab: Lab) -> str:

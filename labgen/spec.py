@@ -22,6 +22,7 @@ from .errors import SpecError
 from .profiles import PROFILES, Profile, load_profile
 
 SOFTWARE = ("nginx", "apache")
+ENGINES = ("podman", "docker")
 DNSSEC_ALGORITHMS = ("ECDSAP256SHA256", "ED25519")
 DENIAL = ("nsec", "nsec3")
 # Infrastructure hosts: (name, role, address offset in the lab subnets). Web hosts follow.
@@ -109,6 +110,7 @@ class Lab:
     caa: Caa
     headers: tuple[tuple[str, str], ...]
     security_txt: SecurityTxt
+    engine: str = "podman"
     source: str = field(default="lab.yml", compare=False)
 
     @property
@@ -321,6 +323,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     caa = _caa(top, domain)
     headers = _headers(top, profile)
     security_txt = _security_txt(top, domain)
+    engine = top.choice("engine", ENGINES, "podman")
     top.done()
 
     hosts = [(n, role, off, None) for n, role, off in INFRA_HOSTS]
@@ -335,7 +338,8 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
                        software=sw) for n, role, off, sw in hosts)
     return Lab(name=name, domain=domain, profile=profile, target=target, ipv4_network=ipv4,
                ipv6_network=ipv6, hosts=built, http3=http3, hsts=hsts, dnssec=dnssec,
-               dane_ca=dane_ca, caa=caa, headers=headers, security_txt=security_txt, source=source)
+               dane_ca=dane_ca, caa=caa, headers=headers, security_txt=security_txt, engine=engine,
+               source=source)
 
 
 def _target(top: _Section) -> Target:

@@ -1,0 +1,89 @@
+"""Run playbooks/site.yml with ansible-runner and turn its events into one line per task.
+
+ansible-runner does not raise when a play fails: the status, the return code and the failed
+events are checked here and become a DeployError that names the host, the task and the message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DeployError
+from .render import data_dir
+
+PLAYBOOK = "site.yml"
+# Bookkeeping tasks that say nothing to a person watching the deploy.
+QUIET_ACTIONS = {"ansible.builtin.include_role", "include_role", "ansible.builtin.set_fact", "set_fact",
+                 "ansible.builtin.validate_argument_spec", "validate_argument_spec"}
+
+
+@dataclass
+class Progress:
+    """Follows ansible-runner's events: one line per host and task, as each one finishes.
+
+    With the free strategy hosts run their tasks independently, so a line names both."""
+
+    log: callable = print
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    count: int = 0
+
+    def event(self, data: dict) -> bool:
+        kind = data.get("event", "")
+        if not kind.startswith("runner_on_") or kind in ("runner_on_start", "runner_on_skipped"):
+            return True
+        info = data.get("event_data", {})
+        task, host, res = info.get("task", ""), info.get("host", "?"), info.get("res") or {}
+        outcome = kind.removeprefix("runner_on_")
+        if outcome == "ok" and res.get("changed"):
+            outcome = "changed"
+        if outcome in ("failed", "unreachable") and not info.get("ignore_errors"):
+            self.failures.append((host, task, _message(res)))
+        if info.get("task_action") in QUIET_ACTIONS and outcome == "ok":
+            return True
+        self.count += 1
+        self.log(f"  {host:<12} {outcome:<9} {task}")
+        return True
+
+
+def _message(res: dict) -> str:
+    items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if items:  # a loop: the failed items say what went wrong
+        return "; ".join(f"{r.get('item', {}).get('path', '') if isinstance(r.get('item'), dict) else ''}"
+                         f" {_message(r)}".strip() for r in items[:3])
+    text = res.get("msg") or ""
+    stderr = (res.get("stderr") or "").strip()
+    if stderr and stderr not in text:
+        text = f"{text}: {stderr}" if text else stderr
+    return " ".join(str(text).split()) or "no message"
+
+
+def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: dict | None = None,
+                 verbose: bool = False, log=print, limit: str | None = None) -> dict:
+    """Run site.yml; return ansible-runner's stats (ok, changed, failures per host)."""
+    import ansible_runner  # slow to import: only the commands that deploy need it
+
+    progress = Progress(log=log)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    os.chmod(artifacts, 0o700)
+    env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False",
+           "ANSIBLE_ROLES_PATH": str(data_dir("playbooks") / "roles"),
+           "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3", **(envvars or {})}
+    runner = ansible_runner.run(
+        private_data_dir=str(artifacts), project_dir=str(data_dir("playbooks")), playbook=PLAYBOOK,
+        inventory=str(inventory), extravars=extravars, envvars=env, limit=limit, forks=10,
+        quiet=not verbose, event_handler=progress.event, rotate_artifacts=3,
+        suppress_env_files=True)
+    if runner.status != "successful" or runner.rc != 0:
+        if progress.failures:
+            lines = [f"{host}: task '{task}' failed: {msg}" for host, task, msg in progress.failures
+                     if not msg.startswith("All items completed")]
+            raise DeployError("the playbook stopped:\n  " + "\n  ".join(lines[-4:]))
+        raise DeployError(f"ansible-playbook ended with status {runner.status} (rc {runner.rc}); "
+                          f"run again with -v to see Ansible's output")
+    return runner.stats or {}
+
+
+def changed(stats: dict) -> int:
+    return sum((stats.get("changed") or {}).values())

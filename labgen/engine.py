@@ -1,0 +1,241 @@
+"""The container engine: the same small set of CLI calls for Podman (the default) and Docker.
+
+Everything labgen creates carries the label io.labgen.lab=<lab name>, so `labgen down` removes
+exactly one lab's containers, network and volumes, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import image
+from .errors import EngineError, ImageError
+from .spec import ENGINES, Host, Lab
+
+LABEL = "io.labgen.lab"
+INSTALL_HINT = {
+    "podman": "install it with 'apt-get install podman runc' (Debian/Ubuntu) or see https://podman.io",
+    "docker": "install Docker Engine (Debian: 'apt-get install docker.io') and start dockerd",
+}
+# Ansible reaches a container through the engine, not SSH.
+CONNECTION = {"podman": "containers.podman.podman", "docker": "community.docker.docker"}
+REGISTRY_BASE = {"podman": "docker.io/library/debian", "docker": "debian"}
+# systemd as PID 1. Podman sets up /run, /tmp and cgroups itself; Docker needs them spelt out.
+SYSTEMD_ARGS = {
+    "podman": ("--systemd=always",),
+    "docker": ("--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "--cgroupns=host",
+               "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-signal", "SIGRTMIN+3"),
+}
+
+
+def network_name(lab: Lab) -> str:
+    return f"labgen-{lab.name}"
+
+
+def image_tag(suite: str) -> str:
+    """Keyed by the package list and setup: a new list means a new image, never a stale one."""
+    return f"localhost/labgen-{suite}:{image.package_key(suite=suite)}"
+
+
+def containers_conf() -> Path:
+    """labgen's own containers.conf for Podman, written to the cache and used through
+    CONTAINERS_CONF, so no file under /etc changes. It holds the two settings some machines
+    need: the runc runtime (crun fails on hybrid cgroups) and ulimits no higher than this
+    machine's hard limits (Podman's defaults can exceed them, and then no container starts)."""
+    lines = ["# Written by labgen for its own Podman calls; delete it at will.", "[containers]"]
+    limits = []
+    # Plenty for a lab host, and low enough for the machines measured (nproc above 32768 was
+    # refused there even under a hard limit of 96343).
+    for name, which, cap in (("nofile", resource.RLIMIT_NOFILE, 65536),
+                             ("nproc", resource.RLIMIT_NPROC, 4096)):
+        hard = resource.getrlimit(which)[1]
+        value = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+        limits.append(f'"{name}={value}:{value}"')
+    lines.append(f"default_ulimits = [{', '.join(limits)}]")
+    if shutil.which("runc"):
+        lines += ["[engine]", 'runtime = "runc"']
+    text = "\n".join(lines) + "\n"
+    path = image.cache_dir() / "containers.conf"
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    running: bool
+    key: str  # io.labgen.key: what the container was created with
+    ipv4: str
+    ipv6: str
+
+
+class Engine:
+    def __init__(self, name: str = "podman"):
+        if name not in ENGINES:
+            raise EngineError(f"unknown container engine {name!r}; use one of {', '.join(ENGINES)}")
+        self.name = name
+        if shutil.which(name) is None:
+            raise EngineError(f"{name} is not installed: {INSTALL_HINT[name]}")
+        self.env = dict(os.environ)
+        if name == "podman" and "CONTAINERS_CONF" not in os.environ:
+            self.env["CONTAINERS_CONF"] = str(containers_conf())
+
+    @property
+    def connection(self) -> str:
+        return CONNECTION[self.name]
+
+    def run(self, *args: str, check: bool = True, timeout: int = 600, **kw) -> subprocess.CompletedProcess:
+        try:
+            result = subprocess.run([self.name, *args], capture_output=True, text=True,
+                                    env=self.env, timeout=timeout, **kw)
+        except subprocess.TimeoutExpired:
+            raise EngineError(f"'{self.name} {args[0]}' did not finish in {timeout} s") from None
+        if check and result.returncode != 0:
+            raise EngineError(f"'{self.name} {' '.join(args[:2])}' failed: "
+                              f"{_hint(result.stderr.strip() or result.stdout.strip())}")
+        return result
+
+    # ------------------------------------------------------------------ image
+
+    def image_exists(self, tag: str) -> bool:
+        return self.run("image", "inspect", tag, check=False).returncode == 0
+
+    def ensure_image(self, suite: str, log=print) -> tuple[str, str]:
+        """The lab image for a Debian suite: (tag, how it was obtained)."""
+        tag = image_tag(suite)
+        if self.image_exists(tag):
+            return tag, "cached"
+        source = os.environ.get("LABGEN_IMAGE_SOURCE", "auto")
+        if source in ("auto", "registry") and self._pull_and_build(suite, tag, log):
+            return tag, "built from the registry's debian image"
+        if source == "registry":
+            raise ImageError(f"no registry answered for {REGISTRY_BASE[self.name]}:{suite}")
+        try:
+            root = image.rootfs(suite=suite, log=log)
+        except Exception as exc:  # ToolError from debootstrap
+            raise ImageError(str(exc)) from None
+        log(f"importing {root} as {tag}")
+        tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."],
+                               stdout=subprocess.PIPE)
+        result = self.run("import", "--change", 'CMD ["/sbin/init"]', "-", tag, check=False,
+                          stdin=tar.stdout)
+        tar.stdout.close()
+        tar.wait()
+        if result.returncode != 0 or tar.returncode != 0:
+            raise ImageError(f"'{self.name} import' failed: {result.stderr.strip()}")
+        return tag, "built with debootstrap"
+
+    def _pull_and_build(self, suite: str, tag: str, log) -> bool:
+        """The ordinary route where a registry answers: Debian's image plus the same packages
+        and setup as the debootstrap route."""
+        base = f"{REGISTRY_BASE[self.name]}:{suite}"
+        if self.run("pull", base, check=False, timeout=300).returncode != 0:
+            log(f"no registry answered for {base}: building with debootstrap instead")
+            return False
+        log(f"pulled {base}; installing the lab packages")
+        recipe = (f"FROM {base}\n"
+                  "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                  f"--no-install-recommends {' '.join(image.PACKAGES)} && {image.SETUP}\n"
+                  'CMD ["/sbin/init"]\n')
+        with tempfile.TemporaryDirectory(prefix="labgen-image-") as ctx:
+            (Path(ctx) / "Containerfile").write_text(recipe)
+            result = self.run("build", "-t", tag, "-f", f"{ctx}/Containerfile", ctx, check=False,
+                              timeout=1800)
+        if result.returncode != 0:
+            raise ImageError(f"'{self.name} build' failed:\n" +
+                             "\n".join(result.stdout.strip().splitlines()[-5:]))
+        return True
+
+    # ------------------------------------------------------------------ network
+
+    def ensure_network(self, lab: Lab) -> str:
+        name = network_name(lab)
+        if self.run("network", "inspect", name, check=False).returncode == 0:
+            return "exists"
+        # Internal: the lab talks only to itself and to this machine, never beyond.
+        self.run("network", "create", "--internal", "--ipv6", "--subnet", str(lab.ipv4_network),
+                 "--subnet", str(lab.ipv6_network), "--label", f"{LABEL}={lab.name}", name)
+        return "created"
+
+    # ------------------------------------------------------------------ containers
+
+    def state(self, container: str) -> ContainerState | None:
+        result = self.run("container", "inspect", container, check=False)
+        if result.returncode != 0:
+            return None
+        info = json.loads(result.stdout)[0]
+        nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        net = next(iter(nets.values()), {})
+        return ContainerState(container, bool(info["State"].get("Running")),
+                              ((info.get("Config") or {}).get("Labels") or {}).get("io.labgen.key", ""),
+                              net.get("IPAddress", ""), net.get("GlobalIPv6Address", ""))
+
+    def create_container(self, lab: Lab, host: Host, tag: str, key: str) -> None:
+        resolver = lab.role("resolver")
+        self.run("run", "-d", "--name", lab.container(host), "--hostname", host.fqdn,
+                 "--network", network_name(lab), "--ip", str(host.ipv4), "--ip6", str(host.ipv6),
+                 # Every lookup in the lab goes through the lab's validating resolver.
+                 "--dns", str(resolver.ipv4), "--dns", str(resolver.ipv6), "--dns-search", lab.domain,
+                 "--label", f"{LABEL}={lab.name}", "--label", f"io.labgen.key={key}",
+                 *SYSTEMD_ARGS[self.name], tag)
+
+    def start(self, container: str) -> None:
+        self.run("start", container)
+
+    def remove(self, container: str) -> None:
+        self.run("rm", "-f", container)
+
+    def wait_booted(self, container: str, timeout: float = 60) -> str:
+        """Wait until systemd has finished booting; return its state (running or degraded)."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.exec(container, "systemctl", "is-system-running").stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            time.sleep(0.3)
+        raise EngineError(f"{container}: systemd did not finish booting in {timeout:.0f} s "
+                          f"(state {state or 'unknown'})")
+
+    def exec(self, container: str, *cmd: str, timeout: int = 60) -> subprocess.CompletedProcess:
+        return self.run("exec", container, *cmd, check=False, timeout=timeout)
+
+    def lab_resources(self, lab_name: str) -> dict[str, list[str]]:
+        """Everything of this engine that carries the lab's label."""
+        selector = f"label={LABEL}={lab_name}"
+        found = {}
+        for kind, args in (("containers", ("ps", "-a", "--filter", selector, "--format", "{{.Names}}")),
+                           ("networks", ("network", "ls", "--filter", selector, "--format", "{{.Name}}")),
+                           ("volumes", ("volume", "ls", "--filter", selector, "--format", "{{.Name}}"))):
+            found[kind] = self.run(*args).stdout.split()
+        return found
+
+    def remove_lab(self, lab_name: str) -> dict[str, list[str]]:
+        found = self.lab_resources(lab_name)
+        if found["containers"]:
+            self.run("rm", "-f", *(("-t", "2") if self.name == "podman" else ()), *found["containers"])
+        if found["networks"]:
+            self.run("network", "rm", *found["networks"])
+        if found["volumes"]:
+            self.run("volume", "rm", "-f", *found["volumes"])
+        return found
+
+
+def _hint(message: str) -> str:
+    """Add what to do for the failures MACHINE-like hosts are known to show."""
+    if "setrlimit" in message:
+        message += ("\n  hint: the engine's default ulimits exceed this machine's hard limits; "
+                    "labgen's containers.conf lowers them for Podman (unset CONTAINERS_CONF)")
+    elif "cgroups in hybrid mode" in message or "crun" in message:
+        message += "\n  hint: crun does not work here; install runc ('apt-get install runc')"
+    return message

@@ -1,0 +1,208 @@
+"""labgen up / down / status: the rendered lab in containers, deployed by Ansible.
+
+`up` converges: it renders when the build is missing or stale, reuses the image, network and
+containers that match the lab file, replaces those that do not, starts stopped ones and runs the
+playbook. So a second `up` changes nothing, and an `up` after a crash or a killed container
+brings the lab back to full health.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, deploy, image
+from .engine import LABEL, Engine, network_name
+from .errors import EngineError, ImageError
+from .render import data_dir, render
+from .spec import Host, Lab
+
+# The systemd unit each role runs; the client runs none.
+SERVICES = {"authdns": "named", "resolver": "unbound", "nginx": "nginx", "apache": "apache2"}
+STAMP = ".labgen-stamp.json"
+# Zone signatures last 30 days (dnszone.signing_window): re-render well before they expire.
+RENDER_MAX_AGE = dt.timedelta(days=7)
+PHASES = ("render", "image", "network", "containers", "deploy")
+
+
+def service(host: Host) -> str | None:
+    return SERVICES.get(host.software or host.role)
+
+
+def _source_digest(lab: Lab) -> str:
+    """What the build depends on: the lab file, labgen's version, its templates and profiles."""
+    digest = hashlib.sha256(__version__.encode())
+    digest.update(Path(lab.source).read_bytes() if Path(lab.source).is_file() else lab.source.encode())
+    for folder in (data_dir("templates"), Path(__file__).parent / "profiles"):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_build(lab: Lab, out: Path, now: dt.datetime | None = None) -> tuple[Path, str]:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    build = out / lab.name
+    digest = _source_digest(lab)
+    try:
+        stamp = json.loads((build / STAMP).read_text())
+        fresh = (stamp["digest"] == digest and
+                 now - dt.datetime.fromisoformat(stamp["rendered"]) < RENDER_MAX_AGE)
+    except (OSError, ValueError, KeyError):
+        fresh = False
+    if fresh:
+        return build, "up to date"
+    build = render(lab, out, now=now)
+    (build / STAMP).write_text(json.dumps({"digest": digest, "rendered": now.isoformat()}))
+    return build, "rendered"
+
+
+def _container_key(lab: Lab, host: Host, tag: str) -> str:
+    """Everything a container is created with: when it changes, the container is replaced."""
+    resolver = lab.role("resolver")
+    return hashlib.sha256(" ".join(map(str, (tag, host.fqdn, host.ipv4, host.ipv6, resolver.ipv4,
+                                             resolver.ipv6, lab.domain))).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Phase:
+    """Prints '[n/5] phase: ...' lines and remembers which phase is running."""
+
+    log: callable = print
+    current: str = ""
+
+    def start(self, name: str) -> None:
+        self.current = name
+
+    def done(self, detail: str) -> None:
+        self.log(f"[{PHASES.index(self.current) + 1}/{len(PHASES)}] {self.current}: {detail}")
+
+
+def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print) -> dict:
+    phase = Phase(log)
+    phase.start("render")
+    build, how = ensure_build(lab, out)
+    phase.done(f"{build} {how}")
+
+    phase.start("image")
+    suite = image.SUITES.get(lab.target.name)
+    if suite is None:
+        raise ImageError(f"target {lab.target.name!r} has no lab image; labgen up runs "
+                         f"{', '.join(image.SUITES)}")
+    tag, how = engine.ensure_image(suite, log=lambda msg: log(f"      {msg}"))
+    phase.done(f"{tag} ({how})")
+
+    phase.start("network")
+    net = lab.ipv4_network, lab.ipv6_network
+    phase.done(f"{network_name(lab)} {net[0]} {net[1]} ({_ensure_network(lab, engine)})")
+
+    phase.start("containers")
+    phase.done(_ensure_containers(lab, engine, tag))
+
+    phase.start("deploy")
+    log(f"[5/5] deploy: ansible-playbook site.yml on {len(lab.hosts)} hosts")
+    stats = deploy.run_playbook(
+        (build / "inventory.yml").resolve(), (build / ".ansible").resolve(),
+        {"labgen_build": str(build.resolve()), "ansible_connection": engine.connection},
+        envvars={"CONTAINERS_CONF": engine.env["CONTAINERS_CONF"]} if "CONTAINERS_CONF" in engine.env else {},
+        verbose=verbose, log=log)
+    log(f"lab {lab.name} is up: {deploy.changed(stats)} changes "
+        f"({'first deploy or new render' if deploy.changed(stats) else 'nothing to do'})")
+    return stats
+
+
+def _ensure_network(lab: Lab, engine: Engine) -> str:
+    """The lab's network with the lab file's subnets; a network with other subnets (the lab file
+    changed) is replaced together with the containers on it."""
+    name = network_name(lab)
+    result = engine.run("network", "inspect", name, check=False)
+    if result.returncode == 0:
+        info = json.loads(result.stdout)[0]
+        have = {s.get("subnet") or s.get("Subnet") for s in
+                info.get("subnets") or (info.get("IPAM") or {}).get("Config") or []}
+        if have == {str(lab.ipv4_network), str(lab.ipv6_network)}:
+            return "exists"
+        engine.remove_lab(lab.name)
+    return engine.ensure_network(lab)
+
+
+def _ensure_containers(lab: Lab, engine: Engine, tag: str) -> str:
+    counts = {"created": 0, "started": 0, "replaced": 0, "running": 0, "removed": 0}
+    expected = {lab.container(h) for h in lab.hosts}
+    for stale in set(engine.lab_resources(lab.name)["containers"]) - expected:
+        engine.remove(stale)  # a server the lab file no longer has
+        counts["removed"] += 1
+    for host in lab.hosts:
+        name, key = lab.container(host), _container_key(lab, host, tag)
+        state = engine.state(name)
+        if state is not None and state.key != key:
+            engine.remove(name)
+            counts["replaced"] += 1
+            state = None
+        if state is None:
+            engine.create_container(lab, host, tag, key)
+            counts["created"] += 1
+        elif not state.running:
+            try:
+                engine.start(name)
+                counts["started"] += 1
+            except EngineError:  # e.g. created by an earlier up that was cut off: start afresh
+                engine.remove(name)
+                engine.create_container(lab, host, tag, key)
+                counts["replaced"] += 1
+        else:
+            counts["running"] += 1
+    for host in lab.hosts:
+        engine.wait_booted(lab.container(host))
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n) + f" ({LABEL}={lab.name})"
+
+
+def down(lab_name: str, engine: Engine) -> dict[str, list[str]]:
+    return engine.remove_lab(lab_name)
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    host: Host
+    state: str
+    ipv4: str
+    ipv6: str
+    service: str | None
+    service_state: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "running" and self.service_state in ("active", "-")
+
+
+def status(lab: Lab, engine: Engine) -> list[HostStatus]:
+    rows = []
+    for host in lab.hosts:
+        name, unit = lab.container(host), service(host)
+        state = engine.state(name)
+        if state is None:
+            rows.append(HostStatus(host, "missing", "", "", unit, "-" if unit is None else "unknown"))
+            continue
+        svc = "-"
+        if unit and state.running:
+            svc = engine.exec(name, "systemctl", "is-active", unit).stdout.strip() or "unknown"
+        elif unit:
+            svc = "unknown"
+        rows.append(HostStatus(host, "running" if state.running else "stopped", state.ipv4,
+                               state.ipv6, unit, svc))
+    return rows
+
+
+def status_table(lab: Lab, rows: list[HostStatus]) -> str:
+    lines = [f"lab {lab.name}: network {network_name(lab)} "
+             f"({lab.ipv4_network}, {lab.ipv6_network})",
+             f"{'HOST':<26} {'CONTAINER':<9} {'IPV4':<16} {'IPV6':<24} SERVICE"]
+    for r in rows:
+        svc = f"{r.service} {r.service_state}" if r.service else "-"
+        lines.append(f"{r.host.fqdn:<26} {r.state:<9} {r.ipv4 or '-':<16} {r.ipv6 or '-':<24} {svc}")
+    healthy = sum(r.healthy for r in rows)
+    lines.append(f"{healthy} of {len(rows)} hosts healthy")
+    return "\n".join(lines)
