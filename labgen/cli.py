@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labgen: error: {where}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("labgen: interrupted", file=sys.stderr)
+        print("labgen: interrupted; running the same command again finishes the job",
+              file=sys.stderr)
         return 130
 
 

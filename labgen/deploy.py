@@ -75,6 +75,8 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
         inventory=str(inventory), extravars=extravars, envvars=env, limit=limit, forks=10,
         quiet=not verbose, event_handler=progress.event, rotate_artifacts=3,
         suppress_env_files=True)
+    if runner.status == "canceled":  # Ctrl-C: ansible-runner stops the playbook and reports it
+        raise KeyboardInterrupt
     if runner.status != "successful" or runner.rc != 0:
         if progress.failures:
             lines = [f"{host}: task '{task}' failed: {msg}" for host, task, msg in progress.failures

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__, deploy, image
 from .engine import LABEL, Engine, network_name
 from .errors import EngineError, ImageError
-from .render import data_dir, render
+from .render import data_dir, render, write_manifest
 from .spec import Host, Lab
 
 # The systemd unit each role runs; the client runs none.
@@ -104,6 +104,8 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
 
     phase.start("deploy")
     log(f"[5/5] deploy: ansible-playbook site.yml on {len(lab.hosts)} hosts")
+    for host in lab.hosts:
+        write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
     stats = deploy.run_playbook(
         (build / "inventory.yml").resolve(), (build / ".ansible").resolve(),
         {"labgen_build": str(build.resolve()), "ansible_connection": engine.connection},

@@ -93,9 +93,8 @@ def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
         material = _material(lab, pki.Store(previous, staging / "pki"), now)
         _write_dns(lab, staging / "dns", material)
         for host in lab.hosts:
-            files = host_files(lab, host, material, now)
-            _write_tree(staging / "hosts" / host.name, files)
-            _write_manifest(staging / "manifests" / f"{host.name}.json", files)
+            _write_tree(staging / "hosts" / host.name, host_files(lab, host, material, now))
+            write_manifest(staging / "hosts" / host.name, staging / "manifests" / f"{host.name}.json")
         (staging / "inventory.yml").write_text(inventory(lab), encoding="utf-8")
         (staging / "SUMMARY.txt").write_text(summary(lab, material), encoding="utf-8")
         _swap(staging, final)
@@ -213,19 +212,19 @@ def _write_tree(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
             os.chmod(target, mode)
 
 
-def _write_manifest(path: Path, files: dict[str, tuple[bytes, int]]) -> None:
-    """What the deploy compares with each host: every file's SHA-256 and mode, and the mode of
-    every folder it creates. The deploy then copies only what differs."""
-    dirs: dict[str, str] = {}
-    for name, (_, mode) in files.items():
-        for parent in list(Path(name).parents)[:-1]:
-            dirs.setdefault(str(parent), "0700" if mode == SECRET and parent == Path(name).parent
-                            else "0755")
-    doc = {"files": {name: {"mode": f"{mode:04o}", "sha256": hashlib.sha256(content).hexdigest()}
-                     for name, (content, mode) in sorted(files.items())},
-           "dirs": dict(sorted(dirs.items(), key=lambda kv: (kv[0].count("/"), kv[0])))}
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+def write_manifest(tree: Path, dest: Path) -> None:
+    """What the deploy compares with a host: the SHA-256 and mode of every file of its tree and
+    the mode of every folder, read from disk (so a hand edit in build/ is deployed too). The
+    deploy then copies only what differs."""
+    files, dirs = {}, {}
+    for path in sorted(tree.rglob("*")):
+        name, mode = "/" + path.relative_to(tree).as_posix(), f"{path.stat().st_mode & 0o7777:04o}"
+        if path.is_dir():
+            dirs[name] = mode
+        else:
+            files[name] = {"mode": mode, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    dest.parent.mkdir(exist_ok=True)
+    dest.write_text(json.dumps({"files": files, "dirs": dirs}, indent=1) + "\n", encoding="utf-8")
 
 
 def inventory(lab: Lab) -> str:

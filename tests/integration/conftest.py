@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from labgen import image
+from labgen import image, lifecycle
+from labgen.engine import Engine
+from labgen.spec import Lab, load
+from labtest import write_lab
+
+# The test lab: the default lab file with its own name and subnets, so that a trainer's demo
+# lab on the same machine is left alone.
+TEST_LAB = {"name": "itest", "network": {"ipv4": "203.0.113.0/24", "ipv6": "2001:db8:77::/64"}}
 
 TOOLS = {"openssl": "openssl", "ldns-verify-zone": "ldnsutils", "dnssec-verify": "bind9-utils",
          "named-checkzone": "bind9-utils", "nginx": "nginx", "apache2ctl": "apache2",
          "named-checkconf": "bind9-utils", "unbound-checkconf": "unbound", "debootstrap": "debootstrap",
-         "unshare": "util-linux"}
+         "unshare": "util-linux", "podman": "podman", "runc": "runc", "ssh": "openssh-client"}
 
 
 def pytest_collection_modifyitems(items):
@@ -38,3 +47,37 @@ def machine_ready():
 def debian13_root():
     """Debian 13 with the lab's packages: built once with debootstrap, then cached."""
     return image.rootfs()
+
+
+@dataclass
+class RunningLab:
+    lab: Lab
+    config: Path
+    out: Path
+    engine: Engine
+    first_stats: dict
+
+    @property
+    def build(self) -> Path:
+        return self.out / self.lab.name
+
+    def up(self) -> dict:
+        return lifecycle.up(self.lab, self.out, self.engine, log=lambda _: None)
+
+    def exec(self, host: str, *cmd: str):
+        return self.engine.exec(f"labgen-{self.lab.name}-{host}", *cmd)
+
+    def client(self, *cmd: str):
+        return self.exec("client", *cmd)
+
+
+@pytest.fixture(scope="session")
+def running_lab(tmp_path_factory):
+    """One lab for the whole session, brought up with `labgen up` and taken down at the end."""
+    folder = tmp_path_factory.mktemp("itest")
+    config = write_lab(folder, TEST_LAB)
+    lab, engine = load(config), Engine("podman")
+    lifecycle.down(lab.name, engine)  # left over from an interrupted session
+    stats = lifecycle.up(lab, folder / "build", engine, log=lambda _: None)
+    yield RunningLab(lab, config, folder / "build", engine, stats)
+    lifecycle.down(lab.name, engine)

@@ -1,0 +1,38 @@
+"""A second lab runs beside the session's lab, and `labgen down` removes exactly that lab."""
+
+from __future__ import annotations
+
+from labgen import cli, lifecycle
+from labgen.engine import network_name
+from labgen.spec import load
+
+from labtest import write_lab
+
+SECOND = {"name": "itest2", "network": {"ipv4": "192.168.77.0/24", "ipv6": "2001:db8:78::/64"},
+          "servers": [{"name": "www", "software": "apache"}]}
+
+
+def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_path, capsys):
+    engine = running_lab.engine
+    config = write_lab(tmp_path, SECOND)
+    second = load(config)
+    assert cli.main(["up", "-c", str(config), "-o", str(tmp_path / "build")]) == 0
+    try:
+        for lab in (running_lab.lab, second):
+            assert all(r.healthy for r in lifecycle.status(lab, engine)), lab.name
+        www = second.web[0]
+        code = engine.exec(second.container(second.role("client")), "curl", "-6", "-s", "-o",
+                           "/dev/null", "-w", "%{http_code}", f"https://{www.fqdn}/").stdout
+        assert code == "200"
+        out = capsys.readouterr().out
+        assert "[5/5] deploy" in out and "5 of 5 hosts healthy" not in out
+        assert "4 of 4 hosts healthy" in out
+    finally:
+        assert cli.main(["down", "-c", str(config)]) == 0
+    assert "lab itest2 is down: removed 4 containers, 1 networks" in capsys.readouterr().out
+    assert engine.lab_resources(second.name) == {"containers": [], "networks": [], "volumes": []}
+    assert engine.run("network", "inspect", network_name(second), check=False).returncode != 0
+    # The session's lab is untouched.
+    assert all(r.healthy for r in lifecycle.status(running_lab.lab, engine))
+    assert cli.main(["status", "-c", str(config)]) == 1
+    assert "0 of 4 hosts healthy" in capsys.readouterr().out
