@@ -1,0 +1,90 @@
+"""The parts of labgen up that need no containers: engine discovery, the containers.conf,
+build staleness, the progress display, and the lint of the playbooks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from labgen import cli, deploy, engine, lifecycle
+from labgen.errors import DeployError, EngineError
+from labgen.render import data_dir
+from labgen.spec import load
+from labtest import write_lab
+
+
+def test_a_missing_engine_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no podman, no docker
+    with pytest.raises(EngineError, match=r"podman is not installed: install it with 'apt-get install podman runc'"):
+        engine.Engine("podman")
+    config = write_lab(tmp_path, {"engine": "docker"})
+    assert cli.main(["status", "-c", str(config)]) == 5
+    assert "docker is not installed: install Docker Engine" in capsys.readouterr().err
+
+
+def test_unknown_engine_on_the_command_line_is_bad_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["up", "--engine", "lxc", "-c", str(write_lab(tmp_path, {}))])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'lxc'" in capsys.readouterr().err
+
+
+def test_containers_conf_keeps_ulimits_within_the_hard_limits(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABGEN_CACHE", str(tmp_path))
+    limits = {engine.resource.RLIMIT_NOFILE: (1024, 20000), engine.resource.RLIMIT_NPROC: (100, 2000)}
+    monkeypatch.setattr(engine.resource, "getrlimit", limits.__getitem__)
+    text = engine.containers_conf().read_text()
+    assert 'default_ulimits = ["nofile=20000:20000", "nproc=2000:2000"]' in text
+    assert ('runtime = "runc"' in text) == bool(shutil.which("runc"))
+
+
+def test_up_renders_only_when_the_build_is_missing_or_stale(tmp_path):
+    config = write_lab(tmp_path, {"name": "stale"})
+    out = tmp_path / "build"
+    lab = load(config)
+    assert lifecycle.ensure_build(lab, out)[1] == "rendered"
+    assert lifecycle.ensure_build(lab, out)[1] == "up to date"
+    later = lifecycle.dt.datetime.now(lifecycle.dt.timezone.utc) + lifecycle.RENDER_MAX_AGE
+    assert lifecycle.ensure_build(lab, out, now=later)[1] == "rendered"  # signatures age
+    config.write_text(config.read_text() + "http3: false\n")
+    assert lifecycle.ensure_build(load(config), out)[1] == "rendered"
+
+
+def _event(kind, host, task, **res):
+    return {"event": kind, "event_data": {"host": host, "task": task, "res": res,
+                                          "task_action": "ansible.builtin.copy"}}
+
+
+def test_progress_prints_one_line_per_host_and_task_and_keeps_failures():
+    lines = []
+    progress = deploy.Progress(log=lines.append)
+    progress.event(_event("runner_on_ok", "nginx", "Copy the files", changed=True))
+    progress.event(_event("runner_on_skipped", "nginx", "Copy the keys"))
+    progress.event(_event("runner_on_failed", "apache", "Validate the new config",
+                          msg="non-zero return code", stderr="AH00526: Syntax error"))
+    progress.event({"event": "runner_on_ok", "event_data": {
+        "host": "nginx", "task": "Apply the role", "res": {}, "task_action": "ansible.builtin.include_role"}})
+    assert lines == ["  nginx        changed   Copy the files",
+                     "  apache       failed    Validate the new config"]
+    assert progress.failures == [("apache", "Validate the new config",
+                                  "non-zero return code: AH00526: Syntax error")]
+
+
+def test_a_failed_loop_names_the_failed_items():
+    res = {"msg": "One or more items failed", "results": [
+        {"failed": False, "item": {"path": "a"}},
+        {"failed": True, "item": {"path": "etc/x.conf"}, "msg": "Destination directory does not exist"}]}
+    assert deploy._message(res) == "etc/x.conf Destination directory does not exist"
+
+
+def test_deploy_error_exit_status_names_the_phase():
+    assert DeployError.exit_code == 6 and EngineError.exit_code == 5
+
+
+def test_ansible_lint_passes_on_the_playbooks():
+    result = subprocess.run(["ansible-lint", "--offline", "--profile", "production", "--nocolor",
+                             str(data_dir("playbooks"))], capture_output=True, text=True,
+                            cwd=data_dir("playbooks").parent)
+    assert result.returncode == 0, result.stdout + result.stderr
