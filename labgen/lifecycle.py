@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,12 +74,14 @@ class Phase:
 
     log: callable = print
     current: str = ""
+    started: float = 0.0
 
     def start(self, name: str) -> None:
-        self.current = name
+        self.current, self.started = name, time.monotonic()
 
     def done(self, detail: str) -> None:
-        self.log(f"[{PHASES.index(self.current) + 1}/{len(PHASES)}] {self.current}: {detail}")
+        self.log(f"[{PHASES.index(self.current) + 1}/{len(PHASES)}] {self.current}: {detail} "
+                 f"({time.monotonic() - self.started:.1f} s)")
 
 
 def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print) -> dict:
@@ -104,6 +107,7 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
 
     phase.start("deploy")
     log(f"[5/5] deploy: ansible-playbook site.yml on {len(lab.hosts)} hosts")
+    phase.start("deploy")
     for host in lab.hosts:
         write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
     stats = deploy.run_playbook(
@@ -111,8 +115,8 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
         {"labgen_build": str(build.resolve()), "ansible_connection": engine.connection},
         envvars={"CONTAINERS_CONF": engine.env["CONTAINERS_CONF"]} if "CONTAINERS_CONF" in engine.env else {},
         verbose=verbose, log=log)
-    log(f"lab {lab.name} is up: {deploy.changed(stats)} changes "
-        f"({'first deploy or new render' if deploy.changed(stats) else 'nothing to do'})")
+    phase.done(f"{deploy.changed(stats)} changes")
+    log(f"lab {lab.name} is up")
     return stats
 
 
