@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from .errors import DeployError
 from .render import data_dir
 
@@ -85,6 +87,17 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
         raise DeployError(f"ansible-playbook ended with status {runner.status} (rc {runner.rc}); "
                           f"run again with -v to see Ansible's output")
     return runner.stats or {}
+
+
+def engine_inventory(rendered: Path, folder: Path, connection: str) -> Path:
+    """The rendered inventory with the engine's connection for every lab host. (Not as an extra
+    variable: that would also win for the tasks delegated to this machine.)"""
+    doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))
+    doc["all"].setdefault("vars", {})["ansible_connection"] = connection
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "inventory.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def changed(stats: dict) -> int:

@@ -110,9 +110,10 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
     phase.start("deploy")
     for host in lab.hosts:
         write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
+    artifacts = (build / ".ansible").resolve()
     stats = deploy.run_playbook(
-        (build / "inventory.yml").resolve(), (build / ".ansible").resolve(),
-        {"labgen_build": str(build.resolve()), "ansible_connection": engine.connection},
+        deploy.engine_inventory(build / "inventory.yml", artifacts, engine.connection), artifacts,
+        {"labgen_build": str(build.resolve())},
         envvars={"CONTAINERS_CONF": engine.env["CONTAINERS_CONF"]} if "CONTAINERS_CONF" in engine.env else {},
         verbose=verbose, log=log)
     phase.done(f"{deploy.changed(stats)} changes")
