@@ -25,7 +25,8 @@ TEST_LAB = {"name": "itest", "network": {"ipv4": "203.0.113.0/24", "ipv6": "2001
 TOOLS = {"openssl": "openssl", "ldns-verify-zone": "ldnsutils", "dnssec-verify": "bind9-utils",
          "named-checkzone": "bind9-utils", "nginx": "nginx", "apache2ctl": "apache2",
          "named-checkconf": "bind9-utils", "unbound-checkconf": "unbound", "debootstrap": "debootstrap",
-         "unshare": "util-linux", "podman": "podman", "runc": "runc", "ssh": "openssh-client"}
+         "unshare": "util-linux", "podman": "podman", "runc": "runc", "ssh": "openssh-client",
+         "docker": "docker.io"}
 
 
 def pytest_collection_modifyitems(items):
