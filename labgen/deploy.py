@@ -62,7 +62,7 @@ def _message(res: dict) -> str:
 
 
 def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: dict | None = None,
-                 verbose: bool = False, log=print, limit: str | None = None) -> dict:
+                 verbose: bool = False, log=print) -> dict:
     """Run site.yml; return ansible-runner's stats (ok, changed, failures per host)."""
     import ansible_runner  # slow to import: only the commands that deploy need it
 
@@ -74,7 +74,7 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
            "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3", **(envvars or {})}
     runner = ansible_runner.run(
         private_data_dir=str(artifacts), project_dir=str(data_dir("playbooks")), playbook=PLAYBOOK,
-        inventory=str(inventory), extravars=extravars, envvars=env, limit=limit, forks=10,
+        inventory=str(inventory), extravars=extravars, envvars=env, forks=10,
         quiet=not verbose, event_handler=progress.event, rotate_artifacts=3,
         suppress_env_files=True)
     if runner.status == "canceled":  # Ctrl-C: ansible-runner stops the playbook and reports it

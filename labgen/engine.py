@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import image
-from .errors import EngineError, ImageError
+from .errors import EngineError, ImageError, ToolError
 from .spec import ENGINES, Host, Lab
 
 LABEL = "io.labgen.lab"
@@ -86,9 +86,11 @@ class Engine:
         self.name = name
         if shutil.which(name) is None:
             raise EngineError(f"{name} is not installed: {INSTALL_HINT[name]}")
-        self.env = dict(os.environ)
+        # What labgen adds to the environment of the engine (and of Ansible's engine calls).
+        self.own_env = {}
         if name == "podman" and "CONTAINERS_CONF" not in os.environ:
-            self.env["CONTAINERS_CONF"] = str(containers_conf())
+            self.own_env["CONTAINERS_CONF"] = str(containers_conf())
+        self.env = {**os.environ, **self.own_env}
 
     @property
     def connection(self) -> str:
@@ -122,7 +124,7 @@ class Engine:
             raise ImageError(f"no registry answered for {REGISTRY_BASE[self.name]}:{suite}")
         try:
             root = image.rootfs(suite=suite, log=log)
-        except Exception as exc:  # ToolError from debootstrap
+        except ToolError as exc:  # debootstrap missing or failed
             raise ImageError(str(exc)) from None
         log(f"importing {root} as {tag}")
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."],
@@ -159,9 +161,17 @@ class Engine:
     # ------------------------------------------------------------------ network
 
     def ensure_network(self, lab: Lab) -> str:
+        """The lab's network with the lab file's subnets; a network with other subnets (the lab
+        file changed) is replaced together with the lab's containers."""
         name = network_name(lab)
-        if self.run("network", "inspect", name, check=False).returncode == 0:
-            return "exists"
+        result = self.run("network", "inspect", name, check=False)
+        if result.returncode == 0:
+            info = json.loads(result.stdout)[0]
+            have = {s.get("subnet") or s.get("Subnet") for s in
+                    info.get("subnets") or (info.get("IPAM") or {}).get("Config") or []}
+            if have == {str(lab.ipv4_network), str(lab.ipv6_network)}:
+                return "exists"
+            self.remove_lab(lab.name)
         # Internal: the lab talks only to itself and to this machine, never beyond.
         self.run("network", "create", "--internal", "--ipv6", "--subnet", str(lab.ipv4_network),
                  "--subnet", str(lab.ipv6_network), "--label", f"{LABEL}={lab.name}", name)

@@ -100,40 +100,24 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
 
     phase.start("network")
     net = lab.ipv4_network, lab.ipv6_network
-    phase.done(f"{network_name(lab)} {net[0]} {net[1]} ({_ensure_network(lab, engine)})")
+    phase.done(f"{network_name(lab)} {net[0]} {net[1]} ({engine.ensure_network(lab)})")
 
     phase.start("containers")
     phase.done(_ensure_containers(lab, engine, tag))
 
     phase.start("deploy")
     log(f"[5/5] deploy: ansible-playbook site.yml on {len(lab.hosts)} hosts")
-    phase.start("deploy")
     for host in lab.hosts:
         write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
     artifacts = (build / ".ansible").resolve()
     stats = deploy.run_playbook(
         deploy.engine_inventory(build / "inventory.yml", artifacts, engine.connection), artifacts,
         {"labgen_build": str(build.resolve())},
-        envvars={"CONTAINERS_CONF": engine.env["CONTAINERS_CONF"]} if "CONTAINERS_CONF" in engine.env else {},
+        envvars=engine.own_env,
         verbose=verbose, log=log)
     phase.done(f"{deploy.changed(stats)} changes")
     log(f"lab {lab.name} is up")
     return stats
-
-
-def _ensure_network(lab: Lab, engine: Engine) -> str:
-    """The lab's network with the lab file's subnets; a network with other subnets (the lab file
-    changed) is replaced together with the containers on it."""
-    name = network_name(lab)
-    result = engine.run("network", "inspect", name, check=False)
-    if result.returncode == 0:
-        info = json.loads(result.stdout)[0]
-        have = {s.get("subnet") or s.get("Subnet") for s in
-                info.get("subnets") or (info.get("IPAM") or {}).get("Config") or []}
-        if have == {str(lab.ipv4_network), str(lab.ipv6_network)}:
-            return "exists"
-        engine.remove_lab(lab.name)
-    return engine.ensure_network(lab)
 
 
 def _ensure_containers(lab: Lab, engine: Engine, tag: str) -> str:

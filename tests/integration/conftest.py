@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from labgen import image, lifecycle
 from labgen.engine import Engine
-from labgen.spec import Lab, load
+from labgen.render import cert_paths
+from labgen.spec import Host, Lab, load
 from labtest import write_lab
 
+SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256", "rsa": "rsa_pss_rsae_sha256"}
 # The test lab: the default lab file with its own name and subnets, so that a trainer's demo
 # lab on the same machine is left alone.
 TEST_LAB = {"name": "itest", "network": {"ipv4": "203.0.113.0/24", "ipv6": "2001:db8:77::/64"}}
@@ -70,6 +73,18 @@ class RunningLab:
 
     def client(self, *cmd: str):
         return self.exec("client", *cmd)
+
+    def served_certificate(self, host: Host, kind: str, address: str) -> x509.Certificate:
+        """The certificate a server sends the client for host's name at address (v4 or v6)."""
+        target = f"[{address}]:443" if ":" in address else f"{address}:443"
+        result = self.client("sh", "-c", f"openssl s_client -connect {target} -servername "
+                             f"{host.fqdn} -sigalgs {SIGALGS[kind]} </dev/null 2>/dev/null | openssl x509")
+        assert result.returncode == 0, f"{host.name} over {address}: no certificate ({result.stderr})"
+        return x509.load_pem_x509_certificate(result.stdout.encode())
+
+    def rendered_certificate(self, host: Host, kind: str) -> x509.Certificate:
+        path = self.build / "hosts" / host.name / cert_paths(host, kind)["crt"].lstrip("/")
+        return x509.load_pem_x509_certificate(path.read_bytes())  # the first in the chain
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ this machine over the lab network with Ansible's ssh connection, as the README s
 from __future__ import annotations
 
 import yaml
-from cryptography import x509
 
 from labgen import deploy
 from labgen.engine import LABEL, network_name
@@ -43,11 +42,8 @@ def test_nginx_role_deploys_over_ssh(running_lab, tmp_path):
         assert deploy.changed(again) == 0
 
         assert engine.exec(name, "systemctl", "is-active", "nginx").stdout.strip() == "active"
-        served = running_lab.client("sh", "-c", f"openssl s_client -connect [{address6}]:443 "
-                                    f"-servername {nginx.fqdn} </dev/null 2>/dev/null | openssl x509")
-        rendered = (running_lab.build / "hosts/nginx/etc/ssl/labgen" / f"{nginx.fqdn}.ecdsa.crt")
-        assert x509.load_pem_x509_certificate(served.stdout.encode()) == \
-            x509.load_pem_x509_certificate(rendered.read_bytes())
+        assert running_lab.served_certificate(nginx, "ecdsa", str(address6)) == \
+            running_lab.rendered_certificate(nginx, "ecdsa")
         mode = engine.exec(name, "stat", "-c", "%a %U", f"/etc/ssl/labgen/private/{nginx.fqdn}.ecdsa.key")
         assert mode.stdout.split() == ["600", "root"]
     finally:

@@ -14,14 +14,9 @@ import subprocess
 import sys
 
 import pytest
-from cryptography import x509
 
 from labgen import deploy, lifecycle
 from labgen.errors import DeployError
-from labgen.render import cert_paths
-
-SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256", "rsa": "rsa_pss_rsae_sha256"}
-
 
 def assert_healthy(running_lab):
     rows = lifecycle.status(running_lab.lab, running_lab.engine)
@@ -29,20 +24,6 @@ def assert_healthy(running_lab):
     for host in running_lab.lab.hosts:
         state = running_lab.exec(host.name, "systemctl", "is-system-running").stdout.strip()
         assert state == "running", f"{host.name}: systemd is {state}"
-
-
-def served_certificate(running_lab, host, kind: str, address: str) -> x509.Certificate:
-    target = f"[{address}]:443" if ":" in address else f"{address}:443"
-    result = running_lab.client("sh", "-c", f"openssl s_client -connect {target} "
-                                f"-servername {host.fqdn} -sigalgs {SIGALGS[kind]} </dev/null "
-                                "2>/dev/null | openssl x509")
-    assert result.returncode == 0, f"{host.name} over {address}: no certificate ({result.stderr})"
-    return x509.load_pem_x509_certificate(result.stdout.encode())
-
-
-def rendered_certificate(running_lab, host, kind: str) -> x509.Certificate:
-    path = running_lab.build / "hosts" / host.name / cert_paths(host, kind)["crt"].lstrip("/")
-    return x509.load_pem_x509_certificate(path.read_bytes())  # the first in the chain
 
 
 def test_first_up_deployed_every_host(running_lab):
@@ -73,9 +54,9 @@ def test_each_server_serves_the_rendered_certificate_over_ipv4_and_ipv6(running_
     lab = running_lab.lab
     for host in lab.web:
         for kind in lab.profile.certificate_types:
-            rendered = rendered_certificate(running_lab, host, kind)
+            rendered = running_lab.rendered_certificate(host, kind)
             for address in (str(host.ipv4), str(host.ipv6)):
-                assert served_certificate(running_lab, host, kind, address) == rendered
+                assert running_lab.served_certificate(host, kind, address) == rendered
 
 
 def test_hosts_resolve_through_the_lab_resolver_with_the_ad_flag(running_lab):
@@ -120,8 +101,8 @@ def test_a_broken_config_stops_at_validation_and_the_server_keeps_its_last_good_
         assert leftovers == [f"{host.fqdn}.conf"]  # no backup copies left behind
         assert running_lab.exec(host.name, "systemctl", "is-active", "nginx").stdout.strip() == "active"
         assert running_lab.exec(host.name, "nginx", "-t").returncode == 0
-        rendered = rendered_certificate(running_lab, host, "ecdsa")
-        assert served_certificate(running_lab, host, "ecdsa", str(host.ipv4)) == rendered
+        rendered = running_lab.rendered_certificate(host, "ecdsa")
+        assert running_lab.served_certificate(host, "ecdsa", str(host.ipv4)) == rendered
     finally:
         site.write_text(good)
     assert deploy.changed(running_lab.up()) == 0
@@ -155,6 +136,6 @@ def test_an_interrupted_up_is_repaired_by_the_next_up(running_lab):
     assert proc.returncode == 130 and "labgen: interrupted" in rest
     running_lab.up()
     assert_healthy(running_lab)
-    assert served_certificate(running_lab, apache, "ecdsa", str(apache.ipv6)) == \
-        rendered_certificate(running_lab, apache, "ecdsa")
+    assert running_lab.served_certificate(apache, "ecdsa", str(apache.ipv6)) == \
+        running_lab.rendered_certificate(apache, "ecdsa")
     assert deploy.changed(running_lab.up()) == 0
