@@ -1,0 +1,31 @@
+"""DNSSEC: the zone is signed and the lab resolver validates what the web hosts publish."""
+
+from __future__ import annotations
+
+import pytest
+
+from labgen.checks import check
+from labgen.checks.netutil import dig
+
+
+@check("dnssec.signed", "The zone is signed", standard="RFC 4033-4035; internet.nl DNSSEC",
+       why="An unsigned zone lets anyone on the path forge answers, TLSA records included.",
+       fix="Sign the zone and publish its DS in the parent (labgen signs with its CSK).")
+def test_zone_is_signed(client, lab):
+    flags, answers, status = dig(client, lab.domain, "DNSKEY")
+    assert status == "NOERROR"
+    assert any(a.split()[3] == "DNSKEY" for a in answers), answers
+    assert any(a.split()[3:5] == ["RRSIG", "DNSKEY"] for a in answers), answers
+
+
+@pytest.mark.parametrize("rtype", ["A", "AAAA", "TLSA"])
+@check("dnssec.validated", "The resolver validates the host's records (AD flag)",
+       standard="RFC 4035 section 3.2.3; internet.nl DNSSEC",
+       why="Only validated answers protect a client; the AD flag says the resolver checked them.",
+       fix="Give the resolver the zone's trust anchor (the DS) and keep the signatures fresh "
+           "(labgen up re-renders weekly).")
+def test_records_are_validated(client, server, rtype):
+    name = f"_443._tcp.{server.fqdn}" if rtype == "TLSA" else server.fqdn
+    flags, answers, status = dig(client, name, rtype)
+    assert status == "NOERROR" and answers, f"{name} {rtype}: {status}"
+    assert "ad" in flags, f"{name} {rtype}: no AD flag ({' '.join(flags)})"

@@ -1,0 +1,47 @@
+"""IPv6: every web host and the name server have AAAA records, and each web server serves the
+same page and headers over IPv6 as over IPv4 (internet.nl's IPv6 tests)."""
+
+from __future__ import annotations
+
+from labgen.checks import check
+from labgen.checks.netutil import dig, headers
+
+# Headers that may legitimately differ between two requests.
+VOLATILE = {"date", "age", "etag", "last-modified", "alt-svc", "content-length"}
+
+
+@check("ipv6.aaaa", "The web host has an AAAA record", standard="RFC 3596; internet.nl IPv6",
+       why="Without an AAAA record no IPv6-only client can find the site.",
+       fix="Publish an AAAA record for the host (labgen renders one per host).")
+def test_web_host_has_aaaa(client, server):
+    _, answers, _ = dig(client, server.fqdn, "AAAA")
+    assert any(a.split()[3:5] == ["AAAA", str(server.ipv6)] for a in answers), answers
+
+
+@check("ipv6.ns_aaaa", "The name server has an AAAA record", standard="RFC 3596; internet.nl IPv6",
+       why="A name server reachable only over IPv4 leaves IPv6-only resolvers without answers.",
+       fix="Give the name server an IPv6 address and publish its AAAA record.")
+def test_name_server_has_aaaa(client, lab):
+    ns = lab.role("authdns")
+    _, answers, _ = dig(client, ns.fqdn, "AAAA")
+    assert any(a.split()[3:5] == ["AAAA", str(ns.ipv6)] for a in answers), answers
+
+
+@check("ipv6.reachable", "The web server answers over IPv6", standard="RFC 8200; internet.nl IPv6",
+       why="An AAAA record that points at a server that does not answer breaks the site for IPv6 users.",
+       fix="Make the server listen on [::]:443 (nginx: listen [::]:443 ssl; Apache: Listen 443).")
+def test_web_server_answers_over_ipv6(client, server):
+    assert headers(client, f"https://{server.fqdn}/", "ipv6")[":status"] == "200"
+
+
+@check("ipv6.same_content", "Same page and headers over IPv4 and IPv6",
+       standard="internet.nl IPv6 (same website)",
+       why="Users must get the same site whichever address family their network uses.",
+       fix="Serve both families from the same server block or virtual host.")
+def test_same_page_and_headers_over_both_families(client, server):
+    url = f"https://{server.fqdn}/"
+    v4, v6 = headers(client, url, "ipv4"), headers(client, url, "ipv6")
+    assert {k: v for k, v in v4.items() if k not in VOLATILE} == \
+        {k: v for k, v in v6.items() if k not in VOLATILE}
+    body = "curl {} -s " + url + " | sha256sum"
+    assert client.run(body.format("-4")).stdout == client.run(body.format("-6")).stdout
