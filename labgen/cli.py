@@ -79,6 +79,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(r.healthy for r in rows) else 1
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import run_checks, scorecard
+
+    lab = load(args.config)
+    code, outcomes = run_checks(Path(args.config), Path(args.output))
+    if not outcomes:
+        raise LabgenError(f"no check ran (pytest exit status {code}); is lab {lab.name} up?")
+    text, ok = scorecard(outcomes)
+    print(text)
+    return 0 if ok else 1
+
+
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
     sub.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
     if output:
@@ -147,6 +159,14 @@ def parser() -> argparse.ArgumentParser:
                                      "healthy, 1 otherwise.")
     _lab_arguments(sts, output=False, engine=True)
     sts.set_defaults(func=cmd_status)
+
+    ver = sub.add_parser("verify", help="check every open standard on the live lab",
+                         description="Run labgen's checks (testinfra) from the client through the "
+                                     "lab resolver, for each web server over IPv4 and IPv6, and "
+                                     "print a scorecard. Exit 0 when every required check passes, "
+                                     "1 when one fails.")
+    _lab_arguments(ver)
+    ver.set_defaults(func=cmd_verify)
     return p
 
 
