@@ -21,7 +21,7 @@ from dns.rdtypes.ANY.NSEC3 import NSEC3
 from dns.rdtypes.ANY.NSEC3PARAM import NSEC3PARAM
 from dns.rdtypes.util import Bitmap
 
-from .spec import Lab
+from .spec import BOGUS, Lab
 
 TTL = 3600
 NEGATIVE_TTL = 300  # SOA minimum: how long a "no such name" answer is cached (RFC 2308)
@@ -38,8 +38,9 @@ def signing_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=SIGNATURE_DAYS)
 
 
-def build(lab: Lab, tlsa: dict[str, list[str]], now: dt.datetime) -> dns.zone.Zone:
-    """The unsigned zone. tlsa maps a web host's name to its TLSA rdata texts."""
+def build(lab: Lab, tlsa: dict[str, list[str]], bogus_ds, now: dt.datetime) -> dns.zone.Zone:
+    """The unsigned zone. tlsa maps a web host's name to its TLSA rdata texts; bogus_ds is the
+    DS of the broken child zone, so the break is in its signatures, not in the chain."""
     serial = int(signing_window(now)[0].strftime("%Y%m%d00"))  # the signing day: same-day renders match
     origin = dns.name.from_text(lab.domain)
     zone = dns.zone.Zone(origin)
@@ -64,7 +65,39 @@ def build(lab: Lab, tlsa: dict[str, list[str]], now: dt.datetime) -> dns.zone.Zo
         add(f"_443._tcp.{host.name}", "TLSA", *tlsa[host.name])
         # HTTPS record (RFC 9460): tells clients the ALPN protocols before they connect.
         add(host.name, "HTTPS", f'1 . alpn="{",".join(alpn(lab, host.software))}"')
+    add(BOGUS, "NS", f"{ns.name}.{lab.domain}.")
+    add(BOGUS, "DS", bogus_ds.to_text())
     return zone
+
+
+def bogus_name(lab: Lab) -> str:
+    return f"{BOGUS}.{lab.domain}"
+
+
+def build_bogus(lab: Lab, now: dt.datetime) -> dns.zone.Zone:
+    """The deliberately broken child zone: its apex A record, signed like the parent."""
+    serial = int(signing_window(now)[0].strftime("%Y%m%d00"))
+    ns = lab.role("authdns")
+    zone = dns.zone.Zone(dns.name.from_text(bogus_name(lab)))
+    for rdtype, text in (("SOA", f"{ns.fqdn}. hostmaster.{lab.domain}. {serial} 7200 3600 1209600 "
+                                 f"{NEGATIVE_TTL}"),
+                         ("NS", f"{ns.fqdn}."), ("A", str(ns.ipv4)), ("AAAA", str(ns.ipv6))):
+        zone.find_rdataset("@", rdtype, create=True).add(dns.rdata.from_text("IN", rdtype, text), TTL)
+    return zone
+
+
+def break_signatures(zone: dns.zone.Zone, rdtype: str) -> None:
+    """Flip one bit in every signature over the apex's rdtype RRset: the data stays, the proof
+    no longer matches."""
+    node = zone.find_node("@")
+    covered = dns.rdatatype.from_text(rdtype)
+    for rdataset in node.rdatasets:
+        if rdataset.rdtype == dns.rdatatype.RRSIG:
+            broken = [r.replace(signature=r.signature[:-1] + bytes([r.signature[-1] ^ 1]))
+                      if r.type_covered == covered else r for r in rdataset]
+            rdataset.clear()
+            for r in broken:
+                rdataset.add(r)
 
 
 def alpn(lab: Lab, software: str) -> list[str]:
@@ -77,8 +110,8 @@ def dnskey_for(key, algorithm: str):
     return dns.dnssec.make_dnskey(key.public_key(), ALGORITHMS[algorithm], flags=257)
 
 
-def ds_for(lab: Lab, dnskey) -> dns.rdata.Rdata:
-    return dns.dnssec.make_ds(dns.name.from_text(lab.domain), dnskey, "SHA256")
+def ds_for(name: str, dnskey) -> dns.rdata.Rdata:
+    return dns.dnssec.make_ds(dns.name.from_text(name), dnskey, "SHA256")
 
 
 def sign(zone: dns.zone.Zone, key, dnskey, denial: str, now: dt.datetime) -> None:
@@ -96,8 +129,11 @@ def sign(zone: dns.zone.Zone, key, dnskey, denial: str, now: dt.datetime) -> Non
                                            NSEC3_SHA1, 0, NSEC3_ITERATIONS, NSEC3_SALT))
         _add_nsec3_chain(txn, zone.origin)
         for name in sorted(txn.iterate_names()):
+            delegation = name.derelativize(zone.origin) != zone.origin and txn.get(name, dns.rdatatype.NS)
             for rdataset in list(txn.get_node(name).rdatasets):
-                if rdataset.rdtype != dns.rdatatype.RRSIG:
+                # At a delegation only the DS is the parent's to sign (RFC 4035 section 2.2).
+                if rdataset.rdtype != dns.rdatatype.RRSIG and \
+                        (not delegation or rdataset.rdtype == dns.rdatatype.DS):
                     rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
                     rrset.update(rdataset)
                     dns.dnssec.default_rrset_signer(

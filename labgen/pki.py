@@ -174,9 +174,9 @@ def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datet
     return key, store.cert(f"{host.name}.{kind}.crt", good, make)
 
 
-def dnssec_key(store: Store, algorithm: str):
-    """The zone's signing key (one combined KSK/ZSK, flags 257); kept so the DS stays the same."""
+def dnssec_key(store: Store, algorithm: str, zone: str = "dnssec"):
+    """A zone's signing key (one combined KSK/ZSK, flags 257); kept so the DS stays the same."""
     if algorithm == "ED25519":
-        return store.key("dnssec-ed25519.key", ed25519.Ed25519PrivateKey.generate,
+        return store.key(f"{zone}-ed25519.key", ed25519.Ed25519PrivateKey.generate,
                          lambda k: isinstance(k, ed25519.Ed25519PrivateKey))
-    return store.key("dnssec-ecdsap256sha256.key", _new_ec_key, _is_p256)
+    return store.key(f"{zone}-ecdsap256sha256.key", _new_ec_key, _is_p256)

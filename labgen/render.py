@@ -59,6 +59,10 @@ def zone_path(lab: Lab) -> str:
     return f"/etc/bind/labgen/db.{lab.domain}"
 
 
+def bogus_zone_path(lab: Lab) -> str:
+    return f"/etc/bind/labgen/db.{dnszone.bogus_name(lab)}"
+
+
 def anchor_path(lab: Lab) -> str:
     return f"/etc/unbound/labgen/{lab.domain}.ds"
 
@@ -77,6 +81,7 @@ class Material:
     zone: str
     ds_line: str
     delv_anchors: str
+    bogus_zone: str  # the child zone with a broken signature (dnszone.BOGUS)
 
 
 def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
@@ -138,13 +143,19 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
             tlsa[host.name].append(f"3 1 1 {pki.spki_sha256(cert)}")
         if lab.dane_ca:
             tlsa[host.name].append(f"2 1 1 {pki.spki_sha256(ca[1])}")
-    zsk = pki.dnssec_key(store, lab.dnssec.algorithm)
-    dnskey = dnszone.dnskey_for(zsk, lab.dnssec.algorithm)
-    zone = dnszone.build(lab, tlsa, now)
+    algorithm = lab.dnssec.algorithm
+    bogus_key = pki.dnssec_key(store, algorithm, zone="dnssec-bogus")
+    bogus_dnskey = dnszone.dnskey_for(bogus_key, algorithm)
+    bogus = dnszone.build_bogus(lab, now)
+    dnszone.sign(bogus, bogus_key, bogus_dnskey, "nsec", now)
+    dnszone.break_signatures(bogus, "A")
+    zsk = pki.dnssec_key(store, algorithm)
+    dnskey = dnszone.dnskey_for(zsk, algorithm)
+    zone = dnszone.build(lab, tlsa, dnszone.ds_for(dnszone.bogus_name(lab), bogus_dnskey), now)
     dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
-    ds = dnszone.ds_for(lab, dnskey)
+    ds = dnszone.ds_for(lab.domain, dnskey)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), dnszone.ds_line(lab, ds),
-                    dnszone.delv_anchors(lab, ds))
+                    dnszone.delv_anchors(lab, ds), dnszone.zone_text(bogus))
 
 
 def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
@@ -166,6 +177,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         "alpn": dnszone.alpn(lab, host.software) if host.software else [],
         "certs": [cert_paths(host, kind) for kind in lab.profile.certificate_types],
         "apache_modules": APACHE_MODULES, "zone_path": zone_path(lab),
+        "bogus_zone": dnszone.bogus_name(lab), "bogus_zone_path": bogus_zone_path(lab),
         "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
         "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -177,6 +189,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
     if host.role == "authdns":
         files["/etc/bind/named.conf"] = text("dns/named.conf.j2")
         files[zone_path(lab)] = (m.zone.encode(), PUBLIC)
+        files[bogus_zone_path(lab)] = (m.bogus_zone.encode(), PUBLIC)
     elif host.role == "resolver":
         files["/etc/unbound/unbound.conf"] = text("dns/unbound.conf.j2")
         files["/etc/default/unbound"] = text("dns/unbound.default.j2")

@@ -26,6 +26,8 @@ ENGINES = ("podman", "docker")
 DNSSEC_ALGORITHMS = ("ECDSAP256SHA256", "ED25519")
 DENIAL = ("nsec", "nsec3")
 # Infrastructure hosts: (name, role, address offset in the lab subnets). Web hosts follow.
+# The child zone served with a broken signature (dnszone): its name is taken too.
+BOGUS = "bogus"  # a child zone served with a broken signature: resolvers must refuse it
 INFRA_HOSTS = (("ns1", "authdns", 10), ("resolver", "resolver", 11), ("client", "client", 12))
 WEB_OFFSET = 20
 # Ranges a lab may use: private and documentation space, never someone's real addresses.
@@ -371,7 +373,8 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
         got = "an empty list" if value == [] else _kind(value)
         top.fail(f"must be a non-empty list of web servers, got {got}", "servers")
-    reserved = {n for n, _, _ in INFRA_HOSTS}
+    reserved = {n: f"the lab's own {n} host" for n, _, _ in INFRA_HOSTS}
+    reserved[BOGUS] = "the lab's deliberately broken DNSSEC zone"
     seen: dict[str, int] = {}
     servers = []
     for i, item in enumerate(value):
@@ -381,7 +384,7 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
             sec.fail("missing key 'software' (nginx or apache)")
         name = dns_label(sec.get("name", software), sec.key("name"), sec.fail)
         if name in reserved:
-            sec.fail(f"{name!r} is taken by the lab's own {name} host; choose another name",
+            sec.fail(f"{name!r} is taken by {reserved[name]}; choose another name",
                      sec.key("name"))
         if name in seen:
             sec.fail(f"{name!r} is already the name of servers[{seen[name]}]; names must be unique",

@@ -139,7 +139,7 @@ def shape(build: Path, lab: spec.Lab) -> dict[str, object]:
             elif rel.endswith(".html"):
                 out[key] = html_shape(body)
             elif rel.startswith("etc/bind/labgen/"):
-                out[key] = zone_shape(path, lab.domain)
+                out[key] = zone_shape(path, path.name.removeprefix("db."))
     return out
 
 

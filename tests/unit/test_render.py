@@ -54,7 +54,7 @@ def test_a_changed_algorithm_makes_a_new_dnssec_key_but_keeps_tls_keys(render_la
 def test_secrets_are_private(render_lab):
     _, build = render_lab({"profile": "intermediate"})
     keys = [p for p in build.rglob("*.key")]
-    assert len(keys) == 2 + 2 * 2 + 2 * 2  # pki: CA, DNSSEC, 2x2 server keys; hosts: 2x2 server keys
+    assert len(keys) == 3 + 2 * 2 + 2 * 2  # pki: CA, 2 DNSSEC, 2x2 server keys; hosts: 2x2 server keys
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     assert stat.S_IMODE((build / "pki").stat().st_mode) == 0o700

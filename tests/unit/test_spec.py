@@ -178,6 +178,10 @@ BAD = [
                  "lab.yml: servers[0].name: 'resolver' is taken by the lab's own resolver host; "
                  "choose another name",
                  id="server-reserved-resolver"),
+    pytest.param(web(("bogus", "nginx")),
+                 "lab.yml: servers[0].name: 'bogus' is taken by the lab's deliberately broken "
+                 "DNSSEC zone; choose another name",
+                 id="server-reserved-bogus"),
     pytest.param(web(("web", "nginxx")),
                  "lab.yml: servers[0].software: 'nginxx' is not one of nginx, apache "
                  "(did you mean 'nginx'?)",
