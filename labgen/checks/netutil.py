@@ -16,13 +16,19 @@ def curl_flag(family: str) -> str:
     return "-4" if family == "ipv4" else "-6"
 
 
-def dig(client, name: str, rtype: str) -> tuple[list[str], list[str], str]:
+def dig(client, name: str, rtype: str, *options: str) -> tuple[list[str], list[str], str]:
     """(flags, answer lines, status) of a DNSSEC query through the lab resolver."""
-    out = client.run(f"dig +dnssec +noall +comments +answer {shlex.quote(name)} {rtype}").stdout
+    out = client.run(f"dig +dnssec +noall +comments +answer {' '.join(options)} "
+                     f"{shlex.quote(name)} {rtype}").stdout
     flags = re.search(r";; flags: ([a-z ]+);", out)
     status = re.search(r"status: ([A-Z]+)", out)
     answers = [line for line in out.splitlines() if line and not line.startswith(";")]
     return (flags.group(1).split() if flags else [], answers, status.group(1) if status else "")
+
+
+def records(answers: list[str], rtype: str) -> list[str]:
+    """The rdata texts of the answer lines of one type."""
+    return [" ".join(a.split()[4:]) for a in answers if a.split()[3:4] == [rtype]]
 
 
 def headers(client, url: str, family: str) -> dict[str, str]:
@@ -35,3 +41,29 @@ def headers(client, url: str, family: str) -> dict[str, str]:
             result[name.strip().lower()] = value.strip()
     result[":status"] = out.split()[1] if out.split() else ""
     return result
+
+
+def s_client(client, server: Host, family: str, *options: str) -> tuple[bool, str]:
+    """One openssl s_client handshake with the server at its address over the family:
+    (whether it succeeded, everything s_client printed)."""
+    addr = address(server, family)
+    target = f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
+    # timeout: a resumed 0-RTT connection can otherwise wait for the server's keep-alive.
+    result = client.run(f"timeout 5 openssl s_client -connect {target} -servername {server.fqdn} "
+                        f"{' '.join(options)} </dev/null 2>&1")
+    # An HTTP/2 server may send binary frames right after the handshake.
+    return result.rc == 0, result.stdout_bytes.decode("utf-8", "replace")
+
+
+def handshake(client, server: Host, family: str, *options: str) -> str:
+    """openssl s_client's brief summary of one handshake ('' when it failed)."""
+    ok, out = s_client(client, server, family, "-brief", *options)
+    return out if ok else ""
+
+
+def served_certificate(client, server: Host, family: str) -> str:
+    """The text form (openssl x509 -text) of the certificate the server sends."""
+    addr = address(server, family)
+    target = f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
+    return client.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null "
+                      "2>/dev/null | openssl x509 -noout -text").stdout

@@ -6,6 +6,7 @@ import pytest
 
 from labgen.checks import check
 from labgen.checks.netutil import dig
+from labgen.dnszone import bogus_name
 
 
 @check("dnssec.signed", "The zone is signed", standard="RFC 4033-4035; internet.nl DNSSEC",
@@ -29,3 +30,17 @@ def test_records_are_validated(client, server, rtype):
     flags, answers, status = dig(client, name, rtype)
     assert status == "NOERROR" and answers, f"{name} {rtype}: {status}"
     assert "ad" in flags, f"{name} {rtype}: no AD flag ({' '.join(flags)})"
+
+
+@check("dnssec.bogus_refused", "A name with a broken signature is refused (SERVFAIL)",
+       standard="RFC 4035 section 5.5; internet.nl DNSSEC",
+       why="A resolver that passes a forged answer on is not validating, whatever it claims.",
+       fix="Turn validation on in the resolver (Unbound: module-config \"validator iterator\" "
+           "and the zone's trust anchor).")
+def test_bogus_name_is_refused(client, lab):
+    name = bogus_name(lab)
+    _, _, status = dig(client, name, "A")
+    assert status == "SERVFAIL", f"{name} A: {status}, the broken signature went unnoticed"
+    # With checking disabled (+cd) the same answer arrives: the refusal is validation's doing.
+    _, answers, status = dig(client, name, "A", "+cd")
+    assert status == "NOERROR" and answers, f"{name} A +cd: {status}"

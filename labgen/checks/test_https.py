@@ -1,23 +1,15 @@
-"""HTTPS: redirect, HSTS and the TLS protocol versions, judged from the client over each
-address family, with the values the lab file and its profile demand."""
+"""HTTPS, the HTTP side: redirect, HSTS, HTTP/2 and HTTP/3, judged from the client over each
+address family with the values the lab file and its profile demand."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from labgen.checks import check
-from labgen.checks.netutil import address, curl_flag, headers
-
-MIN_HSTS = 31536000  # internet.nl: at least one year
-
-
-def handshake(client, server, family: str, *options: str) -> str:
-    """openssl s_client's summary of one handshake ('' when it failed)."""
-    addr = address(server, family)
-    target = f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
-    result = client.run(f"openssl s_client -brief -connect {target} -servername {server.fqdn} "
-                        f"{' '.join(options)} </dev/null 2>&1")
-    return result.stdout if result.rc == 0 else ""
+from labgen.checks.netutil import curl_flag, headers, s_client
+from labgen.dnszone import alpn
 
 
 @check("https.redirect", "HTTP redirects to HTTPS on the same host",
@@ -37,35 +29,26 @@ def test_http_redirects_to_https(client, server, family):
 def test_hsts(client, server, family, lab):
     value = headers(client, f"https://{server.fqdn}/", family).get("strict-transport-security", "")
     age = re.search(r"max-age=(\d+)", value)
-    assert age and int(age.group(1)) >= MIN_HSTS, value or "no HSTS header"
-    assert value == lab.hsts.header
+    assert age and int(age.group(1)) >= lab.profile.hsts_required_age, value or "no HSTS header"
+    assert value == lab.hsts.header, f"{value!r}, the lab file says {lab.hsts.header!r}"
 
 
-@check("https.tls13", "TLS 1.3 is offered", standard="RFC 8446; internet.nl TLS version",
-       why="TLS 1.3 removes the weak parts of older versions and makes every handshake forward-secret.",
-       fix="Enable TLSv1.3 (nginx ssl_protocols, Apache SSLProtocol).")
-def test_tls13_offered(client, server, family):
-    out = handshake(client, server, family, "-tls1_3")
-    assert "Protocol version: TLSv1.3" in out, out or "handshake failed"
+@check("https.h2", "HTTP/2 is offered through ALPN", standard="RFC 9113; RFC 7301",
+       why="HTTP/2 multiplexes requests over one TLS connection: faster pages, fewer handshakes.",
+       fix="nginx: http2 on; Apache: Protocols h2 http/1.1 (mod_http2).", level="recommended")
+def test_http2_through_alpn(client, server, family):
+    _, out = s_client(client, server, family, "-alpn", "h2,http/1.1")
+    alpn_line = re.search(r"ALPN protocol: (\S+)|No ALPN negotiated", out)
+    assert alpn_line and alpn_line.group(1) == "h2", alpn_line.group(0) if alpn_line else out[-300:]
 
 
-@check("https.no_tls10_11", "TLS 1.0 and 1.1 are refused",
-       standard="RFC 8996; internet.nl TLS version (insufficient)",
-       why="TLS 1.0 and 1.1 are deprecated: their hashes and modes are broken.",
-       fix="Offer only TLSv1.2 and TLSv1.3 (intermediate) or only TLSv1.3 (modern).")
-def test_old_tls_refused(client, server, family):
-    for version in ("-tls1", "-tls1_1"):
-        out = handshake(client, server, family, version, "-cipher", "'DEFAULT:@SECLEVEL=0'")
-        assert out == "", f"{version} accepted:\n{out}"
-
-
-@check("https.tls12", "TLS 1.2 as the profile says: refused (modern) or offered (intermediate)",
-       standard="Mozilla server-side TLS; internet.nl TLS version",
-       why="The profile fixes the oldest version the lab accepts; anything else is a drift.",
-       fix="Set the server's protocols to the profile's tls_versions.")
-def test_tls12_per_profile(client, server, family, lab):
-    out = handshake(client, server, family, "-tls1_2")
-    if lab.profile.tls12:
-        assert "Protocol version: TLSv1.2" in out, out or "TLS 1.2 refused"
-    else:
-        assert out == "", f"TLS 1.2 accepted under {lab.profile.name}:\n{out}"
+@check("https.h3", "HTTP/3 answers where the lab enables it", standard="RFC 9114; RFC 7838",
+       why="HTTP/3 over QUIC avoids head-of-line blocking; the lab file turns it on for nginx.",
+       fix="nginx: listen 443 quic reuseport and an Alt-Svc header; open UDP 443.",
+       level="recommended")
+def test_http3_where_enabled(client, server, family, lab):
+    if "h3" not in alpn(lab, server.software):
+        pytest.skip("HTTP/3 is not enabled for this server")
+    version = client.run(f"curl {curl_flag(family)} --http3-only -s -o /dev/null "
+                         f"-w '%{{http_version}}' https://{server.fqdn}/").stdout
+    assert version == "3", f"no HTTP/3 answer (got {version or 'nothing'})"

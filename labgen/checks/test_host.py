@@ -1,0 +1,78 @@
+"""The hosts themselves, through testinfra: services, listeners, key files, config test and
+the version the server tells."""
+
+from __future__ import annotations
+
+import pytest
+
+from labgen.checks import check
+from labgen.checks.netutil import headers
+from labgen.lifecycle import service
+from labgen.render import cert_paths
+
+# What each web server's own configuration test is.
+CONFIG_TEST = {"nginx": "nginx -t", "apache": "apache2ctl configtest"}
+# ss's local address of a listener for each family; Apache's one dual-stack socket shows as *.
+LISTENERS = {"ipv4": ("0.0.0.0:443", "*:443"), "ipv6": ("[::]:443", "*:443")}
+
+
+@check("host.service", "The web server is enabled and running", standard="labgen lab",
+       why="A service that is not enabled does not come back after a reboot.",
+       fix="systemctl enable --now <service>.")
+def test_web_service(hosts, server):
+    unit = hosts[server.name].service(service(server))
+    assert unit.is_enabled and unit.is_running, f"{service(server)}: enabled " \
+        f"{unit.is_enabled}, running {unit.is_running}"
+
+
+@pytest.mark.parametrize("role", ["authdns", "resolver"])
+@check("host.dns_service", "The name server and the resolver are enabled and running",
+       standard="labgen lab",
+       why="Without them nothing in the lab resolves, and nothing validates.",
+       fix="systemctl enable --now named / unbound.")
+def test_dns_service(hosts, lab, role):
+    host = lab.role(role)
+    unit = hosts[host.name].service(service(host))
+    assert unit.is_enabled and unit.is_running, f"{service(host)} on {host.name}: enabled " \
+        f"{unit.is_enabled}, running {unit.is_running}"
+
+
+@check("host.listen", "Listening on 0.0.0.0:443 and [::]:443", standard="RFC 8200; labgen lab",
+       why="A server bound to one family or one address is unreachable on the others.",
+       fix="nginx: listen 0.0.0.0:443 ssl; listen [::]:443 ssl; Apache: Listen 443.")
+def test_listening(hosts, server, family):
+    local = {line.split()[3] for line in
+             hosts[server.name].run("ss -Hltn 'sport = :443'").stdout.splitlines()}
+    assert local & set(LISTENERS[family]), f"listening on {', '.join(sorted(local)) or 'nothing'}"
+
+
+@check("host.key_files", "Private key files are readable by root only",
+       standard="labgen lab; NIST SP 800-57 key protection",
+       why="Anyone who reads the key can impersonate the server and, without forward secrecy, "
+           "decrypt its traffic.",
+       fix="chown root:root and chmod 600 the key files.")
+def test_key_files(hosts, server, lab):
+    for kind in lab.profile.certificate_types:
+        key = hosts[server.name].file(cert_paths(server, kind)["key"])
+        assert key.exists and key.user == "root" and key.mode & 0o077 == 0, \
+            f"{key.path}: {oct(key.mode) if key.exists else 'missing'} {key.user if key.exists else ''}"
+
+
+@check("host.config_test", "The server's own config test passes", standard="labgen lab",
+       why="A config that does not pass its own test will fail the next reload.",
+       fix="Run nginx -t / apache2ctl configtest and fix what it names.")
+def test_config_test(hosts, server):
+    result = hosts[server.name].run(CONFIG_TEST[server.software])
+    assert result.rc == 0, (result.stderr or result.stdout).strip()[-300:]
+
+
+@check("host.version_hidden", "The server does not tell its version",
+       standard="OWASP secure headers; internet.nl (no version disclosure)",
+       why="A version number tells an attacker which known holes to try.",
+       fix="nginx: server_tokens off; Apache: ServerTokens Prod and ServerSignature Off.",
+       level="recommended")
+def test_version_hidden(client, server):
+    value = headers(client, f"https://{server.fqdn}/", "ipv4").get("server", "")
+    assert not any(ch.isdigit() for ch in value), f"Server: {value}"
+    page = client.run(f"curl -s https://{server.fqdn}/no-such-page").stdout
+    assert not any(f"{word}/" in page for word in ("nginx", "Apache")), "the error page names a version"
