@@ -4,6 +4,8 @@ parametrization over web servers and address families."""
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
 
 import pytest
 import testinfra
@@ -32,21 +34,75 @@ def build(pytestconfig, lab):
     return Path(pytestconfig.getoption("--lab-build")) / lab.name
 
 
-def _host(lab: Lab, name: str):
+class Shell:
+    """One long-lived `<engine> exec -i <container> sh` behind a testinfra host.
+
+    testinfra's container backends start one `exec` per command (about 0.2 s here, most of a
+    verify run); through this shell a check's command costs what the command itself costs.
+    Each command runs in a subshell with its own stdin, output and exit status, as before.
+    """
+
+    def __init__(self, engine: str, container: str):
+        self.container = container
+        self.proc = subprocess.Popen([engine, "exec", "-i", container, "sh"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.files = f"/tmp/.labgen-verify-{secrets.token_hex(4)}"
+
+    def run(self, command: str) -> tuple[int, bytes, bytes]:
+        marker = secrets.token_hex(8)
+        out, err = f"{self.files}.out", f"{self.files}.err"
+        script = (f"( {command}\n) </dev/null >{out} 2>{err}; echo \"{marker} $? $(wc -c <{out}) "
+                  f"$(wc -c <{err})\"; cat {out} {err}; rm -f {out} {err}\n")
+        try:
+            self.proc.stdin.write(script.encode())
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            while line and not line.startswith(marker.encode()):
+                line = self.proc.stdout.readline()
+        except BrokenPipeError:
+            line = b""
+        if not line:
+            raise RuntimeError(f"lost the shell in {self.container}: is the lab up? (labgen status)")
+        _, rc, n_out, n_err = line.split()
+        return int(rc), self.proc.stdout.read(int(n_out)), self.proc.stdout.read(int(n_err))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+
+
+def _host(lab: Lab, name: str, shells: list[Shell]):
     os.environ.setdefault("CONTAINERS_CONF", str(containers_conf()))
-    backend = "docker" if lab.engine == "docker" else "podman"
-    return testinfra.get_host(f"{backend}://labgen-{lab.name}-{name}")
+    engine = "docker" if lab.engine == "docker" else "podman"
+    container = f"labgen-{lab.name}-{name}"
+    host = testinfra.get_host(f"{engine}://{container}")
+    shell = Shell(engine, container)
+    shells.append(shell)
+    backend = host.backend
 
+    def run(command: str, *args: str, **kwargs):
+        cmd = backend.get_command(command, *args)
+        rc, out, err = shell.run(cmd)
+        return backend.result(rc, backend.encode(cmd), out, err)
 
-@pytest.fixture(scope="session")
-def client(lab):
-    """The student's workstation: network checks run from here, through the lab resolver."""
-    return _host(lab, "client")
+    backend.run = run
+    return host
 
 
 @pytest.fixture(scope="session")
 def hosts(lab):
-    return {h.name: _host(lab, h.name) for h in lab.hosts}
+    """testinfra hosts for every lab host, by name."""
+    shells: list[Shell] = []
+    yield {h.name: _host(lab, h.name, shells) for h in lab.hosts}
+    for shell in shells:
+        shell.close()
+
+
+@pytest.fixture(scope="session")
+def client(hosts):
+    """The student's workstation: network checks run from here, through the lab resolver."""
+    return hosts["client"]
 
 
 def pytest_generate_tests(metafunc):

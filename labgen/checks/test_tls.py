@@ -92,7 +92,7 @@ def test_key_exchange_groups(client, server, family, lab, hosts):
 def test_no_early_data(client, server, family):
     session = f"/tmp/labgen-{server.name}-{family}.session"
     # A session ticket arrives after the handshake: keep the connection open for a moment.
-    client.run(f"(sleep 1; echo) | timeout 2 openssl s_client -connect {server.fqdn}:443 "
+    client.run(f"(sleep 0.3; printf 'HEAD / HTTP/1.0\\r\\n\\r\\n') | timeout 2 openssl s_client -connect {server.fqdn}:443 "
                f"-servername {server.fqdn} -{family[-1]} -sess_out {session} -ign_eof >/dev/null 2>&1")
     ticket = client.run(f"openssl sess_id -in {session} -noout -text").stdout
     client.run(f"echo 'HEAD / HTTP/1.0' > {session}.early")
