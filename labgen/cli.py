@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import LabgenError, SpecError
+from .engine import Engine
+from .errors import LabgenError, SpecError, UsageError
 from .render import data_dir, render
 from .spec import ENGINES, load
 
@@ -45,8 +47,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace, lab):
-    from .engine import Engine
-
     return Engine(args.engine or lab.engine)
 
 
@@ -80,15 +80,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import run_checks, scorecard
+    from . import verify
 
     lab = load(args.config)
-    code, outcomes = run_checks(Path(args.config), Path(args.output))
+    engine = Engine(lab.engine)
+    down = [h.name for h in lab.hosts if not (s := engine.state(lab.container(h))) or not s.running]
+    if down:
+        raise UsageError(f"lab {lab.name} is not up ({', '.join(down)} not running); "
+                         f"run labgen up -c {args.config} first")
+    reports = [Path(p) for p in (args.json, args.html) if p]
+    for path in reports + ([Path(args.junitxml)] if args.junitxml else []):
+        if not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    now = dt.datetime.now(dt.timezone.utc)
+    code, outcomes = verify.run_checks(Path(args.config), Path(args.output),
+                                       Path(args.junitxml) if args.junitxml else None)
     if not outcomes:
-        raise LabgenError(f"no check ran (pytest exit status {code}); is lab {lab.name} up?")
-    text, ok = scorecard(outcomes)
-    print(text)
-    return 0 if ok else 1
+        raise LabgenError(f"no check ran (pytest exit status {code})")
+    report = verify.targets(outcomes)
+    print(verify.scorecard(report))
+    if args.json:
+        Path(args.json).write_text(verify.as_json(lab, report, now), encoding="utf-8")
+    if args.html:
+        Path(args.html).write_text(verify.as_html(lab, report, now), encoding="utf-8")
+    return 0 if verify.all_required_pass(report) else 1
 
 
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
@@ -164,8 +179,11 @@ def parser() -> argparse.ArgumentParser:
                          description="Run labgen's checks (testinfra) from the client through the "
                                      "lab resolver, for each web server over IPv4 and IPv6, and "
                                      "print a scorecard. Exit 0 when every required check passes, "
-                                     "1 when one fails.")
+                                     "1 when one fails, 2 on bad usage (the lab not up).")
     _lab_arguments(ver)
+    ver.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ver.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    ver.add_argument("--junitxml", metavar="FILE", help="also write pytest's JUnit XML")
     ver.set_defaults(func=cmd_verify)
     return p
 

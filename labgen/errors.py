@@ -1,6 +1,6 @@
 """Exceptions that the CLI maps to exit codes. Each carries a message a person can act on.
 
-The exit status says which phase failed: 2 the lab file or the command line, 3 render,
+The exit status says which phase failed: 2 the lab file or the command line (usage), 3 render,
 4 the lab image, 5 the network or containers, 6 the Ansible deploy; 1 anything else.
 """
 
@@ -49,3 +49,10 @@ class DeployError(LabgenError):
 
     exit_code = 6
     phase = "deploy"
+
+
+class UsageError(LabgenError):
+    """The command cannot run as asked (verify before the lab is up, say)."""
+
+    exit_code = 2
+    phase = "verify"

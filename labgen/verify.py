@@ -1,33 +1,77 @@
-"""labgen verify: run labgen's checks (pytest + testinfra) on the live lab and print a scorecard.
+"""labgen verify: run labgen's checks (pytest + testinfra) on the live lab and report.
 
 The checks run in-process through pytest.main with a small plugin that collects each check's
 outcome per server and address family. Score per server, like internet.nl: the share of
-required checks that pass.
+required checks that pass. Reports: the terminal scorecard, JSON, one self-contained HTML
+page, and pytest's own JUnit XML.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from .checks import Check
+from .render import environment
 
 CHECKS_DIR = Path(__file__).parent / "checks"
+LAB = "lab"  # the target of lab-wide checks (zone, resolver, name server)
 
 
 @dataclass(frozen=True)
 class Outcome:
     check: Check
-    target: str  # a web server's name, or "lab" for lab-wide checks
+    target: str  # a web server's name, or LAB for lab-wide checks
     variant: str  # ipv4 / ipv6 / a record type ...; "" when none
     passed: bool
     message: str
 
 
+@dataclass
+class CheckResult:
+    """One check on one target, over all its variants."""
+
+    check: Check
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+    @property
+    def status(self) -> str:
+        if not self.failed:
+            return "pass"
+        return "fail" if self.check.level == "required" else "warn"
+
+
+@dataclass
+class Target:
+    name: str
+    results: list[CheckResult]  # sorted by group, then id
+
+    @property
+    def required(self) -> list[CheckResult]:
+        return [r for r in self.results if r.check.level == "required"]
+
+    @property
+    def score(self) -> int:
+        required = self.required
+        return round(100 * sum(r.status == "pass" for r in required) / len(required)) if required else 100
+
+    @property
+    def title(self) -> str:
+        return "the lab" if self.name == LAB else self.name
+
+
 class Collector:
+    """A pytest plugin: each labgen check's outcome, per target and variant."""
+
     def __init__(self):
         self.outcomes: list[Outcome] = []
 
@@ -35,10 +79,11 @@ class Collector:
     def pytest_runtest_makereport(self, item, call):
         report = (yield).get_result()
         meta = getattr(getattr(item, "function", None), "labgen_check", None)
-        if meta is None or (report.when != "call" and report.passed):
-            return
-        if report.when == "teardown" or report.skipped:
+        if meta is None or report.when == "teardown" or report.skipped:
             return  # a skipped check does not apply to this server (HTTP/3 on Apache)
+        if report.when == "setup" and report.passed:
+            item.user_properties.append(("check", meta.id))  # shows in the JUnit XML
+            return
         params = getattr(item, "callspec", None)
         params = params.params if params else {}
         server = params.get("server")
@@ -46,48 +91,74 @@ class Collector:
         message = ""
         if report.failed:
             crash = getattr(report.longrepr, "reprcrash", None)
-            message = (crash.message if crash else str(report.longrepr)).splitlines()[0][:200]
-        self.outcomes.append(Outcome(meta, server.name if server else "lab", variant,
+            message = (crash.message if crash else str(report.longrepr)).strip()[:400]
+        self.outcomes.append(Outcome(meta, server.name if server else LAB, variant,
                                      report.passed, message))
 
 
-def run_checks(config: Path, out: Path, extra: list[str] | None = None) -> tuple[int, list[Outcome]]:
+def run_checks(config: Path, out: Path, junitxml: Path | None = None) -> tuple[int, list[Outcome]]:
     collector = Collector()
     args = [str(CHECKS_DIR), "-p", "labgen.checks.plugin", "--lab-file", str(config),
             "--lab-build", str(out), "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR),
-            "-p", "no:terminal", *(extra or [])]
+            "-p", "no:terminal"]
+    if junitxml:
+        args.append(f"--junitxml={junitxml}")
     code = pytest.main(args, plugins=[collector])
     return int(code), collector.outcomes
 
 
-def scorecard(outcomes: list[Outcome]) -> tuple[str, bool]:
-    """The terminal report and whether every required check passed."""
-    by_target: dict[str, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
+def targets(outcomes: list[Outcome]) -> list[Target]:
+    """Outcomes grouped by target (the lab first, then the servers) and check."""
+    grouped: dict[str, dict[str, list[Outcome]]] = defaultdict(lambda: defaultdict(list))
     for o in outcomes:
-        by_target[o.target][o.check.id].append(o)
-    lines, ok = [], True
-    for target in sorted(by_target, key=lambda t: (t != "lab", t)):
-        checks = by_target[target]
-        required = [cid for cid, os_ in checks.items() if os_[0].check.level == "required"]
-        passed = [cid for cid in required if all(o.passed for o in checks[cid])]
-        score = round(100 * len(passed) / len(required)) if required else 100
-        lines.append(f"{'the lab' if target == 'lab' else target}: {score}%  "
-                     f"({len(passed)} of {len(required)} required checks pass)")
+        grouped[o.target][o.check.id].append(o)
+    result = []
+    for name in sorted(grouped, key=lambda t: (t != LAB, t)):
+        checks = grouped[name]
+        ids = sorted(checks, key=lambda c: (checks[c][0].check.group, c))
+        result.append(Target(name, [CheckResult(checks[c][0].check, checks[c]) for c in ids]))
+    return result
+
+
+def all_required_pass(report: list[Target]) -> bool:
+    return all(r.status != "fail" for t in report for r in t.results)
+
+
+def scorecard(report: list[Target]) -> str:
+    """The terminal report: per target a score, then each check by standard, with why and
+    fix under each failure."""
+    lines = []
+    for target in report:
+        lines.append(f"{target.title}: {target.score}%  ({sum(r.status == 'pass' for r in target.required)}"
+                     f" of {len(target.required)} required checks pass)")
         group = ""
-        for cid in sorted(checks, key=lambda c: (checks[c][0].check.group, c)):
-            variants = checks[cid]
-            meta = variants[0].check
-            if meta.group != group:
-                group = meta.group
+        for r in target.results:
+            if r.check.group != group:
+                group = r.check.group
                 lines.append(f"  {group.upper()}")
-            failed = [o for o in variants if not o.passed]
-            mark = "PASS" if not failed else ("FAIL" if meta.level == "required" else "WARN")
-            ok &= not (failed and meta.level == "required")
-            lines.append(f"    {mark}  {meta.title}  [{meta.id}; {meta.standard}]")
-            for o in failed:
+            lines.append(f"    {r.status.upper()}  {r.check.title}  [{r.check.id}; {r.check.standard}]")
+            for o in r.failed:
                 where = f" ({o.variant})" if o.variant else ""
-                lines.append(f"          failed{where}: {o.message}")
-            if failed:
-                lines.append(f"          why: {meta.why}")
-                lines.append(f"          fix: {meta.fix}")
-    return "\n".join(lines), ok
+                lines.append(f"          failed{where}: {o.message.splitlines()[0] if o.message else ''}")
+            if r.failed:
+                lines.append(f"          why: {r.check.why}")
+                lines.append(f"          fix: {r.check.fix}")
+    return "\n".join(lines)
+
+
+def as_json(lab, report: list[Target], now: dt.datetime) -> str:
+    doc = {"lab": lab.name, "domain": lab.domain, "profile": lab.profile.name,
+           "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "passed": all_required_pass(report),
+           "targets": [{"name": t.name, "score": t.score,
+                        "checks": [{**asdict(r.check), "status": r.status,
+                                    "variants": [{"variant": o.variant, "passed": o.passed,
+                                                  "message": o.message} for o in r.outcomes]}
+                                   for r in t.results]} for t in report]}
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def as_html(lab, report: list[Target], now: dt.datetime) -> str:
+    """One self-contained page: inline CSS, no script, nothing fetched."""
+    return environment().get_template("report/verify.html.j2").render(
+        lab=lab, report=report, passed=all_required_pass(report),
+        checked_at=now.strftime("%Y-%m-%d %H:%M UTC"))
