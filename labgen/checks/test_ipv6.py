@@ -41,6 +41,7 @@ def test_web_server_answers_over_ipv6(client, server):
 def test_same_page_and_headers_over_both_families(client, server):
     url = f"https://{server.fqdn}/"
     v4, v6 = headers(client, url, "ipv4"), headers(client, url, "ipv6")
+    assert v4[":status"] and v6[":status"], f"no answer over {'IPv4' if not v4[':status'] else 'IPv6'}"
     assert {k: v for k, v in v4.items() if k not in VOLATILE} == \
         {k: v for k, v in v6.items() if k not in VOLATILE}
     body = "curl {} -s " + url + " | sha256sum"

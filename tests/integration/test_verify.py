@@ -1,0 +1,340 @@
+"""`labgen verify` on the shared test lab: every required check passes on both servers over
+both families; and for each check a scenario breaks the lab on purpose and shows that exactly
+the expected checks fail while the rest still pass. Each scenario undoes its own breakage, and
+the module ends by proving the lab is whole again (verify passes, a re-up changes nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labgen import deploy, dnszone, pki
+from labgen.render import cert_paths, zone_path
+from labgen.spec import Lab
+
+NGINX_SITE = "/etc/nginx/conf.d/nginx.lab.example.conf"
+APACHE_SITE = "/etc/apache2/sites-available/apache.lab.example.conf"
+UNBOUND = "/etc/unbound/unbound.conf"
+# Checks that need no name resolution and no served content: they survive a broken zone.
+NO_DNS = {"host.service", "host.dns_service", "host.listen", "host.key_files", "host.config_test",
+          "https.tls13", "https.no_tls10_11", "https.tls12", "https.suites", "https.groups",
+          "https.no_0rtt", "https.no_compression", "https.renegotiation", "https.chain",
+          "https.name", "https.key", "https.h2"}
+# Checks that make HTTPS requests as a browser would (curl, the lab CA trusted).
+HTTPS_REQUESTS = ("https.hsts", "https.h3", "ipv6.reachable", "ipv6.same_content", "headers.csp", "headers.nosniff",
+                  "headers.referrer", "headers.xfo", "headers.security_txt", "host.version_hidden")
+# Refusal checks pass against a server that cannot be reached at all (nothing was accepted).
+REFUSALS = {"https.no_tls10_11", "https.tls12", "https.suites", "https.renegotiation"}
+
+Key = tuple[str, str, str]  # (check id, target, variant)
+
+
+def labgen_verify(lab, tmp_path: Path, *extra: str) -> tuple[int, str, dict]:
+    report = tmp_path / "verify.json"
+    result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(lab.config),
+                             "-o", str(lab.out), "--json", str(report), *extra],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, result.stdout, json.loads(report.read_text())
+
+
+def keys(doc: dict, passed: bool | None = None) -> set[Key]:
+    return {(c["id"], t["name"], v["variant"]) for t in doc["targets"] for c in t["checks"]
+            for v in c["variants"] if passed is None or v["passed"] is passed}
+
+
+def sh(lab, host: str, script: str) -> None:
+    result = lab.exec(host, "sh", "-c", script)
+    assert result.returncode == 0, f"{host}: {script}\n{result.stderr}"
+
+
+def put(lab, host: str, path: str, text: str, tmp_path: Path) -> None:
+    local = tmp_path / Path(path).name
+    local.write_text(text, encoding="utf-8")
+    local.chmod(0o644)
+    lab.engine.run("cp", str(local), f"labgen-{lab.lab.name}-{host}:{path}")
+
+
+@pytest.fixture(scope="module")
+def baseline(running_lab, tmp_path_factory):
+    code, shown, doc = labgen_verify(running_lab, tmp_path_factory.mktemp("verify"))
+    return code, shown, doc
+
+
+def pick(all_keys: set[Key], check: str, target: str | None = None, variant: str = "") -> set[Key]:
+    """Every outcome of one check, narrowed to a target and a variant substring."""
+    found = {k for k in all_keys if k[0] == check and (target is None or k[1] == target)
+             and variant in k[2]}
+    assert found, f"no outcome of {check} {target or ''} {variant} in the baseline"
+    return found
+
+
+class Scenario:
+    """Break the lab with shell scripts (one per host), verify, then undo in reverse order."""
+
+    def __init__(self, lab, tmp_path: Path):
+        self.lab, self.tmp_path, self.undo = lab, tmp_path, []
+
+    def backup(self, host: str, *paths: str) -> None:
+        for path in paths:
+            sh(self.lab, host, f"cp -a {path} {path}.labgen-test")
+        restore = "; ".join(f"mv -f {p}.labgen-test {p}" for p in paths)
+        self.undo.append((host, restore))
+
+    def do(self, host: str, script: str, undo: str = "") -> None:
+        sh(self.lab, host, script)
+        if undo:
+            self.undo.append((host, undo))
+
+    def failures(self) -> tuple[int, str, set[Key]]:
+        code, shown, doc = labgen_verify(self.lab, self.tmp_path)
+        return code, shown, keys(doc, passed=False)
+
+    def restore(self, reloads: list[tuple[str, str]]) -> None:
+        for host, script in reversed(self.undo):
+            sh(self.lab, host, script)
+        for host, script in reloads:
+            sh(self.lab, host, script)
+
+
+def run_scenario(running_lab, tmp_path, breaks, reloads, expected: set[Key]) -> str:
+    scenario = Scenario(running_lab, tmp_path)
+    try:
+        breaks(scenario)
+        code, shown, failed = scenario.failures()
+    finally:
+        scenario.restore(reloads)
+    assert failed == expected, (f"unexpected failures: {sorted(failed - expected)}\n"
+                                f"expected but passed: {sorted(expected - failed)}")
+    return shown if code == 1 else pytest.fail(f"verify exited {code} with failures")
+
+
+def test_every_required_check_passes_on_both_servers_and_families(baseline, running_lab):
+    code, shown, doc = baseline
+    assert code == 0 and doc["passed"], shown
+    assert not keys(doc, passed=False)
+    lab: Lab = running_lab.lab
+    targets = {t["name"]: t for t in doc["targets"]}
+    assert set(targets) == {"lab"} | {s.name for s in lab.web}
+    for server in lab.web:
+        assert targets[server.name]["score"] == 100
+        assert f"{server.name}: 100%" in shown
+        families = {v["variant"] for c in targets[server.name]["checks"] for v in c["variants"]}
+        assert {"ipv4", "ipv6"} <= families
+    # Every check module contributes, and HTTP/3 is judged where the lab enables it (nginx).
+    groups = {c["id"].split(".")[0] for t in doc["targets"] for c in t["checks"]}
+    assert groups == {"ipv6", "dnssec", "https", "dane", "caa", "headers", "host"}
+    assert pick(keys(doc), "https.h3", "nginx") and not {k for k in keys(doc) if k[:2] == ("https.h3", "apache")}
+
+
+def test_old_tls_dropped_hsts_broken_config_and_disabled_services_fail_exactly_their_checks(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+
+    def breaks(s: Scenario):
+        s.backup("nginx", NGINX_SITE)
+        s.do("nginx", f"sed -i 's/ssl_protocols .*/ssl_protocols TLSv1.1 TLSv1.2 TLSv1.3;"
+                      f"\\n    ssl_ciphers DEFAULT:@SECLEVEL=0;/' {NGINX_SITE} && systemctl reload nginx")
+        s.backup("apache", APACHE_SITE)
+        s.do("apache", f"sed -i '/Strict-Transport-Security/d' {APACHE_SITE} && systemctl reload apache2")
+        # Written after the reload: the running server is fine, its next reload would fail.
+        s.do("apache", "echo 'NoSuchDirective on' > /etc/apache2/conf-enabled/zz-broken.conf",
+             "rm -f /etc/apache2/conf-enabled/zz-broken.conf")
+        s.do("apache", "systemctl disable apache2", "systemctl enable apache2")
+        s.do("resolver", "systemctl disable unbound", "systemctl enable unbound")
+
+    expected = (pick(all_keys, "https.no_tls10_11", "nginx") | pick(all_keys, "https.tls12", "nginx")
+                | pick(all_keys, "https.suites", "nginx") | pick(all_keys, "https.hsts", "apache")
+                | pick(all_keys, "host.config_test", "apache") | pick(all_keys, "host.service", "apache")
+                | pick(all_keys, "host.dns_service", "lab", "resolver"))
+    shown = run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx"),
+                                                          ("apache", "systemctl reload apache2")],
+                         expected)
+    assert "FAIL  TLS 1.0 and 1.1 are refused" in shown
+    assert "why: HSTS makes browsers refuse plain HTTP" in shown
+    assert "fix: Send Strict-Transport-Security: max-age=31536000" in shown
+
+
+def test_http_layer_breaks_fail_exactly_their_checks(baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+
+    def breaks(s: Scenario):
+        s.backup("nginx", NGINX_SITE, "/etc/nginx/nginx.conf")
+        s.do("nginx", "sed -i 's/server_tokens off/server_tokens on/' /etc/nginx/nginx.conf && "
+                      f"sed -i -e 's/http2 on/http2 off/' -e '/ quic /d' "
+                      "-e 's/ssl_early_data off/ssl_early_data on/' "
+                      "-e 's/ssl_ecdh_curve .*/ssl_ecdh_curve X25519:secp521r1;/' "
+                      "-e '/Content-Security-Policy/d' -e '/X-Content-Type-Options/d' "
+                      "-e '/X-Frame-Options/d' -e 's/Referrer-Policy \"[^\"]*\"/Referrer-Policy \"unsafe-url\"/' "
+                      f"{NGINX_SITE} && systemctl reload nginx")
+        s.backup("apache", APACHE_SITE, "/var/www/labgen/.well-known/security.txt")
+        s.do("apache", f"sed -i 's|Redirect permanent / .*|Redirect permanent / https://www.example.org/|' "
+                       f"{APACHE_SITE} && rm /var/www/labgen/.well-known/security.txt && "
+                       "systemctl reload apache2")
+
+    expected = set().union(*(pick(all_keys, c, "nginx") for c in (
+        "host.version_hidden", "https.h2", "https.h3", "https.no_0rtt", "https.groups",
+        "headers.csp", "headers.nosniff", "headers.referrer", "headers.xfo")))
+    expected |= pick(all_keys, "https.redirect", "apache") | pick(all_keys, "headers.security_txt", "apache")
+    shown = run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx"),
+                                                          ("apache", "systemctl reload apache2")],
+                         expected)
+    assert "WARN  HTTP/2 is offered through ALPN" in shown  # recommended, not required
+
+
+def _issue(lab, tmp_path: Path, name: str, ca: bool) -> tuple[Path, Path]:
+    """A new EC key and a certificate for name: from the lab CA, or self-signed RSA-2048."""
+    key, crt = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text(f"subjectAltName=DNS:{name}\n")
+    if ca:
+        pkidir = lab.build / "pki"
+        subprocess.run(f"openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                       f"-keyout {key} -subj /CN={name} | openssl x509 -req -days 30 -sha256 "
+                       f"-CA {pkidir}/ca.crt -CAkey {pkidir}/ca.key -extfile {ext} -out {crt}",
+                       shell=True, check=True, capture_output=True)
+    else:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                        "-keyout", str(key), "-out", str(crt), "-subj", f"/CN={name}",
+                        "-addext", f"subjectAltName=DNS:{name}"], check=True, capture_output=True)
+    return key, crt
+
+
+def test_foreign_certificates_a_readable_key_and_tls_compression_fail_exactly_their_checks(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+    lab = running_lab.lab
+    nginx, apache = (next(h for h in lab.web if h.software == s) for s in ("nginx", "apache"))
+    self_signed = _issue(running_lab, tmp_path, "other.example", ca=False)
+    new_key = _issue(running_lab, tmp_path, apache.fqdn, ca=True)
+
+    def breaks(s: Scenario):
+        for host, (key, crt) in ((nginx, self_signed), (apache, new_key)):
+            paths = cert_paths(host, "ecdsa")
+            s.backup(host.name, paths["key"], paths["crt"])
+            running_lab.engine.run("cp", str(key), f"labgen-{lab.name}-{host.name}:{paths['key']}")
+            running_lab.engine.run("cp", str(crt), f"labgen-{lab.name}-{host.name}:{paths['crt']}")
+        s.do("nginx", f"chmod 600 {cert_paths(nginx, 'ecdsa')['key']} && systemctl reload nginx")
+        # The new Apache key is left readable by everyone: host.key_files must notice.
+        s.backup("apache", APACHE_SITE)
+        s.do("apache", f"chmod 644 {cert_paths(apache, 'ecdsa')['key']} && sed -i "
+                       "-e 's/SSLProtocol .*/SSLProtocol -all +TLSv1.2 +TLSv1.3/' "
+                       "-e 's/SSLCompression off/SSLCompression on\\n    SSLCipherSuite DEFAULT:@SECLEVEL=0"
+                       f"\\n    SSLOpenSSLConfCmd Options Compression/' {APACHE_SITE} && "
+                       "systemctl reload apache2")
+
+    # A browser (curl) refuses the self-signed certificate, so every HTTPS request fails too.
+    expected = set().union(*(pick(all_keys, c, "nginx") for c in (
+        "https.chain", "https.name", "https.key", "dane.match") + HTTPS_REQUESTS))
+    expected |= set().union(*(pick(all_keys, c, "apache") for c in (
+        "dane.match", "host.key_files", "https.tls12", "https.suites", "https.no_compression")))
+    run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx"),
+                                                 ("apache", "systemctl reload apache2")], expected)
+
+
+def test_a_resolver_that_does_not_validate_fails_exactly_the_dnssec_and_dane_checks(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+
+    def breaks(s: Scenario):
+        s.backup("resolver", UNBOUND)
+        s.do("resolver", f"sed -i 's/^server:/server:\\n    module-config: \"iterator\"/' {UNBOUND} "
+                         "&& systemctl restart unbound")
+
+    expected = set().union(*(pick(all_keys, c) for c in (
+        "dnssec.validated", "dnssec.bogus_refused", "dane.tlsa", "dane.match", "caa.issuer")))
+    run_scenario(running_lab, tmp_path, breaks, [("resolver", "systemctl restart unbound")], expected)
+
+
+def _zone(running_lab, tmp_path: Path, *, sign: bool, tlsa_of, caa: str, drop_aaaa=()) -> str:
+    """The lab zone rebuilt with labgen's own keys (so the DS still matches), changed as asked."""
+    lab, pkidir = running_lab.lab, running_lab.build / "pki"
+    store = pki.Store(pkidir, tmp_path / "pki")
+    algorithm = lab.dnssec.algorithm
+    bogus_dnskey = dnszone.dnskey_for(pki.dnssec_key(store, algorithm, zone="dnssec-bogus"), algorithm)
+    changed = dataclasses.replace(lab, caa=dataclasses.replace(lab.caa, issuer=caa))
+    now = dt.datetime.now(dt.timezone.utc)
+    zone = dnszone.build(changed, {h.name: [tlsa_of(h)] for h in lab.web},
+                         dnszone.ds_for(dnszone.bogus_name(lab), bogus_dnskey), now)
+    for name in drop_aaaa:
+        zone.delete_rdataset(name, "AAAA")
+    if sign:
+        key = pki.dnssec_key(store, algorithm)
+        dnszone.sign(zone, key, dnszone.dnskey_for(key, algorithm), lab.dnssec.denial, now)
+    return dnszone.zone_text(zone)
+
+
+def _served_tlsa(running_lab):
+    def tlsa(host):
+        return f"3 1 1 {pki.spki_sha256(running_lab.rendered_certificate(host, 'ecdsa'))}"
+    return tlsa
+
+
+DNS_RELOAD = [("ns1", "systemctl restart named"), ("resolver", "systemctl restart unbound")]
+
+
+def test_a_signed_zone_with_a_wrong_tlsa_a_foreign_caa_and_missing_aaaa_fails_exactly_those(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+    lab = running_lab.lab
+    right = _served_tlsa(running_lab)
+    text = _zone(running_lab, tmp_path, sign=True, caa="ca.other.example", drop_aaaa=("ns1", "apache"),
+                 tlsa_of=lambda h: "3 1 1 " + "00" * 32 if h.software == "nginx" else right(h))
+
+    def breaks(s: Scenario):
+        s.backup("ns1", zone_path(lab))
+        put(running_lab, "ns1", zone_path(lab), text, tmp_path)
+        for host, script in DNS_RELOAD:
+            s.do(host, script)
+
+    expected = (pick(all_keys, "caa.issuer") | pick(all_keys, "ipv6.ns_aaaa")
+                | pick(all_keys, "dane.match", "nginx") | pick(all_keys, "ipv6.aaaa", "apache")
+                | pick(all_keys, "ipv6.reachable", "apache") | pick(all_keys, "ipv6.same_content", "apache")
+                | pick(all_keys, "dnssec.validated", "apache", "AAAA")
+                | pick(all_keys, "https.redirect", "apache", "ipv6") | pick(all_keys, "https.hsts", "apache", "ipv6"))
+    run_scenario(running_lab, tmp_path, breaks, DNS_RELOAD, expected)
+
+
+def test_an_unsigned_zone_fails_every_check_that_resolves_a_name(baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+    lab = running_lab.lab
+    text = _zone(running_lab, tmp_path, sign=False, caa=lab.caa.issuer, tlsa_of=_served_tlsa(running_lab))
+
+    def breaks(s: Scenario):
+        s.backup("ns1", zone_path(lab))
+        put(running_lab, "ns1", zone_path(lab), text, tmp_path)
+        for host, script in DNS_RELOAD:
+            s.do(host, script)
+
+    # The resolver holds the DS: an unsigned answer is bogus and becomes SERVFAIL (fail closed).
+    # The bogus child zone stays refused; checks that connect by address still pass.
+    expected = {k for k in all_keys if k[0] not in NO_DNS | {"dnssec.bogus_refused"}}
+    run_scenario(running_lab, tmp_path, breaks, DNS_RELOAD, expected)
+
+
+def test_no_ipv6_listener_fails_every_ipv6_check_of_that_server(baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+
+    def breaks(s: Scenario):
+        s.backup("nginx", NGINX_SITE)
+        s.do("nginx", f"sed -i '/listen \\[::\\]:443 ssl/d' {NGINX_SITE} && systemctl reload nginx")
+
+    # HTTP/3 runs over UDP and keeps its own [::]:443 listener; port 80 still redirects.
+    expected = {k for k in all_keys if k[1] == "nginx" and "ipv6" in k[2]
+                and k[0] not in REFUSALS | {"https.h3", "https.redirect"}}
+    expected |= pick(all_keys, "ipv6.reachable", "nginx") | pick(all_keys, "ipv6.same_content", "nginx")
+    run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx")], expected)
+
+
+def test_after_the_scenarios_the_lab_is_whole_and_reports_render(baseline, running_lab, tmp_path):
+    code, _, doc = labgen_verify(running_lab, tmp_path, "--html", str(tmp_path / "r.html"),
+                                 "--junitxml", str(tmp_path / "r.xml"))
+    assert code == 0 and keys(doc) == keys(baseline[2]), sorted(keys(doc, passed=False))
+    assert deploy.changed(running_lab.up()) == 0
