@@ -29,7 +29,7 @@ TOOLS = {"openssl": "openssl", "ldns-verify-zone": "ldnsutils", "dnssec-verify":
          "named-checkzone": "bind9-utils", "nginx": "nginx", "apache2ctl": "apache2",
          "named-checkconf": "bind9-utils", "unbound-checkconf": "unbound", "debootstrap": "debootstrap",
          "unshare": "util-linux", "podman": "podman", "runc": "runc", "ssh": "openssh-client",
-         "docker": "docker.io"}
+         "docker": "docker.io", "chromium": "chromium"}
 
 
 def pytest_collection_modifyitems(items):

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -39,7 +41,8 @@ Key = tuple[str, str, str]  # (check id, target, variant)
 def labgen_verify(lab, tmp_path: Path, *extra: str) -> tuple[int, str, dict]:
     report = tmp_path / "verify.json"
     result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(lab.config),
-                             "-o", str(lab.out), "--json", str(report), *extra],
+                             "-o", str(lab.out), "--json", str(report),
+                             *(extra or ("--html", str(tmp_path / "verify.html")))],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode in (0, 1), result.stderr
     return result.returncode, result.stdout, json.loads(report.read_text())
@@ -134,7 +137,7 @@ def test_every_required_check_passes_on_both_servers_and_families(baseline, runn
     assert pick(keys(doc), "https.h3", "nginx") and not {k for k in keys(doc) if k[:2] == ("https.h3", "apache")}
 
 
-def test_old_tls_dropped_hsts_broken_config_and_disabled_services_fail_exactly_their_checks(
+def test_old_tls_no_tls13_dropped_hsts_broken_config_and_disabled_services_fail_exactly_theirs(
         baseline, running_lab, tmp_path):
     all_keys = keys(baseline[2])
 
@@ -143,7 +146,9 @@ def test_old_tls_dropped_hsts_broken_config_and_disabled_services_fail_exactly_t
         s.do("nginx", f"sed -i 's/ssl_protocols .*/ssl_protocols TLSv1.1 TLSv1.2 TLSv1.3;"
                       f"\\n    ssl_ciphers DEFAULT:@SECLEVEL=0;/' {NGINX_SITE} && systemctl reload nginx")
         s.backup("apache", APACHE_SITE)
-        s.do("apache", f"sed -i '/Strict-Transport-Security/d' {APACHE_SITE} && systemctl reload apache2")
+        s.do("apache", f"sed -i -e '/Strict-Transport-Security/d' "
+                       f"-e 's/SSLProtocol .*/SSLProtocol -all +TLSv1.2/' {APACHE_SITE} && "
+                       "systemctl reload apache2")
         # Written after the reload: the running server is fine, its next reload would fail.
         s.do("apache", "echo 'NoSuchDirective on' > /etc/apache2/conf-enabled/zz-broken.conf",
              "rm -f /etc/apache2/conf-enabled/zz-broken.conf")
@@ -152,6 +157,10 @@ def test_old_tls_dropped_hsts_broken_config_and_disabled_services_fail_exactly_t
 
     expected = (pick(all_keys, "https.no_tls10_11", "nginx") | pick(all_keys, "https.tls12", "nginx")
                 | pick(all_keys, "https.suites", "nginx") | pick(all_keys, "https.hsts", "apache")
+                # TLS 1.2 only: no TLS 1.3, a version the modern profile refuses, its default
+                # suites, and no hybrid post-quantum group (TLS 1.2 cannot carry it).
+                | pick(all_keys, "https.tls13", "apache") | pick(all_keys, "https.tls12", "apache")
+                | pick(all_keys, "https.suites", "apache") | pick(all_keys, "https.groups", "apache")
                 | pick(all_keys, "host.config_test", "apache") | pick(all_keys, "host.service", "apache")
                 | pick(all_keys, "host.dns_service", "lab", "resolver"))
     shown = run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx"),
@@ -160,6 +169,11 @@ def test_old_tls_dropped_hsts_broken_config_and_disabled_services_fail_exactly_t
     assert "FAIL  TLS 1.0 and 1.1 are refused" in shown
     assert "why: HSTS makes browsers refuse plain HTTP" in shown
     assert "fix: Send Strict-Transport-Security: max-age=31536000" in shown
+    # The HTML report of the same run, as Chromium shows it: the failure with its why and fix.
+    text = page_text(tmp_path / "verify.html")
+    assert "A required check fails." in text and "apache: 74%" in text
+    assert "FAIL HSTS is set for at least a year" in text
+    assert "Why it matters: HSTS makes browsers refuse plain HTTP" in text
 
 
 def test_http_layer_breaks_fail_exactly_their_checks(baseline, running_lab, tmp_path):
@@ -333,8 +347,37 @@ def test_no_ipv6_listener_fails_every_ipv6_check_of_that_server(baseline, runnin
     run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx")], expected)
 
 
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    # Headless, no sandbox (root in CI), and every host name unresolvable: nothing is fetched.
+    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                           "--host-resolver-rules=MAP * ~NOTFOUND", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def page_text(html: Path) -> str:
+    """The text Chromium shows for the page, tags stripped and spaces collapsed."""
+    dom = chromium("--dump-dom", html.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom.stdout))
+
+
 def test_after_the_scenarios_the_lab_is_whole_and_reports_render(baseline, running_lab, tmp_path):
-    code, _, doc = labgen_verify(running_lab, tmp_path, "--html", str(tmp_path / "r.html"),
-                                 "--junitxml", str(tmp_path / "r.xml"))
+    html, xml = tmp_path / "report.html", tmp_path / "report.xml"
+    code, _, doc = labgen_verify(running_lab, tmp_path, "--html", str(html), "--junitxml", str(xml))
     assert code == 0 and keys(doc) == keys(baseline[2]), sorted(keys(doc, passed=False))
     assert deploy.changed(running_lab.up()) == 0
+    # JUnit XML: one test case per check variant, each tagged with its check id.
+    root = ElementTree.parse(xml).getroot()
+    cases = root.iter("testcase")
+    tagged = {p.get("value") for case in cases for p in case.iter("property") if p.get("name") == "check"}
+    assert tagged == {k[0] for k in keys(doc)}
+    # The HTML report as a student's browser shows it.
+    text = page_text(html)
+    assert f"Lab {running_lab.lab.name} ({running_lab.lab.domain}): verification" in text
+    assert "Every required check passes." in text
+    for target in ("the lab", "nginx", "apache"):
+        assert f"{target}: 100%" in text
+    assert text.count("PASS") == sum(len(t["checks"]) for t in doc["targets"])
+    shot = tmp_path / "report.png"
+    assert chromium(f"--screenshot={shot}", "--window-size=1280,2400", html.as_uri()).returncode == 0
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

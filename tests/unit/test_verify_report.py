@@ -1,0 +1,93 @@
+"""labgen verify's reports (scorecard, JSON, HTML) from made-up outcomes, and the one check no
+real server can be broken for (RFC 5746 renegotiation), judged on canned s_client output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from testinfra.backend.base import CommandResult
+
+from labgen import verify
+from labgen.checks import Check
+from labgen.checks.test_tls import test_secure_renegotiation as renegotiation_check
+from labgen.spec import parse
+
+NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
+LAB = parse({})
+
+
+def check(id: str, level: str = "required") -> Check:
+    return Check(id, f"title of {id}", "RFC 0000", level, f"why {id}", f"fix {id}")
+
+
+OUTCOMES = [
+    verify.Outcome(check("https.hsts"), "nginx", "ipv4", True, ""),
+    verify.Outcome(check("https.hsts"), "nginx", "ipv6", False, "no HSTS header <b>"),
+    verify.Outcome(check("https.h2", "recommended"), "nginx", "ipv4", False, "no h2"),
+    verify.Outcome(check("ipv6.aaaa"), "nginx", "", True, ""),
+    verify.Outcome(check("dnssec.signed"), "lab", "", True, ""),
+    verify.Outcome(check("ipv6.aaaa"), "apache", "", True, ""),
+]
+
+
+def test_scores_count_required_checks_and_a_warning_does_not_fail():
+    report = verify.targets(OUTCOMES)
+    assert [t.name for t in report] == ["lab", "apache", "nginx"]
+    nginx = report[2]
+    assert nginx.score == 50  # hsts fails, ipv6.aaaa passes; h2 is only recommended
+    assert {r.check.id: r.status for r in nginx.results} == {
+        "https.h2": "warn", "https.hsts": "fail", "ipv6.aaaa": "pass"}
+    assert not verify.all_required_pass(report)
+    assert verify.all_required_pass(verify.targets([o for o in OUTCOMES if o.check.id != "https.hsts"]))
+
+
+def test_the_scorecard_shows_why_and_fix_under_each_failure_only():
+    text = verify.scorecard(verify.targets(OUTCOMES))
+    assert "nginx: 50%  (1 of 2 required checks pass)" in text
+    assert "    FAIL  title of https.hsts  [https.hsts; RFC 0000]" in text
+    assert "failed (ipv6): no HSTS header <b>" in text
+    assert "why: why https.hsts" in text and "fix: fix https.hsts" in text
+    assert "    WARN  title of https.h2" in text
+    assert "why ipv6.aaaa" not in text
+
+
+def test_json_carries_every_variant_and_the_verdict():
+    doc = json.loads(verify.as_json(LAB, verify.targets(OUTCOMES), NOW))
+    assert doc["passed"] is False and doc["checked_at"] == "2026-01-15T12:00:00Z"
+    nginx = next(t for t in doc["targets"] if t["name"] == "nginx")
+    hsts = next(c for c in nginx["checks"] if c["id"] == "https.hsts")
+    assert hsts["status"] == "fail" and hsts["level"] == "required" and hsts["why"] == "why https.hsts"
+    assert [v["passed"] for v in hsts["variants"]] == [True, False]
+
+
+def test_the_html_page_is_self_contained_and_escapes_messages():
+    page = verify.as_html(LAB, verify.targets(OUTCOMES), NOW)
+    assert not re.search(r"<script|<link|<img|<iframe|src=|url\(|@import|https?://", page)
+    assert "no HSTS header &lt;b&gt;" in page
+    assert 'data-check="https.hsts"' in page and "A required check fails." in page
+
+
+class Canned:
+    """A testinfra-like host whose every command prints the same output."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def run(self, command: str) -> CommandResult:
+        return CommandResult(None, 0, command.encode(), self.out.encode(), b"")
+
+
+@pytest.mark.parametrize("out,ok", [
+    ("Protocol: TLSv1.2\nSecure Renegotiation IS supported\n", True),
+    ("Protocol: TLSv1.2\nSecure Renegotiation IS NOT supported\n", False),
+])
+def test_the_renegotiation_check_fails_without_rfc5746(out, ok):
+    server = LAB.web[0]
+    if ok:
+        renegotiation_check(Canned(out), server, "ipv4")
+    else:
+        with pytest.raises(AssertionError, match="RFC 5746"):
+            renegotiation_check(Canned(out), server, "ipv4")
