@@ -143,6 +143,9 @@ def scorecard(report: list[Target]) -> str:
             if r.failed:
                 lines.append(f"          why: {r.check.why}")
                 lines.append(f"          fix: {r.check.fix}")
+    failing = sum(r.status == "fail" for t in report for r in t.results)
+    lines.append("verdict: every required check passes" if not failing else
+                 f"verdict: {failing} required check{'s' if failing > 1 else ''} fail")
     return "\n".join(lines)
 
 

@@ -1,15 +1,22 @@
-"""A second lab runs beside the session's lab, and `labgen down` removes exactly that lab."""
+"""A second lab runs beside the session's lab, and `labgen down` removes exactly that lab.
+It differs where the checks' expectations come from: the intermediate profile (TLS 1.2 with
+its suites, an RSA certificate too), another zone signed with ED25519 and NSEC3, one Apache
+server named www; `labgen verify` passes there as well."""
 
 from __future__ import annotations
+
+import sys
 
 from labgen import cli, lifecycle
 from labgen.engine import network_name
 from labgen.spec import load
 
-from labtest import write_lab
+from labtest import run, write_lab
 
 SECOND = {"name": "itest2", "network": {"ipv4": "192.168.77.0/24", "ipv6": "2001:db8:78::/64"},
-          "servers": [{"name": "www", "software": "apache"}]}
+          "servers": [{"name": "www", "software": "apache"}], "profile": "intermediate",
+          "domain": "school.example", "dnssec": {"algorithm": "ED25519", "denial": "nsec3"},
+          "caa": {"issuer": "ca.school.example"}}
 
 
 def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_path, capsys):
@@ -27,6 +34,10 @@ def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_pa
         out = capsys.readouterr().out
         assert "[5/5] deploy" in out and "5 of 5 hosts healthy" not in out
         assert "4 of 4 hosts healthy" in out
+        verify = run([sys.executable, "-m", "labgen", "verify", "-c", str(config), "-o",
+                      str(tmp_path / "build")])
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert "www: 100%" in verify.stdout and "PASS  TLS 1.2 as the profile says" in verify.stdout
     finally:
         assert cli.main(["down", "-c", str(config)]) == 0
     assert "lab itest2 is down: removed 4 containers, 1 networks" in capsys.readouterr().out

@@ -20,6 +20,7 @@ import pytest
 from labgen import deploy, dnszone, pki
 from labgen.render import cert_paths, zone_path
 from labgen.spec import Lab
+from labtest import run, write_lab
 
 NGINX_SITE = "/etc/nginx/conf.d/nginx.lab.example.conf"
 APACHE_SITE = "/etc/apache2/sites-available/apache.lab.example.conf"
@@ -119,9 +120,18 @@ def run_scenario(running_lab, tmp_path, breaks, reloads, expected: set[Key]) -> 
     return shown if code == 1 else pytest.fail(f"verify exited {code} with failures")
 
 
+def test_verify_refuses_a_lab_that_is_not_up(tmp_path):
+    config = write_lab(tmp_path, {"name": "notup"})
+    result = run([sys.executable, "-m", "labgen", "verify", "-c", str(config)])
+    assert result.returncode == 2 and result.stdout == ""
+    assert "lab notup is not up (ns1, resolver, client, nginx, apache not running); run labgen " \
+        "up -c" in result.stderr
+
+
 def test_every_required_check_passes_on_both_servers_and_families(baseline, running_lab):
     code, shown, doc = baseline
     assert code == 0 and doc["passed"], shown
+    assert shown.rstrip().endswith("verdict: every required check passes")
     assert not keys(doc, passed=False)
     lab: Lab = running_lab.lab
     targets = {t["name"]: t for t in doc["targets"]}

@@ -52,6 +52,7 @@ def test_the_scorecard_shows_why_and_fix_under_each_failure_only():
     assert "why: why https.hsts" in text and "fix: fix https.hsts" in text
     assert "    WARN  title of https.h2" in text
     assert "why ipv6.aaaa" not in text
+    assert text.endswith("verdict: 1 required check fail")
 
 
 def test_json_carries_every_variant_and_the_verdict():
