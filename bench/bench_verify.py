@@ -47,7 +47,7 @@ def main() -> None:
                 sys.exit(f"verify failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
             checks = result.stdout.count("    PASS  ")
         median = statistics.median(samples)
-        print(f"labgen verify ({checks} checks x servers)  median {median:.1f} s   "
+        print(f"labgen verify, default lab ({checks} scorecard rows)  median {median:.1f} s   "
               f"(min {min(samples):.1f}, max {max(samples):.1f}, {len(samples)} runs)   "
               f"aim < {AIM:.0f} s: {'met' if median < AIM else 'MISSED'}")
     finally:
