@@ -13,7 +13,7 @@ from labgen.dnszone import bogus_name
        why="An unsigned zone lets anyone on the path forge answers, TLSA records included.",
        fix="Sign the zone and publish its DS in the parent (labgen signs with its CSK).")
 def test_zone_is_signed(client, lab):
-    flags, answers, status = dig(client, lab.domain, "DNSKEY")
+    _, answers, status = dig(client, lab.domain, "DNSKEY")
     assert status == "NOERROR"
     assert any(a.split()[3] == "DNSKEY" for a in answers), answers
     assert any(a.split()[3:5] == ["RRSIG", "DNSKEY"] for a in answers), answers

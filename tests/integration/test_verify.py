@@ -304,20 +304,25 @@ def _served_tlsa(running_lab):
 DNS_RELOAD = [("ns1", "systemctl restart named"), ("resolver", "systemctl restart unbound")]
 
 
+def serve_zone(running_lab, text: str, tmp_path: Path):
+    """A scenario's breaks: ns1 serves this zone text; both DNS servers restart (no cache)."""
+    def breaks(s: Scenario):
+        path = zone_path(running_lab.lab)
+        s.backup("ns1", path)
+        put(running_lab, "ns1", path, text, tmp_path)
+        for host, script in DNS_RELOAD:
+            s.do(host, script)
+    return breaks
+
+
 def test_a_signed_zone_with_a_wrong_tlsa_a_foreign_caa_and_missing_aaaa_fails_exactly_those(
         baseline, running_lab, tmp_path):
     all_keys = keys(baseline[2])
-    lab = running_lab.lab
     right = _served_tlsa(running_lab)
     text = _zone(running_lab, tmp_path, sign=True, caa="ca.other.example", drop_aaaa=("ns1", "apache"),
                  tlsa_of=lambda h: "3 1 1 " + "00" * 32 if h.software == "nginx" else right(h))
 
-    def breaks(s: Scenario):
-        s.backup("ns1", zone_path(lab))
-        put(running_lab, "ns1", zone_path(lab), text, tmp_path)
-        for host, script in DNS_RELOAD:
-            s.do(host, script)
-
+    breaks = serve_zone(running_lab, text, tmp_path)
     expected = (pick(all_keys, "caa.issuer") | pick(all_keys, "ipv6.ns_aaaa")
                 | pick(all_keys, "dane.match", "nginx") | pick(all_keys, "ipv6.aaaa", "apache")
                 | pick(all_keys, "ipv6.reachable", "apache") | pick(all_keys, "ipv6.same_content", "apache")
@@ -331,12 +336,7 @@ def test_an_unsigned_zone_fails_every_check_that_resolves_a_name(baseline, runni
     lab = running_lab.lab
     text = _zone(running_lab, tmp_path, sign=False, caa=lab.caa.issuer, tlsa_of=_served_tlsa(running_lab))
 
-    def breaks(s: Scenario):
-        s.backup("ns1", zone_path(lab))
-        put(running_lab, "ns1", zone_path(lab), text, tmp_path)
-        for host, script in DNS_RELOAD:
-            s.do(host, script)
-
+    breaks = serve_zone(running_lab, text, tmp_path)
     # The resolver holds the DS: an unsigned answer is bogus and becomes SERVFAIL (fail closed).
     # The bogus child zone stays refused; checks that connect by address still pass.
     expected = {k for k in all_keys if k[0] not in NO_DNS | {"dnssec.bogus_refused"}}
