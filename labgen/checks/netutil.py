@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 
 from ..spec import Host
 
@@ -45,14 +46,21 @@ def headers(client, url: str, family: str) -> dict[str, str]:
 
 def s_client(client, server: Host, family: str, *options: str) -> tuple[bool, str]:
     """One openssl s_client handshake with the server at its address over the family:
-    (whether it succeeded, everything s_client printed)."""
+    (whether it succeeded, everything s_client printed). A connection that breaks below TLS
+    (a reset, a timeout: a server busy restarting) is tried again; a TLS refusal is an answer."""
     addr = address(server, family)
     target = f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
-    # timeout: a resumed 0-RTT connection can otherwise wait for the server's keep-alive.
-    result = client.run(f"timeout 5 openssl s_client -connect {target} -servername {server.fqdn} "
-                        f"{' '.join(options)} </dev/null 2>&1")
-    # An HTTP/2 server may send binary frames right after the handshake.
-    return result.rc == 0, result.stdout_bytes.decode("utf-8", "replace")
+    for attempt in range(3):
+        # timeout: a resumed 0-RTT connection could otherwise wait for the server's keep-alive;
+        # generous, as a loaded 2-core machine can take seconds for a handshake.
+        result = client.run(f"timeout 20 openssl s_client -connect {target} -servername {server.fqdn} "
+                            f"{' '.join(options)} </dev/null 2>&1")
+        # An HTTP/2 server may send binary frames right after the handshake.
+        out = result.stdout_bytes.decode("utf-8", "replace")
+        if result.rc == 0 or not (result.rc == 124 or "errno=" in out):
+            break
+        time.sleep(0.5)
+    return result.rc == 0, out
 
 
 def handshake(client, server: Host, family: str, *options: str) -> str:
