@@ -147,6 +147,17 @@ def test_every_required_check_passes_on_both_servers_and_families(baseline, runn
     assert pick(keys(doc), "https.h3", "nginx") and not {k for k in keys(doc) if k[:2] == ("https.h3", "apache")}
 
 
+def test_the_checks_run_as_plain_pytest_with_testinfra_hosts(baseline, running_lab, tmp_path):
+    """What a trainer puts in their own CI: the same checks, without labgen verify."""
+    lab = running_lab
+    result = run([sys.executable, "-m", "pytest", "--pyargs", "labgen.checks", "-p",
+                  "labgen.checks.plugin", "--lab-file", str(lab.config), "--lab-build", str(lab.out),
+                  "-p", "no:cacheprovider", "-q"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
+    assert passed == len(keys(baseline[2]))
+
+
 def test_old_tls_no_tls13_dropped_hsts_broken_config_and_disabled_services_fail_exactly_theirs(
         baseline, running_lab, tmp_path):
     all_keys = keys(baseline[2])
