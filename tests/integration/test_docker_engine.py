@@ -5,6 +5,7 @@ connection. CI has no Docker Engine, so the Docker CLI talks to Podman's Docker-
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
 import pytest
@@ -50,6 +51,11 @@ def test_the_lab_runs_through_the_docker_cli(docker_api, tmp_path, capsys):
             assert code == "200"
         assert cli.main(["up", "-c", str(config), "-o", str(tmp_path / "build")]) == 0
         assert "[5/5] deploy: 0 changes" in capsys.readouterr().out
+        # labgen verify through testinfra's docker:// hosts and `docker exec -i` shells.
+        verify = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(config), "-o",
+                                 str(tmp_path / "build")], capture_output=True, text=True, timeout=300)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert "www: 100%" in verify.stdout
     finally:
         assert cli.main(["down", "-c", str(config)]) == 0
     assert engine.lab_resources(lab.name) == {"containers": [], "networks": [], "volumes": []}
