@@ -40,8 +40,7 @@ def main() -> None:
         samples, checks = [], 0
         for _ in range(args.runs):
             start = time.perf_counter()
-            result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(config),
-                                     "-o", str(folder / "build")], capture_output=True, text=True)
+            result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(config)], capture_output=True, text=True)
             samples.append(time.perf_counter() - start)
             if result.returncode != 0:
                 sys.exit(f"verify failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")

@@ -93,7 +93,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not path.parent.is_dir():
             raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     now = dt.datetime.now(dt.timezone.utc)
-    code, outcomes = verify.run_checks(Path(args.config), Path(args.output),
+    code, outcomes = verify.run_checks(Path(args.config),
                                        Path(args.junitxml) if args.junitxml else None)
     if not outcomes:
         raise LabgenError(f"no check ran (pytest exit status {code})")
@@ -180,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
                                      "lab resolver, for each web server over IPv4 and IPv6, and "
                                      "print a scorecard. Exit 0 when every required check passes, "
                                      "1 when one fails, 2 on bad usage (the lab not up).")
-    _lab_arguments(ver)
+    _lab_arguments(ver, output=False)
     ver.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ver.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     ver.add_argument("--junitxml", metavar="FILE", help="also write pytest's JUnit XML")

@@ -96,10 +96,10 @@ class Collector:
                                      report.passed, message))
 
 
-def run_checks(config: Path, out: Path, junitxml: Path | None = None) -> tuple[int, list[Outcome]]:
+def run_checks(config: Path, junitxml: Path | None = None) -> tuple[int, list[Outcome]]:
     collector = Collector()
     args = [str(CHECKS_DIR), "-p", "labgen.checks.plugin", "--lab-file", str(config),
-            "--lab-build", str(out), "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR),
+            "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR),
             "-p", "no:terminal"]
     if junitxml:
         args.append(f"--junitxml={junitxml}")

@@ -19,19 +19,11 @@ FAMILIES = ("ipv4", "ipv6")
 def pytest_addoption(parser):
     group = parser.getgroup("labgen")
     group.addoption("--lab-file", default="lab.yml", help="the lab file of the running lab")
-    group.addoption("--lab-build", default="build", help="the build folder (default: build)")
 
 
 @pytest.fixture(scope="session")
 def lab(pytestconfig) -> Lab:
     return load(pytestconfig.getoption("--lab-file"))
-
-
-@pytest.fixture(scope="session")
-def build(pytestconfig, lab):
-    from pathlib import Path
-
-    return Path(pytestconfig.getoption("--lab-build")) / lab.name
 
 
 class Shell:

@@ -34,8 +34,7 @@ def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_pa
         out = capsys.readouterr().out
         assert "[5/5] deploy" in out and "5 of 5 hosts healthy" not in out
         assert "4 of 4 hosts healthy" in out
-        verify = run([sys.executable, "-m", "labgen", "verify", "-c", str(config), "-o",
-                      str(tmp_path / "build")])
+        verify = run([sys.executable, "-m", "labgen", "verify", "-c", str(config)])
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert "www: 100%" in verify.stdout and "PASS  TLS 1.2 as the profile says" in verify.stdout
     finally:

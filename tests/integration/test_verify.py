@@ -42,7 +42,7 @@ Key = tuple[str, str, str]  # (check id, target, variant)
 def labgen_verify(lab, tmp_path: Path, *extra: str) -> tuple[int, str, dict]:
     report = tmp_path / "verify.json"
     result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(lab.config),
-                             "-o", str(lab.out), "--json", str(report),
+                             "--json", str(report),
                              *(extra or ("--html", str(tmp_path / "verify.html")))],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode in (0, 1), result.stderr
@@ -151,8 +151,7 @@ def test_the_checks_run_as_plain_pytest_with_testinfra_hosts(baseline, running_l
     """What a trainer puts in their own CI: the same checks, without labgen verify."""
     lab = running_lab
     result = run([sys.executable, "-m", "pytest", "--pyargs", "labgen.checks", "-p",
-                  "labgen.checks.plugin", "--lab-file", str(lab.config), "--lab-build", str(lab.out),
-                  "-p", "no:cacheprovider", "-q"], cwd=tmp_path)
+                  "labgen.checks.plugin", "--lab-file", str(lab.config), "-p", "no:cacheprovider", "-q"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:]
     passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
     assert passed == len(keys(baseline[2]))
