@@ -55,12 +55,16 @@ def cert_paths(host: Host, kind: str) -> dict[str, str]:
             "key": f"{CERT_DIR}/private/{host.fqdn}.{kind}.key"}
 
 
+def zone_file(name: str) -> str:
+    return f"/etc/bind/labgen/db.{name}"
+
+
 def zone_path(lab: Lab) -> str:
-    return f"/etc/bind/labgen/db.{lab.domain}"
+    return zone_file(lab.domain)
 
 
 def bogus_zone_path(lab: Lab) -> str:
-    return f"/etc/bind/labgen/db.{dnszone.bogus_name(lab)}"
+    return zone_file(dnszone.bogus_name(lab))
 
 
 def anchor_path(lab: Lab) -> str:

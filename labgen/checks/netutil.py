@@ -13,6 +13,12 @@ def address(server: Host, family: str) -> str:
     return str(server.ipv4 if family == "ipv4" else server.ipv6)
 
 
+def endpoint(server: Host, family: str) -> str:
+    """The server's port 443 at its address of the family, as openssl s_client -connect takes it."""
+    addr = address(server, family)
+    return f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
+
+
 def curl_flag(family: str) -> str:
     return "-4" if family == "ipv4" else "-6"
 
@@ -48,8 +54,7 @@ def s_client(client, server: Host, family: str, *options: str) -> tuple[bool, st
     """One openssl s_client handshake with the server at its address over the family:
     (whether it succeeded, everything s_client printed). A connection that breaks below TLS
     (a reset, a timeout: a server busy restarting) is tried again; a TLS refusal is an answer."""
-    addr = address(server, family)
-    target = f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
+    target = endpoint(server, family)
     for attempt in range(3):
         # timeout: a resumed 0-RTT connection could otherwise wait for the server's keep-alive;
         # generous, as a loaded 2-core machine can take seconds for a handshake.
@@ -71,7 +76,6 @@ def handshake(client, server: Host, family: str, *options: str) -> str:
 
 def served_certificate(client, server: Host, family: str) -> str:
     """The text form (openssl x509 -text) of the certificate the server sends."""
-    addr = address(server, family)
-    target = f"[{addr}]:443" if family == "ipv6" else f"{addr}:443"
+    target = endpoint(server, family)
     return client.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null "
                       "2>/dev/null | openssl x509 -noout -text").stdout

@@ -21,9 +21,19 @@ def pytest_addoption(parser):
     group.addoption("--lab-file", default="lab.yml", help="the lab file of the running lab")
 
 
+LAB_KEY = pytest.StashKey[Lab]()
+
+
+def _lab(config) -> Lab:
+    """The lab file, read once per session (parametrization asks for it per test function)."""
+    if LAB_KEY not in config.stash:
+        config.stash[LAB_KEY] = load(config.getoption("--lab-file"))
+    return config.stash[LAB_KEY]
+
+
 @pytest.fixture(scope="session")
 def lab(pytestconfig) -> Lab:
-    return load(pytestconfig.getoption("--lab-file"))
+    return _lab(pytestconfig)
 
 
 class Shell:
@@ -98,7 +108,7 @@ def client(hosts):
 
 
 def pytest_generate_tests(metafunc):
-    lab = load(metafunc.config.getoption("--lab-file"))
+    lab = _lab(metafunc.config)
     if "server" in metafunc.fixturenames:
         servers = lab.web
         if "family" in metafunc.fixturenames:

@@ -3,11 +3,11 @@ compression and renegotiation, each judged against the lab's profile."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-from labgen.capabilities import FEATURES, GROUP_FEATURES, version_tuple
 from labgen.checks import check
-from labgen.checks.netutil import address, handshake, s_client
+from labgen.checks.netutil import endpoint, handshake, s_client
 
 # Groups a client can offer that no labgen profile should accept (probe values, not policy).
 PROBE_GROUPS = ("X25519MLKEM768", "X25519", "prime256v1", "secp384r1", "secp521r1", "X448",
@@ -64,10 +64,8 @@ def test_only_profile_suites(client, server, family, lab):
 
 def server_groups(lab, hosts, server) -> list[str]:
     """The profile's groups that the server's own OpenSSL has, in the profile's order."""
-    version = hosts[server.name].run("openssl version").stdout.split()[1]
-    return [g for g in lab.profile.tls_curves if g not in GROUP_FEATURES
-            or version_tuple(version.split("-")[0])[:2]
-            >= version_tuple(FEATURES[GROUP_FEATURES[g]][1])]
+    version = hosts[server.name].run("openssl version").stdout.split()[1].split("-")[0]
+    return dataclasses.replace(lab.target, openssl=version).groups(lab.profile.tls_curves)
 
 
 @check("https.groups", "Key exchange uses the profile's groups, hybrid post-quantum first",
@@ -92,7 +90,7 @@ def test_key_exchange_groups(client, server, family, lab, hosts):
 def test_no_early_data(client, server, family):
     session = f"/tmp/labgen-{server.name}-{family}.session"
     # A session ticket arrives after the handshake: keep the connection open for a moment.
-    target = f"[{address(server, family)}]:443" if family == "ipv6" else f"{address(server, family)}:443"
+    target = endpoint(server, family)
     client.run(f"(sleep 0.3; printf 'HEAD / HTTP/1.0\\r\\n\\r\\n') | timeout 2 openssl s_client "
                f"-connect {target} -servername {server.fqdn} -sess_out {session} -ign_eof")
     ticket = client.run(f"openssl sess_id -in {session} -noout -text")

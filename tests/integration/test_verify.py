@@ -59,11 +59,15 @@ def sh(lab, host: str, script: str) -> None:
     assert result.returncode == 0, f"{host}: {script}\n{result.stderr}"
 
 
+def copy_in(lab, host: str, local: Path, path: str) -> None:
+    lab.engine.run("cp", str(local), f"labgen-{lab.lab.name}-{host}:{path}")
+
+
 def put(lab, host: str, path: str, text: str, tmp_path: Path) -> None:
     local = tmp_path / Path(path).name
     local.write_text(text, encoding="utf-8")
     local.chmod(0o644)
-    lab.engine.run("cp", str(local), f"labgen-{lab.lab.name}-{host}:{path}")
+    copy_in(lab, host, local, path)
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +257,8 @@ def test_foreign_certificates_a_readable_key_and_tls_compression_fail_exactly_th
         for host, (key, crt) in ((nginx, self_signed), (apache, new_key)):
             paths = cert_paths(host, "ecdsa")
             s.backup(host.name, paths["key"], paths["crt"])
-            running_lab.engine.run("cp", str(key), f"labgen-{lab.name}-{host.name}:{paths['key']}")
-            running_lab.engine.run("cp", str(crt), f"labgen-{lab.name}-{host.name}:{paths['crt']}")
+            copy_in(running_lab, host.name, key, paths["key"])
+            copy_in(running_lab, host.name, crt, paths["crt"])
         s.do("nginx", f"chmod 600 {cert_paths(nginx, 'ecdsa')['key']} && systemctl reload nginx")
         # The new Apache key is left readable by everyone: host.key_files must notice.
         s.backup("apache", APACHE_SITE)
