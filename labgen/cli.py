@@ -24,9 +24,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def output(args: argparse.Namespace) -> Path:
+    """The build folder: -o, else build/ beside the lab file, so the folder a command is typed
+    in never decides which keys a lab gets."""
+    return Path(args.output) if args.output else Path(args.config).parent / "build"
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     lab = load(args.config)
-    out = render(lab, Path(args.output))
+    out = render(lab, output(args))
     print(f"rendered lab {lab.name} into {out}\n")
     print((out / "SUMMARY.txt").read_text(encoding="utf-8"), end="")
     return 0
@@ -36,9 +42,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_build, release_root, report
 
     lab = load(args.config)
-    build = Path(args.output) / lab.name
+    build = output(args) / lab.name
     if args.render or not build.is_dir():
-        build = render(lab, Path(args.output))
+        build = render(lab, output(args))
     root = release_root(lab, log=lambda msg: print(msg, file=sys.stderr))
     results = check_build(lab, build, root)
     print(f"checking {build} with the real tools of {lab.target.name}:")
@@ -55,17 +61,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     lab = load(args.config)
     engine = _engine(args, lab)
-    up(lab, Path(args.output), engine, verbose=args.verbose)
+    up(lab, output(args), engine, verbose=args.verbose)
     print(status_table(lab, status(lab, engine)))
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from .lifecycle import down
+    from .lifecycle import count, down
 
     lab = load(args.config)
     removed = down(lab.name, _engine(args, lab))
-    parts = [f"{len(names)} {kind}" for kind, names in removed.items() if names]
+    parts = [count(len(names), kind.rstrip("s")) for kind, names in removed.items() if names]
     print(f"lab {lab.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
     return 0
 
@@ -109,7 +115,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
     sub.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
     if output:
-        sub.add_argument("-o", "--output", default="build", help="build folder (default: build)")
+        sub.add_argument("-o", "--output", default=None,
+                         help="build folder (default: build/ beside the lab file)")
     if engine:
         sub.add_argument("--engine", choices=ENGINES, default=None,
                          help="container engine (default: the lab file's engine, else podman)")
@@ -189,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Progress lines and errors keep their order when the output goes to a file or a pipe.
+    sys.stdout.reconfigure(line_buffering=True)
     args = parser().parse_args(argv)
     try:
         return args.func(args)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import DeployError
+from . import tools
+from .errors import DeployError, ToolError
 from .render import data_dir
 
 PLAYBOOK = "site.yml"
@@ -66,12 +67,18 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
     """Run site.yml; return ansible-runner's stats (ok, changed, failures per host)."""
     import ansible_runner  # slow to import: only the commands that deploy need it
 
+    try:  # ansible-runner starts it by name, through the PATH given below
+        tools.find("ansible-playbook", "ansible")
+    except ToolError as exc:
+        raise DeployError(str(exc)) from None
     progress = Progress(log=log)
     artifacts.mkdir(parents=True, exist_ok=True)
     os.chmod(artifacts, 0o700)
     env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False",
            "ANSIBLE_ROLES_PATH": str(data_dir("playbooks") / "roles"),
-           "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3", **(envvars or {})}
+           "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+           # Ansible starts its helpers (and the engine's CLI) by name.
+           "PATH": tools.search_path(), **(envvars or {})}
     runner = ansible_runner.run(
         private_data_dir=str(artifacts), project_dir=str(data_dir("playbooks")), playbook=PLAYBOOK,
         inventory=str(inventory), extravars=extravars, envvars=env, forks=10,

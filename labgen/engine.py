@@ -6,6 +6,7 @@ exactly one lab's containers, network and volumes, and nothing else.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import resource
@@ -167,15 +168,35 @@ class Engine:
         result = self.run("network", "inspect", name, check=False)
         if result.returncode == 0:
             info = json.loads(result.stdout)[0]
-            have = {s.get("subnet") or s.get("Subnet") for s in
-                    info.get("subnets") or (info.get("IPAM") or {}).get("Config") or []}
-            if have == {str(lab.ipv4_network), str(lab.ipv6_network)}:
+            if set(_subnets(info)) == {lab.ipv4_network, lab.ipv6_network}:
                 return "exists"
             self.remove_lab(lab.name)
         # Internal: the lab talks only to itself and to this machine, never beyond.
-        self.run("network", "create", "--internal", "--ipv6", "--subnet", str(lab.ipv4_network),
-                 "--subnet", str(lab.ipv6_network), "--label", f"{LABEL}={lab.name}", name)
+        try:
+            self.run("network", "create", "--internal", "--ipv6", "--subnet", str(lab.ipv4_network),
+                     "--subnet", str(lab.ipv6_network), "--label", f"{LABEL}={lab.name}", name)
+        except EngineError as exc:
+            taken = self._networks_overlapping(lab)
+            if not taken:
+                raise
+            raise EngineError(f"the lab's subnets are taken: {'; '.join(taken)}; choose other "
+                              f"subnets (network.ipv4 / network.ipv6 in the lab file) or take "
+                              f"that network down first") from exc
         return "created"
+
+    def _networks_overlapping(self, lab: Lab) -> list[str]:
+        """'<subnet> is used by network N (lab L)' for every network in the way of the lab's."""
+        names = self.run("network", "ls", "--format", "{{.Name}}").stdout.split()
+        result = self.run("network", "inspect", *names, check=False) if names else None
+        found = []
+        for info in json.loads(result.stdout) if result and result.returncode == 0 else []:
+            labels = info.get("labels") or info.get("Labels") or {}
+            owner = f" (lab {labels[LABEL]})" if LABEL in labels else ""
+            for subnet in _subnets(info):
+                if any(subnet.version == mine.version and subnet.overlaps(mine)
+                       for mine in (lab.ipv4_network, lab.ipv6_network)):
+                    found.append(f"{subnet} is used by network {info.get('name') or info.get('Name')}{owner}")
+        return found
 
     # ------------------------------------------------------------------ containers
 
@@ -239,6 +260,13 @@ class Engine:
         if found["volumes"]:
             self.run("volume", "rm", "-f", *found["volumes"])
         return found
+
+
+def _subnets(info: dict) -> list:
+    """The subnets of a network, from Podman's or Docker's `network inspect`."""
+    entries = info.get("subnets") or (info.get("IPAM") or {}).get("Config") or []
+    return [ipaddress.ip_network(e.get("subnet") or e.get("Subnet")) for e in entries
+            if e.get("subnet") or e.get("Subnet")]
 
 
 def _hint(message: str) -> str:

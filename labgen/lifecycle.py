@@ -29,6 +29,11 @@ RENDER_MAX_AGE = dt.timedelta(days=7)
 PHASES = ("render", "image", "network", "containers", "deploy")
 
 
+def count(n: int, noun: str) -> str:
+    """'1 change', '3 changes'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def service(host: Host) -> str | None:
     return SERVICES.get(host.software or host.role)
 
@@ -115,7 +120,7 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
         {"labgen_build": str(build.resolve())},
         envvars=engine.own_env,
         verbose=verbose, log=log)
-    phase.done(f"{deploy.changed(stats)} changes")
+    phase.done(count(deploy.changed(stats), "change"))
     log(f"lab {lab.name} is up")
     return stats
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from labgen import cli, deploy, engine, lifecycle
+from labgen import cli, deploy, engine, lifecycle, tools
 from labgen.errors import DeployError, EngineError
 from labgen.render import data_dir
 from labgen.spec import load
@@ -84,7 +84,7 @@ def test_deploy_error_exit_status_names_the_phase():
 
 
 def test_ansible_lint_passes_on_the_playbooks():
-    result = subprocess.run(["ansible-lint", "--offline", "--profile", "production", "--nocolor",
+    result = subprocess.run([tools.find("ansible-lint", "ansible-lint"), "--offline", "--profile", "production", "--nocolor",
                              str(data_dir("playbooks"))], capture_output=True, text=True,
                             cwd=data_dir("playbooks").parent)
     assert result.returncode == 0, result.stdout + result.stderr
