@@ -119,6 +119,10 @@ class Engine:
         if self.image_exists(tag):
             return tag, "cached"
         source = os.environ.get("LABGEN_IMAGE_SOURCE", "auto")
+        # debootstrap needs only Debian's mirror, which apt already uses; a registry is asked
+        # only where debootstrap cannot run (no debootstrap, not root) or when asked for.
+        if source == "auto" and shutil.which("debootstrap") and os.geteuid() == 0:
+            source = "debootstrap"
         if source in ("auto", "registry") and self._pull_and_build(suite, tag, log):
             return tag, "built from the registry's debian image"
         if source == "registry":

@@ -32,13 +32,11 @@ PUBLIC, SECRET = 0o644, 0o600
 
 
 def data_dir(name: str) -> Path:
-    """A folder shipped with labgen (templates, playbooks): inside the package when installed
-    from a wheel, beside it in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / name, here.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise RenderError(f"labgen's {name}/ folder is missing from {here.parent}")
+    """A data folder shipped inside the package (templates, playbooks)."""
+    folder = Path(__file__).resolve().parent / name
+    if not folder.is_dir():
+        raise RenderError(f"labgen's {name}/ folder is missing from {folder.parent}")
+    return folder
 
 
 @lru_cache(maxsize=1)

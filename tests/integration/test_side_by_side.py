@@ -39,10 +39,23 @@ def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_pa
         assert "www: 100%" in verify.stdout and "PASS  TLS 1.2 as the profile says" in verify.stdout
     finally:
         assert cli.main(["down", "-c", str(config)]) == 0
-    assert "lab itest2 is down: removed 4 containers, 1 networks" in capsys.readouterr().out
+    assert "lab itest2 is down: removed 4 containers, 1 network" in capsys.readouterr().out
     assert engine.lab_resources(second.name) == {"containers": [], "networks": [], "volumes": []}
     assert engine.run("network", "inspect", network_name(second), check=False).returncode != 0
     # The session's lab is untouched.
     assert all(r.healthy for r in lifecycle.status(running_lab.lab, engine))
     assert cli.main(["status", "-c", str(config)]) == 1
     assert "0 of 4 hosts healthy" in capsys.readouterr().out
+
+
+def test_a_lab_on_taken_subnets_names_the_lab_that_holds_them(running_lab, tmp_path, capsys):
+    taken = {"name": "itest3", "network": {"ipv4": "203.0.113.0/25", "ipv6": "2001:db8:79::/64"}}
+    config = write_lab(tmp_path, taken)
+    try:
+        assert cli.main(["up", "-c", str(config)]) == 5
+        err = capsys.readouterr().err
+        assert ("the lab's subnets are taken: 203.0.113.0/24 is used by network "
+                f"{network_name(running_lab.lab)} (lab itest)") in err
+        assert "network.ipv4 / network.ipv6 in the lab file" in err
+    finally:
+        cli.main(["down", "-c", str(config)])

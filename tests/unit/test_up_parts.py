@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from labgen import cli, deploy, engine, lifecycle, tools
-from labgen.errors import DeployError, EngineError
+from labgen.errors import DeployError, EngineError, ToolError
 from labgen.render import data_dir
 from labgen.spec import load
 from labtest import write_lab
@@ -88,3 +88,35 @@ def test_ansible_lint_passes_on_the_playbooks():
                              str(data_dir("playbooks"))], capture_output=True, text=True,
                             cwd=data_dir("playbooks").parent)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_programs_installed_with_labgen_are_found_whatever_path_is(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")  # a newcomer's shell: no venv
+    assert tools.find("ansible-playbook", "ansible") == str(tools.own_bin() / "ansible-playbook")
+    assert tools.search_path().split(":")[0] == str(tools.own_bin())
+
+
+def test_a_missing_program_says_what_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolError) as err:
+        tools.find("no-such-tool", "no-such-package")
+    assert str(err.value) == (f"no-such-tool is not installed beside labgen ({tools.own_bin()}) nor "
+                              f"on PATH: install it with '{tools.own_bin() / 'python'} -m pip "
+                              f"install no-such-package'")
+
+
+def test_the_build_folder_is_beside_the_lab_file_wherever_the_command_runs(tmp_path, monkeypatch,
+                                                                           capsys):
+    write_lab(tmp_path / "course", {"name": "here"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["render", "-c", str(tmp_path / "course" / "lab.yml")]) == 0
+    assert (tmp_path / "course" / "build" / "here" / "pki").is_dir()
+    assert list(elsewhere.iterdir()) == []
+    assert cli.main(["render", "-c", str(tmp_path / "course" / "lab.yml"), "-o", "out"]) == 0
+    assert (elsewhere / "out" / "here" / "pki").is_dir()
+
+
+def test_counts_are_words():
+    assert [lifecycle.count(n, "change") for n in (0, 1, 2)] == ["0 changes", "1 change", "2 changes"]
