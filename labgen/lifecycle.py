@@ -84,9 +84,12 @@ class Phase:
     def start(self, name: str) -> None:
         self.current, self.started = name, time.monotonic()
 
+    def note(self, detail: str) -> None:
+        """What a long phase is doing, before its lines of detail."""
+        self.log(f"[{PHASES.index(self.current) + 1}/{len(PHASES)}] {self.current}: {detail}")
+
     def done(self, detail: str) -> None:
-        self.log(f"[{PHASES.index(self.current) + 1}/{len(PHASES)}] {self.current}: {detail} "
-                 f"({time.monotonic() - self.started:.1f} s)")
+        self.note(f"{detail} ({time.monotonic() - self.started:.1f} s)")
 
 
 def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print) -> dict:
@@ -111,7 +114,7 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
     phase.done(_ensure_containers(lab, engine, tag))
 
     phase.start("deploy")
-    log(f"[5/5] deploy: ansible-playbook site.yml on {len(lab.hosts)} hosts")
+    phase.note(f"ansible-playbook site.yml on {len(lab.hosts)} hosts")
     for host in lab.hosts:
         write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
     artifacts = (build / ".ansible").resolve()

@@ -12,6 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LEVELS = ("required", "recommended", "informational")
+# What a check depends on beyond itself. When one of these is missing (the server does not
+# answer, its name does not resolve), the check is not run: the report names that cause once.
+NEEDS = {
+    "dns": "looks the server's name up through the lab resolver",
+    "tls": "completes a TLS handshake with the server at its address on port 443",
+    "https": "fetches pages by name as a browser does (the name resolves, the server answers)",
+}
 
 
 @dataclass(frozen=True)
@@ -22,19 +29,23 @@ class Check:
     level: str
     why: str
     fix: str
+    needs: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
         return self.id.split(".")[0]
 
 
-def check(id: str, title: str, *, standard: str, why: str, fix: str, level: str = "required"):
-    """Mark a test function as a labgen check."""
+def check(id: str, title: str, *, standard: str, why: str, fix: str, level: str = "required",
+          needs: tuple[str, ...] = ()):
+    """Mark a test function as a labgen check; `needs` names its prerequisites (NEEDS)."""
     if level not in LEVELS:
         raise ValueError(f"{id}: level {level!r} is not one of {LEVELS}")
+    if unknown := set(needs) - set(NEEDS):
+        raise ValueError(f"{id}: needs {sorted(unknown)} not among {sorted(NEEDS)}")
 
     def mark(fn):
-        fn.labgen_check = Check(id, title, standard, level, why, fix)
+        fn.labgen_check = Check(id, title, standard, level, why, fix, tuple(needs))
         return fn
 
     return mark
