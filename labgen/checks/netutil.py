@@ -74,6 +74,39 @@ def handshake(client, server: Host, family: str, *options: str) -> str:
     return out if ok else ""
 
 
+def openssl_reason(out: str) -> str:
+    """What went wrong, in OpenSSL's words but without its codes and source paths:
+    'verify error:num=18:self-signed certificate' -> 'self-signed certificate';
+    '40...:error:0A000086:SSL routines:fn:certificate verify failed:../ssl/x.c:2111:' ->
+    'certificate verify failed'."""
+    reasons = re.findall(r"verify error:num=\d+:([^\n]+)", out)
+    reasons += [m.group(1) for m in re.finditer(r":error:[0-9A-F]+:[^:]*:[^:]*:([^:\n]+)", out)]
+    if "Connection refused" in out:
+        reasons.append("connection refused")
+    return "; ".join(dict.fromkeys(r.strip() for r in reasons)) or "no TLS answer"
+
+
+def summary(out: str) -> str:
+    """'TLSv1.2 with ECDHE-ECDSA-AES128-SHA' from s_client -brief's lines."""
+    version = re.search(r"Protocol version: (\S+)", out)
+    suite = re.search(r"Ciphersuite: (\S+)", out)
+    return " with ".join(m.group(1) for m in (version, suite) if m) or "a handshake"
+
+
+def accepted(client, server: Host, family: str, *options: str) -> str:
+    """For checks that want a handshake refused: '' when the server refused it with a TLS alert,
+    what it accepted otherwise. A connection that fails below TLS is no refusal: the check
+    fails and says that the server did not answer."""
+    ok, out = s_client(client, server, family, "-brief", *options)
+    if ok:
+        return summary(out)
+    if "alert" in out:
+        return ""
+    reason = "connection refused" if "Connection refused" in out else "no TLS answer"
+    raise AssertionError(f"{server.name} did not answer the handshake on {address(server, family)} "
+                         f"({reason}); a refusal counts only when the server answers")
+
+
 def served_certificate(client, server: Host, family: str) -> str:
     """The text form (openssl x509 -text) of the certificate the server sends."""
     target = endpoint(server, family)

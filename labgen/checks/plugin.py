@@ -12,6 +12,7 @@ import testinfra
 
 from ..engine import containers_conf
 from ..spec import Lab, load
+from .prerequisites import NotRun, Prerequisites
 
 FAMILIES = ("ipv4", "ipv6")
 
@@ -116,3 +117,22 @@ def pytest_generate_tests(metafunc):
                                  ids=[f"{s.name}-{f}" for s in servers for f in FAMILIES])
         else:
             metafunc.parametrize("server", servers, ids=[s.name for s in servers])
+
+
+@pytest.fixture(scope="session")
+def prerequisites(lab, client) -> Prerequisites:
+    return Prerequisites(lab, client)
+
+
+@pytest.fixture(autouse=True)
+def _needs(request):
+    """Before a check runs: its prerequisites (@check(needs=...)) are there, or it is not run."""
+    meta = getattr(request.function, "labgen_check", None)
+    if meta is None or not meta.needs:
+        return
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec else {}
+    cause = request.getfixturevalue("prerequisites").missing(
+        meta.needs, params.get("server"), params.get("family", "ipv4"))
+    if cause:
+        raise NotRun(cause)

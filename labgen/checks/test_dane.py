@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from labgen.checks import check
-from labgen.checks.netutil import dig, records, s_client
+from labgen.checks.netutil import dig, openssl_reason, records, s_client
 
 
 def tlsa(client, server):
@@ -16,7 +16,8 @@ def tlsa(client, server):
 @check("dane.tlsa", "A DNSSEC-validated TLSA record exists", standard="RFC 6698; RFC 7671; "
        "internet.nl DANE existence",
        why="DANE lets a client check the server's key against DNSSEC instead of trusting any CA.",
-       fix="Publish _443._tcp.<host> TLSA 3 1 1 <SHA-256 of the key> in the signed zone.")
+       fix="Publish _443._tcp.<host> TLSA 3 1 1 <SHA-256 of the key> in the signed zone.",
+       needs=("dns",))
 def test_tlsa_exists_and_validates(client, server):
     flags, answers, status = tlsa(client, server)
     assert records(answers, "TLSA"), f"no TLSA record ({status})"
@@ -26,7 +27,8 @@ def test_tlsa_exists_and_validates(client, server):
 @check("dane.match", "The served certificate matches the TLSA record",
        standard="RFC 6698; RFC 7671; internet.nl DANE validity",
        why="A TLSA record that does not match makes DANE clients refuse the site.",
-       fix="Re-render after a key change (labgen up) so the TLSA record follows the key.")
+       fix="Re-render after a key change (labgen up) so the TLSA record follows the key.",
+       needs=("dns", "tls"))
 def test_certificate_matches_tlsa(client, server, family):
     flags, answers, _ = tlsa(client, server)
     rdata = records(answers, "TLSA")
@@ -34,4 +36,4 @@ def test_certificate_matches_tlsa(client, server, family):
     options = [f"-dane_tlsa_domain {server.fqdn}"] + [f"-dane_tlsa_rrdata {shlex.quote(r)}" for r in rdata]
     ok, out = s_client(client, server, family, "-verify_return_error", *options)
     assert ok and "Verification: OK" in out and "matched" in out, \
-        next((line for line in out.splitlines() if "error" in line.lower()), out[-300:])
+        f"expected the served certificate to match a TLSA record; openssl says: {openssl_reason(out)}"

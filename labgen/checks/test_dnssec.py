@@ -11,12 +11,14 @@ from labgen.dnszone import bogus_name
 
 @check("dnssec.signed", "The zone is signed", standard="RFC 4033-4035; internet.nl DNSSEC",
        why="An unsigned zone lets anyone on the path forge answers, TLSA records included.",
-       fix="Sign the zone and publish its DS in the parent (labgen signs with its CSK).")
+       fix="Sign the zone and publish its DS in the parent (labgen signs with its CSK).",
+       needs=("dns",))
 def test_zone_is_signed(client, lab):
     _, answers, status = dig(client, lab.domain, "DNSKEY")
-    assert status == "NOERROR"
-    assert any(a.split()[3] == "DNSKEY" for a in answers), answers
-    assert any(a.split()[3:5] == ["RRSIG", "DNSKEY"] for a in answers), answers
+    assert status == "NOERROR", f"expected the DNSKEY set of {lab.domain}; the resolver answered {status or 'nothing'}"
+    assert any(a.split()[3] == "DNSKEY" for a in answers), f"{lab.domain} has no DNSKEY record: the zone is not signed"
+    assert any(a.split()[3:5] == ["RRSIG", "DNSKEY"] for a in answers), \
+        f"the DNSKEY set of {lab.domain} carries no signature (RRSIG)"
 
 
 @pytest.mark.parametrize("rtype", ["A", "AAAA", "TLSA"])
@@ -24,7 +26,8 @@ def test_zone_is_signed(client, lab):
        standard="RFC 4035 section 3.2.3; internet.nl DNSSEC",
        why="Only validated answers protect a client; the AD flag says the resolver checked them.",
        fix="Give the resolver the zone's trust anchor (the DS) and keep the signatures fresh "
-           "(labgen up re-renders weekly).")
+           "(labgen up re-renders weekly).",
+       needs=("dns",))
 def test_records_are_validated(client, server, rtype):
     name = f"_443._tcp.{server.fqdn}" if rtype == "TLSA" else server.fqdn
     flags, answers, status = dig(client, name, rtype)

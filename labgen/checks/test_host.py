@@ -16,13 +16,17 @@ CONFIG_TEST = {"nginx": "nginx -t", "apache": "apache2ctl configtest"}
 LISTENERS = {"ipv4": ("0.0.0.0:443", "*:443"), "ipv6": ("[::]:443", "*:443")}
 
 
+def unit_state(name: str, unit) -> str:
+    return (f"expected {name} enabled and running; it is {'' if unit.is_enabled else 'not '}enabled "
+            f"and {'' if unit.is_running else 'not '}running")
+
+
 @check("host.service", "The web server is enabled and running", standard="labgen lab",
        why="A service that is not enabled does not come back after a reboot.",
        fix="systemctl enable --now <service>.")
 def test_web_service(hosts, server):
     unit = hosts[server.name].service(service(server))
-    assert unit.is_enabled and unit.is_running, f"{service(server)}: enabled " \
-        f"{unit.is_enabled}, running {unit.is_running}"
+    assert unit.is_enabled and unit.is_running, unit_state(service(server), unit)
 
 
 @pytest.mark.parametrize("role", ["authdns", "resolver"])
@@ -33,8 +37,7 @@ def test_web_service(hosts, server):
 def test_dns_service(hosts, lab, role):
     host = lab.role(role)
     unit = hosts[host.name].service(service(host))
-    assert unit.is_enabled and unit.is_running, f"{service(host)} on {host.name}: enabled " \
-        f"{unit.is_enabled}, running {unit.is_running}"
+    assert unit.is_enabled and unit.is_running, f"on {host.name}: {unit_state(service(host), unit)}"
 
 
 @check("host.listen", "Listening on 0.0.0.0:443 and [::]:443", standard="RFC 8200; labgen lab",
@@ -43,7 +46,8 @@ def test_dns_service(hosts, lab, role):
 def test_listening(hosts, server, family):
     local = {line.split()[3] for line in
              hosts[server.name].run("ss -Hltn 'sport = :443'").stdout.splitlines()}
-    assert local & set(LISTENERS[family]), f"listening on {', '.join(sorted(local)) or 'nothing'}"
+    assert local & set(LISTENERS[family]), \
+        f"expected a listener on {' or '.join(LISTENERS[family])}; saw {', '.join(sorted(local)) or 'none on port 443'}"
 
 
 @check("host.key_files", "Private key files are readable by root only",
@@ -63,14 +67,16 @@ def test_key_files(hosts, server, lab):
        fix="Run nginx -t / apache2ctl configtest and fix what it names.")
 def test_config_test(hosts, server):
     result = hosts[server.name].run(CONFIG_TEST[server.software])
-    assert result.rc == 0, (result.stderr or result.stdout).strip()[-300:]
+    last = (result.stderr or result.stdout).strip().splitlines()
+    assert result.rc == 0, f"{CONFIG_TEST[server.software]} fails: {last[-1] if last else 'no output'}"
 
 
 @check("host.version_hidden", "The server does not tell its version",
        standard="OWASP secure headers; internet.nl (no version disclosure)",
        why="A version number tells an attacker which known holes to try.",
        fix="nginx: server_tokens off; Apache: ServerTokens Prod and ServerSignature Off.",
-       level="recommended")
+       level="recommended",
+       needs=("https",))
 def test_version_hidden(client, server):
     answer = headers(client, f"https://{server.fqdn}/", "ipv4")
     assert answer[":status"], "no HTTPS answer"

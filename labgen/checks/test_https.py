@@ -15,40 +15,47 @@ from labgen.dnszone import alpn
 @check("https.redirect", "HTTP redirects to HTTPS on the same host",
        standard="RFC 6797 section 7.2; internet.nl HTTPS",
        why="Visitors who type the bare name must end up on the encrypted site, not stay on HTTP.",
-       fix="Answer every http:// request with 301 to https://<same host>/<same path>.")
+       fix="Answer every http:// request with 301 to https://<same host>/<same path>.",
+       needs=("dns",))
 def test_http_redirects_to_https(client, server, family):
     out = client.run(f"curl {curl_flag(family)} -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' "
                      f"http://{server.fqdn}/x").stdout.split()
-    assert out[:1] in (["301"], ["308"]) and out[1:] == [f"https://{server.fqdn}/x"], out
+    assert out[:1] in (["301"], ["308"]) and out[1:] == [f"https://{server.fqdn}/x"], \
+        f"expected a 301 redirect to https://{server.fqdn}/x; saw {' '.join(out).strip('0') or 'no answer'}"
 
 
 @check("https.hsts", "HSTS is set for at least a year, as the lab file says",
        standard="RFC 6797; internet.nl HTTPS (max-age >= 31536000)",
        why="HSTS makes browsers refuse plain HTTP for the site, so a downgrade attack cannot start.",
-       fix="Send Strict-Transport-Security: max-age=31536000 or more on every HTTPS response.")
+       fix="Send Strict-Transport-Security: max-age=31536000 or more on every HTTPS response.",
+       needs=("https",))
 def test_hsts(client, server, family, lab):
     value = headers(client, f"https://{server.fqdn}/", family).get("strict-transport-security", "")
     age = re.search(r"max-age=(\d+)", value)
-    assert age and int(age.group(1)) >= lab.profile.hsts_required_age, value or "no HSTS header"
-    assert value == lab.hsts.header, f"{value!r}, the lab file says {lab.hsts.header!r}"
+    assert age and int(age.group(1)) >= lab.profile.hsts_required_age, \
+        f"expected HSTS max-age of at least {lab.profile.hsts_required_age}; saw {value or 'no HSTS header'}"
+    assert value == lab.hsts.header, f"expected Strict-Transport-Security: {lab.hsts.header} (the lab file); saw {value}"
 
 
 @check("https.h2", "HTTP/2 is offered through ALPN", standard="RFC 9113; RFC 7301",
        why="HTTP/2 multiplexes requests over one TLS connection: faster pages, fewer handshakes.",
-       fix="nginx: http2 on; Apache: Protocols h2 http/1.1 (mod_http2).", level="recommended")
+       fix="nginx: http2 on; Apache: Protocols h2 http/1.1 (mod_http2).", level="recommended",
+       needs=("tls",))
 def test_http2_through_alpn(client, server, family):
     _, out = s_client(client, server, family, "-alpn", "h2,http/1.1")
     alpn_line = re.search(r"ALPN protocol: (\S+)|No ALPN negotiated", out)
-    assert alpn_line and alpn_line.group(1) == "h2", alpn_line.group(0) if alpn_line else out[-300:]
+    assert alpn_line and alpn_line.group(1) == "h2", \
+        f"expected ALPN h2; saw {alpn_line.group(0) if alpn_line else 'no TLS handshake'}"
 
 
 @check("https.h3", "HTTP/3 answers where the lab enables it", standard="RFC 9114; RFC 7838",
        why="HTTP/3 over QUIC avoids head-of-line blocking; the lab file turns it on for nginx.",
        fix="nginx: listen 443 quic reuseport and an Alt-Svc header; open UDP 443.",
-       level="recommended")
+       level="recommended",
+       needs=("dns",))
 def test_http3_where_enabled(client, server, family, lab):
     if "h3" not in alpn(lab, server.software):
         pytest.skip("HTTP/3 is not enabled for this server")
     version = client.run(f"curl {curl_flag(family)} --http3-only -s -o /dev/null "
                          f"-w '%{{http_version}}' https://{server.fqdn}/").stdout
-    assert version == "3", f"no HTTP/3 answer (got {version or 'nothing'})"
+    assert version == "3", f"expected an HTTP/3 answer; saw {'HTTP/' + version if version.strip('0') else 'no answer'}"

@@ -12,14 +12,16 @@ VOLATILE = {"date", "age", "etag", "last-modified", "alt-svc", "content-length"}
 
 @check("ipv6.aaaa", "The web host has an AAAA record", standard="RFC 3596; internet.nl IPv6",
        why="Without an AAAA record no IPv6-only client can find the site.",
-       fix="Publish an AAAA record for the host (labgen renders one per host).")
+       fix="Publish an AAAA record for the host (labgen renders one per host).",
+       needs=("dns",))
 def test_web_host_has_aaaa(client, server):
     assert_aaaa(client, server)
 
 
 @check("ipv6.ns_aaaa", "The name server has an AAAA record", standard="RFC 3596; internet.nl IPv6",
        why="A name server reachable only over IPv4 leaves IPv6-only resolvers without answers.",
-       fix="Give the name server an IPv6 address and publish its AAAA record.")
+       fix="Give the name server an IPv6 address and publish its AAAA record.",
+       needs=("dns",))
 def test_name_server_has_aaaa(client, lab):
     assert_aaaa(client, lab.role("authdns"))
 
@@ -31,20 +33,24 @@ def assert_aaaa(client, host) -> None:
 
 @check("ipv6.reachable", "The web server answers over IPv6", standard="RFC 8200; internet.nl IPv6",
        why="An AAAA record that points at a server that does not answer breaks the site for IPv6 users.",
-       fix="Make the server listen on [::]:443 (nginx: listen [::]:443 ssl; Apache: Listen 443).")
+       fix="Make the server listen on [::]:443 (nginx: listen [::]:443 ssl; Apache: Listen 443).",
+       needs=("dns",))
 def test_web_server_answers_over_ipv6(client, server):
-    assert headers(client, f"https://{server.fqdn}/", "ipv6")[":status"] == "200"
+    status = headers(client, f"https://{server.fqdn}/", "ipv6")[":status"]
+    assert status == "200", f"expected status 200 over IPv6; saw {status or 'no answer'}"
 
 
 @check("ipv6.same_content", "Same page and headers over IPv4 and IPv6",
        standard="internet.nl IPv6 (same website)",
        why="Users must get the same site whichever address family their network uses.",
-       fix="Serve both families from the same server block or virtual host.")
+       fix="Serve both families from the same server block or virtual host.",
+       needs=("https",))
 def test_same_page_and_headers_over_both_families(client, server):
     url = f"https://{server.fqdn}/"
     v4, v6 = headers(client, url, "ipv4"), headers(client, url, "ipv6")
     assert v4[":status"] and v6[":status"], f"no answer over {'IPv4' if not v4[':status'] else 'IPv6'}"
-    assert {k: v for k, v in v4.items() if k not in VOLATILE} == \
-        {k: v for k, v in v6.items() if k not in VOLATILE}
+    differ = sorted(k for k in (set(v4) | set(v6)) - set(VOLATILE) if v4.get(k) != v6.get(k))
+    assert not differ, f"these headers differ between IPv4 and IPv6: {', '.join(differ)}"
     body = "curl {} -s " + url + " | sha256sum"
-    assert client.run(body.format("-4")).stdout == client.run(body.format("-6")).stdout
+    assert client.run(body.format("-4")).stdout == client.run(body.format("-6")).stdout, \
+        "the page served over IPv6 differs from the one over IPv4"

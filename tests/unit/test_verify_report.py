@@ -86,9 +86,67 @@ class Canned:
     ("Protocol: TLSv1.2\nSecure Renegotiation IS NOT supported\n", False),
 ])
 def test_the_renegotiation_check_fails_without_rfc5746(out, ok):
-    server = LAB.web[0]
+    lab = parse({"profile": "intermediate"})  # TLS 1.2: renegotiation exists
     if ok:
-        renegotiation_check(Canned(out), server, "ipv4")
+        renegotiation_check(Canned(out), lab.web[0], "ipv4", lab)
     else:
         with pytest.raises(AssertionError, match="RFC 5746"):
-            renegotiation_check(Canned(out), server, "ipv4")
+            renegotiation_check(Canned(out), lab.web[0], "ipv4", lab)
+
+
+def test_renegotiation_is_not_applicable_under_tls13_only():
+    with pytest.raises(pytest.skip.Exception, match="not applicable: the modern profile offers TLS "
+                                                    "1.3 only, which has no renegotiation"):
+        renegotiation_check(Canned(""), LAB.web[0], "ipv4", LAB)
+
+
+def test_every_assertion_in_a_check_says_what_was_expected_and_seen():
+    """A student reads the assertion's message, never pytest's repr of the condition."""
+    import ast
+    from pathlib import Path
+
+    import labgen.checks
+
+    bare = []
+    for path in sorted(Path(labgen.checks.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assert) and node.msg is None:
+                bare.append(f"{path.name}:{node.lineno}")
+    assert not bare, f"assertions without a message: {bare}"
+
+
+@pytest.mark.parametrize("exc,message", [
+    (AssertionError("expected nosniff; saw nothing\nassert '' == 'nosniff'"), "expected nosniff; saw nothing"),
+    (AssertionError("assert '' == 'nosniff'"), "the check's condition does not hold"),
+    (RuntimeError("lost the shell in c: is the lab up?\nmore"), "could not judge: lost the shell in c: is the lab up?"),
+])
+def test_failure_messages_are_sentences_without_pytest_internals(exc, message):
+    assert verify.failure_message(exc) == message
+
+
+def test_a_server_that_does_not_answer_is_named_once_and_its_checks_are_not_run():
+    from labgen.checks.prerequisites import Cause
+
+    down = Cause("nginx does not answer on 198.51.100.20 port 443: connection refused", "Start nginx.")
+    outcomes = OUTCOMES + [
+        verify.Outcome(check("https.tls13"), "nginx", "ipv4", False, f"not run: {down.text}", down),
+        verify.Outcome(check("https.tls12"), "nginx", "ipv4", False, f"not run: {down.text}", down),
+        verify.Outcome(check("https.renegotiation", "informational"), "apache", "ipv4", True,
+                       "not applicable: TLS 1.3 only", applicable=False)]
+    report = verify.targets(outcomes)
+    nginx = report[2]
+    assert {r.check.id: r.status for r in nginx.results}["https.tls13"] == "not run"
+    assert nginx.score == 25 and not verify.all_required_pass(report)
+    assert verify.root_causes(report) == [(down, ["https.tls12 (ipv4)", "https.tls13 (ipv4)"])]
+    text = verify.scorecard(report)
+    assert text.count(down.text) == 1  # once, as the root cause; its checks point to it
+    assert "    NOT RUN  title of https.tls13  [https.tls13; RFC 0000]\n          not run (ipv4): see " \
+        "root cause 1" in text
+    assert text.index("ROOT CAUSES") < text.index("FAILURES") < text.index("PASSING")
+    assert f"  1. {down.text}\n      fix: Start nginx.\n      not run: 2 checks (https.tls12 (ipv4), https.tls13 (ipv4))" in text
+    assert "fix fix https.tls13" not in text  # no fix per consequence
+    assert "    N/A  title of https.renegotiation" in text and "not applicable: TLS 1.3 only" in text
+    assert text.endswith("verdict: 3 required checks fail")
+    doc = json.loads(verify.as_json(LAB, report, NOW))
+    assert doc["root_causes"] == [{"text": down.text, "fix": "Start nginx.",
+                                   "not_run": ["https.tls12 (ipv4)", "https.tls13 (ipv4)"]}]
