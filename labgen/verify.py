@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .checks import NOT_APPLICABLE, Check
+from .checks import Check
 from .checks.prerequisites import Cause, NotRun
 from .render import environment
 
@@ -104,8 +104,6 @@ class Collector:
         meta = getattr(getattr(item, "function", None), "labgen_check", None)
         if meta is None or report.when == "teardown":
             return
-        if report.skipped and not _reason(report).startswith(NOT_APPLICABLE):
-            return  # a check the lab does not enable for this server (HTTP/3 on Apache)
         if report.when == "setup" and report.passed:
             item.user_properties.append(("check", meta.id))  # shows in the JUnit XML
             return
@@ -245,7 +243,7 @@ def as_json(lab, report: list[Target], now: dt.datetime) -> str:
            "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "passed": all_required_pass(report),
            "root_causes": [{**asdict(c), "not_run": checks} for c, checks in root_causes(report)],
            "targets": [{"name": t.name, "score": t.score,
-                        "checks": [{**asdict(r.check), "status": r.status,
+                        "checks": [{**r.check.as_dict(), "status": r.status,
                                     "variants": [{"variant": o.variant, "passed": o.passed,
                                                   "applicable": o.applicable, "message": o.message,
                                                   "cause": asdict(o.cause) if o.cause else None}
@@ -256,6 +254,11 @@ def as_json(lab, report: list[Target], now: dt.datetime) -> str:
 
 def as_html(lab, report: list[Target], now: dt.datetime) -> str:
     """One self-contained page: inline CSS, no script, nothing fetched."""
+    causes = root_causes(report)
     return environment().get_template("report/verify.html.j2").render(
         lab=lab, report=report, passed=all_required_pass(report),
-        checked_at=now.strftime("%Y-%m-%d %H:%M UTC"))
+        checked_at=now.strftime("%Y-%m-%d %H:%M UTC"),
+        groups=sorted({r.check.group for t in report for r in t.results}),
+        causes=causes, numbers={cause: n for n, (cause, _) in enumerate(causes, 1)},
+        failing=[(t, [r for r in t.results if r.status in ("fail", "not run", "warn")]) for t in report],
+        passing=[(t, [r for r in t.results if r.status in ("pass", "n/a")]) for t in report])

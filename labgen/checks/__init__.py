@@ -9,7 +9,8 @@ profile, never retyped. They run as `labgen verify`, or as plain pytest:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Callable
 
 LEVELS = ("required", "recommended", "informational")
 # What a check depends on beyond itself. When one of these is missing (the server does not
@@ -20,8 +21,8 @@ NEEDS = {
     "https": "fetches pages by name as a browser does (the name resolves, the server answers)",
 }
 
-# pytest.skip(f"{NOT_APPLICABLE}: why") in a check: the property does not exist in this lab
-# (renegotiation under TLS 1.3 only); the report shows it as N/A with the reason.
+# A check that does not apply to a server of this lab (renegotiation under TLS 1.3 only,
+# HTTP/3 where the lab does not enable it) is skipped with this prefix; reports show it as N/A.
 NOT_APPLICABLE = "not applicable"
 
 
@@ -34,6 +35,15 @@ class Check:
     why: str
     fix: str
     needs: tuple[str, ...] = ()
+    # (lab, server or None) -> None when the check applies, else the reason it does not.
+    applies: Callable[..., str | None] | None = field(default=None, compare=False, repr=False)
+
+    def not_applicable(self, lab, server) -> str | None:
+        return self.applies(lab, server) if self.applies else None
+
+    def as_dict(self) -> dict:
+        """What a report shows of the check (everything but the `applies` function)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "applies"}
 
     @property
     def group(self) -> str:
@@ -41,15 +51,16 @@ class Check:
 
 
 def check(id: str, title: str, *, standard: str, why: str, fix: str, level: str = "required",
-          needs: tuple[str, ...] = ()):
-    """Mark a test function as a labgen check; `needs` names its prerequisites (NEEDS)."""
+          needs: tuple[str, ...] = (), applies: Callable[..., str | None] | None = None):
+    """Mark a test function as a labgen check; `needs` names its prerequisites (NEEDS),
+    `applies` says when the property does not exist in the lab at hand."""
     if level not in LEVELS:
         raise ValueError(f"{id}: level {level!r} is not one of {LEVELS}")
     if unknown := set(needs) - set(NEEDS):
         raise ValueError(f"{id}: needs {sorted(unknown)} not among {sorted(NEEDS)}")
 
     def mark(fn):
-        fn.labgen_check = Check(id, title, standard, level, why, fix, tuple(needs))
+        fn.labgen_check = Check(id, title, standard, level, why, fix, tuple(needs), applies)
         return fn
 
     return mark

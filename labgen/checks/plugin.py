@@ -12,6 +12,7 @@ import testinfra
 
 from ..engine import containers_conf
 from ..spec import Lab, load
+from . import NOT_APPLICABLE
 from .prerequisites import NotRun, Prerequisites
 
 FAMILIES = ("ipv4", "ipv6")
@@ -125,14 +126,16 @@ def prerequisites(lab, client) -> Prerequisites:
 
 
 @pytest.fixture(autouse=True)
-def _needs(request):
-    """Before a check runs: its prerequisites (@check(needs=...)) are there, or it is not run."""
+def _preconditions(request, lab):
+    """Before a check runs: it applies to this server (else N/A), and its prerequisites
+    (@check(needs=...)) are there (else it is not run, with their cause)."""
     meta = getattr(request.function, "labgen_check", None)
-    if meta is None or not meta.needs:
+    if meta is None:
         return
     callspec = getattr(request.node, "callspec", None)
     params = callspec.params if callspec else {}
-    cause = request.getfixturevalue("prerequisites").missing(
-        meta.needs, params.get("server"), params.get("family", "ipv4"))
-    if cause:
+    if reason := meta.not_applicable(lab, params.get("server")):
+        pytest.skip(f"{NOT_APPLICABLE}: {reason}")
+    if meta.needs and (cause := request.getfixturevalue("prerequisites").missing(
+            meta.needs, params.get("server"), params.get("family", "ipv4"))):
         raise NotRun(cause)

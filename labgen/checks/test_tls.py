@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import pytest
-
-from labgen.checks import NOT_APPLICABLE, check
+from labgen.checks import check
 from labgen.checks.netutil import accepted, endpoint, handshake, s_client
 
 # Groups a client can offer that no labgen profile should accept (probe values, not policy).
@@ -134,11 +132,10 @@ def test_no_tls_compression(client, server, family):
        why="Insecure renegotiation lets an attacker splice their own request in front of the "
            "user's (CVE-2009-3555).",
        fix="Keep SSLInsecureRenegotiation off (Apache); nginx refuses renegotiation itself.",
+       applies=lambda lab, server: None if lab.profile.tls12 else (
+           f"the {lab.profile.name} profile offers TLS 1.3 only, which has no renegotiation (RFC 8446)"),
        needs=("tls",))
 def test_secure_renegotiation(client, server, family, lab):
-    if not lab.profile.tls12:
-        pytest.skip(f"{NOT_APPLICABLE}: the {lab.profile.name} profile offers TLS 1.3 only, "
-                    "which has no renegotiation (RFC 8446)")
     ok, out = s_client(client, server, family, "-tls1_2", "-cipher", SECLEVEL0)
     assert ok, f"expected a TLS 1.2 handshake under the {lab.profile.name} profile; the server refused it"
     assert "Secure Renegotiation IS supported" in out, \

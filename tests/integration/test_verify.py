@@ -25,16 +25,9 @@ from labtest import run, write_lab
 NGINX_SITE = "/etc/nginx/conf.d/nginx.lab.example.conf"
 APACHE_SITE = "/etc/apache2/sites-available/apache.lab.example.conf"
 UNBOUND = "/etc/unbound/unbound.conf"
-# Checks that need no name resolution and no served content: they survive a broken zone.
-NO_DNS = {"host.service", "host.dns_service", "host.listen", "host.key_files", "host.config_test",
-          "https.tls13", "https.no_tls10_11", "https.tls12", "https.suites", "https.groups",
-          "https.no_0rtt", "https.no_compression", "https.renegotiation", "https.chain",
-          "https.name", "https.key", "https.h2"}
-# Checks that make HTTPS requests as a browser would (curl, the lab CA trusted).
-HTTPS_REQUESTS = ("https.hsts", "https.h3", "ipv6.reachable", "ipv6.same_content", "headers.csp", "headers.nosniff",
-                  "headers.referrer", "headers.xfo", "headers.security_txt", "host.version_hidden")
-# Refusal checks pass against a server that cannot be reached at all (nothing was accepted).
-REFUSALS = {"https.no_tls10_11", "https.tls12", "https.suites", "https.renegotiation"}
+# Checks that fetch pages by name as a browser does (curl, the lab CA trusted): a certificate
+# curl refuses fails them all. HTTP/3 and the IPv6 answer do not wait for a TCP handshake.
+CURL_FETCHES = ("https.h3", "ipv6.reachable")
 
 Key = tuple[str, str, str]  # (check id, target, variant)
 
@@ -50,8 +43,9 @@ def labgen_verify(lab, tmp_path: Path, *extra: str) -> tuple[int, str, dict]:
 
 
 def keys(doc: dict, passed: bool | None = None) -> set[Key]:
+    """The outcomes of the checks that apply to the lab (N/A ones left out)."""
     return {(c["id"], t["name"], v["variant"]) for t in doc["targets"] for c in t["checks"]
-            for v in c["variants"] if passed is None or v["passed"] is passed}
+            for v in c["variants"] if v["applicable"] and (passed is None or v["passed"] is passed)}
 
 
 def sh(lab, host: str, script: str) -> None:
@@ -74,6 +68,11 @@ def put(lab, host: str, path: str, text: str, tmp_path: Path) -> None:
 def baseline(running_lab, tmp_path_factory):
     code, shown, doc = labgen_verify(running_lab, tmp_path_factory.mktemp("verify"))
     return code, shown, doc
+
+
+def needs(doc: dict) -> dict[str, set[str]]:
+    """Each check's prerequisites, as the checks declare them (@check(needs=...))."""
+    return {c["id"]: set(c["needs"]) for t in doc["targets"] for c in t["checks"]}
 
 
 def pick(all_keys: set[Key], check: str, target: str | None = None, variant: str = "") -> set[Key]:
@@ -148,7 +147,10 @@ def test_every_required_check_passes_on_both_servers_and_families(baseline, runn
     # Every check module contributes, and HTTP/3 is judged where the lab enables it (nginx).
     groups = {c["id"].split(".")[0] for t in doc["targets"] for c in t["checks"]}
     assert groups == {"ipv6", "dnssec", "https", "dane", "caa", "headers", "host"}
-    assert pick(keys(doc), "https.h3", "nginx") and not {k for k in keys(doc) if k[:2] == ("https.h3", "apache")}
+    assert pick(keys(doc), "https.h3", "nginx")
+    apache_h3 = next(c for t in doc["targets"] if t["name"] == "apache" for c in t["checks"]
+                     if c["id"] == "https.h3")
+    assert apache_h3["status"] == "n/a" and "does not enable HTTP/3 on apache" in apache_h3["variants"][0]["message"]
 
 
 def test_the_checks_run_as_plain_pytest_with_testinfra_hosts(baseline, running_lab, tmp_path):
@@ -158,6 +160,10 @@ def test_the_checks_run_as_plain_pytest_with_testinfra_hosts(baseline, running_l
                   "labgen.checks.plugin", "--lab-file", str(lab.config), "-p", "no:cacheprovider", "-q"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:]
     passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
+    # A check that does not apply to the lab (renegotiation under TLS 1.3 only) is a skip there.
+    not_applicable = sum(not v["applicable"] for t in baseline[2]["targets"] for c in t["checks"]
+                         for v in c["variants"])
+    assert not_applicable and f"{not_applicable} skipped" in result.stdout
     assert passed == len(keys(baseline[2]))
 
 
@@ -195,7 +201,7 @@ def test_old_tls_no_tls13_dropped_hsts_broken_config_and_disabled_services_fail_
     assert "fix: Send Strict-Transport-Security: max-age=31536000" in shown
     # The HTML report of the same run, as Chromium shows it: the failure with its why and fix.
     text = page_text(tmp_path / "verify.html")
-    assert "A required check fails." in text and "apache: 74%" in text
+    assert "A required check fails." in text and "apache: 73%" in text
     assert "FAIL HSTS is set for at least a year" in text
     assert "Why it matters: HSTS makes browsers refuse plain HTTP" in text
 
@@ -269,8 +275,9 @@ def test_foreign_certificates_a_readable_key_and_tls_compression_fail_exactly_th
                        "systemctl reload apache2")
 
     # A browser (curl) refuses the self-signed certificate, so every HTTPS request fails too.
+    fetches = {c for c, n in needs(baseline[2]).items() if "https" in n} | set(CURL_FETCHES)
     expected = set().union(*(pick(all_keys, c, "nginx") for c in (
-        "https.chain", "https.name", "https.key", "dane.match") + HTTPS_REQUESTS))
+        {"https.chain", "https.name", "https.key", "dane.match"} | fetches)))
     expected |= set().union(*(pick(all_keys, c, "apache") for c in (
         "dane.match", "host.key_files", "https.tls12", "https.suites", "https.no_compression")))
     run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx"),
@@ -353,7 +360,7 @@ def test_an_unsigned_zone_fails_every_check_that_resolves_a_name(baseline, runni
     breaks = serve_zone(running_lab, text, tmp_path)
     # The resolver holds the DS: an unsigned answer is bogus and becomes SERVFAIL (fail closed).
     # The bogus child zone stays refused; checks that connect by address still pass.
-    expected = {k for k in all_keys if k[0] not in NO_DNS | {"dnssec.bogus_refused"}}
+    expected = {k for k in all_keys if needs(baseline[2])[k[0]] & {"dns", "https"}}
     run_scenario(running_lab, tmp_path, breaks, DNS_RELOAD, expected)
 
 
@@ -364,11 +371,36 @@ def test_no_ipv6_listener_fails_every_ipv6_check_of_that_server(baseline, runnin
         s.backup("nginx", NGINX_SITE)
         s.do("nginx", f"sed -i '/listen \\[::\\]:443 ssl/d' {NGINX_SITE} && systemctl reload nginx")
 
-    # HTTP/3 runs over UDP and keeps its own [::]:443 listener; port 80 still redirects.
+    # HTTP/3 runs over UDP and keeps its own [::]:443 listener; port 80 still redirects. The
+    # refusal checks (old TLS, suites, groups) fail too: a refusal counts only when the server
+    # answers.
     expected = {k for k in all_keys if k[1] == "nginx" and "ipv6" in k[2]
-                and k[0] not in REFUSALS | {"https.h3", "https.redirect"}}
+                and k[0] not in {"https.h3", "https.redirect"}}
     expected |= pick(all_keys, "ipv6.reachable", "nginx") | pick(all_keys, "ipv6.same_content", "nginx")
     run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx")], expected)
+
+
+def test_a_stopped_server_fails_every_check_that_talks_to_it_and_is_named_once(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+    wants = needs(baseline[2])
+    apache = next(h for h in running_lab.lab.web if h.software == "apache")
+
+    def breaks(s: Scenario):
+        s.do("apache", "systemctl stop apache2", "systemctl start apache2")
+
+    # What still passes judges DNS records or files on the host, not the server.
+    talks = {k for k in all_keys if k[1] == "apache" and
+             (wants[k[0]] & {"tls", "https"} or k[0] in {"host.service", "host.listen", "https.redirect",
+                                                       "ipv6.reachable"})}
+    shown = run_scenario(running_lab, tmp_path, breaks, [], talks)
+    causes = [f"apache does not answer on {address} port 443: connection refused" for address in
+              (apache.ipv4, apache.ipv6)]
+    head = shown[:shown.index("FAILURES")]
+    assert all(f". {cause}" in head for cause in causes), head
+    assert all(shown.count(cause) == 1 for cause in causes)  # named once; its checks point to it
+    assert "NOT RUN  TLS 1.0 and 1.1 are refused" in shown
+    assert "Traceback" not in shown and "AssertionError" not in shown and ".c:" not in shown
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:

@@ -95,9 +95,10 @@ def test_the_renegotiation_check_fails_without_rfc5746(out, ok):
 
 
 def test_renegotiation_is_not_applicable_under_tls13_only():
-    with pytest.raises(pytest.skip.Exception, match="not applicable: the modern profile offers TLS "
-                                                    "1.3 only, which has no renegotiation"):
-        renegotiation_check(Canned(""), LAB.web[0], "ipv4", LAB)
+    meta = renegotiation_check.labgen_check
+    assert meta.not_applicable(LAB, LAB.web[0]) == ("the modern profile offers TLS 1.3 only, which "
+                                                    "has no renegotiation (RFC 8446)")
+    assert meta.not_applicable(parse({"profile": "intermediate"}), LAB.web[0]) is None
 
 
 def test_every_assertion_in_a_check_says_what_was_expected_and_seen():
