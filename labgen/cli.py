@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import sys
 from pathlib import Path
 
@@ -16,10 +17,16 @@ from .spec import ENGINES, load
 
 def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir) / "lab.yml"
-    if target.exists() and not args.force:
+    if (target.exists() or target.is_symlink()) and not args.force:
         raise SpecError(f"{target}: already exists; use --force to overwrite it")
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    target.write_text((data_dir("templates") / "lab.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    if target.is_dir() or target.is_symlink():
+        raise SpecError(f"{target}: is a folder or a link, not a lab file; not overwritten")
+    try:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
+        target.write_text((data_dir("templates") / "lab.yml").read_text(encoding="utf-8"),
+                          encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{target}: cannot write it: {exc.strerror}") from None
     print(f"wrote {target}: edit it, then run 'labgen render -c {target}'")
     return 0
 
@@ -188,18 +195,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED = "labgen: interrupted; running the same command again finishes the job"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: signals stay the caller's
+        previous = None
+    try:
+        args = parser().parse_args(argv)
         return args.func(args)
     except LabgenError as exc:
         where = "" if exc.phase in ("labgen", "lab file") else f"{exc.phase} failed: "
         print(f"labgen: error: {where}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("labgen: interrupted; running the same command again finishes the job",
-              file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -174,9 +174,16 @@ def _kind(value: Any) -> str:
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, str):
         return f"the text {_show(value)}"
-    if isinstance(value, (int, float)):
-        return f"the number {_show(str(value))[1:-1] if len(str(value)) > EXCERPT else value}"
-    return {dict: "a mapping", list: "a list"}.get(type(value), f"a YAML {type(value).__name__}")
+    if isinstance(value, (int, float)) and len(str(value)) <= EXCERPT:
+        return f"the number {value}"
+    return _sort(value)
+
+
+def _sort(value: Any) -> str:
+    """What kind of value, without the value itself."""
+    kinds = {dict: "a mapping", list: "a list", str: "a text", int: "a number", float: "a number",
+             bool: "a boolean"}
+    return kinds.get(type(value), f"a YAML {type(value).__name__}")
 
 
 def _did_you_mean(value: str, choices: Any) -> str:
@@ -208,8 +215,8 @@ def _bad_character(value: str) -> str | None:
 def _gate(value: Any, where: str, fail: Callable[[str, str], None]) -> Any:
     """The check every text of the lab file passes first, whatever its field: a bounded length
     and printable characters only. Field checks (whitelists) follow."""
-    if isinstance(value, list):
-        return [_gate(item, where, fail) for item in value]
+    if isinstance(value, list):  # a list of texts; nested lists are refused by the field checks
+        return [item if isinstance(item, list) else _gate(item, where, fail) for item in value]
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
             fail(f"{_show(value)} is too long: a value has at most {MAX_TEXT} characters", where)
@@ -230,11 +237,9 @@ class _Section:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            self.fail(f"must be a mapping of keys to values, got {_kind(data)}", path or "(top level)")
-        for name in data:
-            if not isinstance(name, str):
-                self.fail(f"a key must be a text, got {_kind(name)}", self.key(name))
-            _gate(name, self.key(name), self.fail)
+            # The top level of a file that is no lab file at all: its content is not echoed.
+            got = _kind(data) if path else _sort(data)
+            self.fail(f"must be a mapping of keys to values, got {got}", path or "(top level)")
         self.data = data
         self.used: set[str] = set()
 
@@ -272,7 +277,14 @@ class _Section:
         return _Section(self.data.get(name, {}), self.key(name), self.source)
 
     def done(self) -> None:
+        if not self.path and self.data and not any(
+                name in self.used or _did_you_mean(str(name), self.used) for name in self.data):
+            # No lab file key, not even a misspelt one: not a lab file; none of its keys is echoed.
+            self.fail(f"is not a lab file: none of its keys is a lab file key ({', '.join(sorted(self.used))})",
+                      "(top level)")
         for name in self.data:
+            if not isinstance(name, str):
+                self.fail(f"a key must be a text, got {_kind(name)}", self.key(name))
             if name not in self.used:
                 known = sorted(self.used)
                 self.fail(f"unknown key{_did_you_mean(name, known)}; known keys: {', '.join(known)}",
@@ -411,6 +423,10 @@ def load(path: str | Path) -> Lab:
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """One line: where and what, with the problem escaped and cut like any echoed value."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: not echoed
+        return (f"character {exc.position + 1}: not valid YAML: U+{exc.character:04X} is not "
+                "allowed in a YAML file" if isinstance(exc.character, int)
+                else f"character {exc.position + 1}: not valid YAML: {_escape(exc.reason)}")
     if not isinstance(exc, yaml.MarkedYAMLError):
         return f"not valid YAML: {_escape(str(exc))}"
     mark = exc.problem_mark or exc.context_mark

@@ -368,7 +368,7 @@ BAD = [
                  f"{PATH}: (top level): must be a mapping of keys to values, got a list",
                  id="yaml-top-level-list"),
     pytest.param(Yaml("demo\n"),
-                 f"{PATH}: (top level): must be a mapping of keys to values, got the text 'demo'",
+                 f"{PATH}: (top level): must be a mapping of keys to values, got a text",
                  id="yaml-top-level-text"),
 ]
 
