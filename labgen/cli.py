@@ -17,6 +17,8 @@ from .spec import ENGINES, load
 
 def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir) / "lab.yml"
+    if Path(args.dir).exists() and not Path(args.dir).is_dir():
+        raise SpecError(f"{args.dir}: is a file, not a folder for lab.yml")
     if (target.exists() or target.is_symlink()) and not args.force:
         raise SpecError(f"{target}: already exists; use --force to overwrite it")
     if target.is_dir() or target.is_symlink():
