@@ -392,11 +392,12 @@ def read_lab_text(path: Path) -> str:
         raise SpecError(f"{path}: no such lab file (create one with 'labgen init')") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the lab file: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a special file (device, pipe or socket)"
+        raise SpecError(f"{path}: is {kind}, not a lab file")
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a special file (device, pipe or socket)"
-            raise SpecError(f"{path}: is {kind}, not a lab file")
         try:
             data = handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
