@@ -293,3 +293,19 @@ def test_modes_do_not_depend_on_the_umask(render_lab, tmp_path):
 
 def test_not_owned_is_a_usage_error():
     assert NotOwnedError.exit_code == 2
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    import signal
+
+    lab_file = tmp_path / "lab.yml"
+    lab_file.write_text("name: demo\n")
+
+    def terminated(*args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)  # delivered to labgen's handler, not the default
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "render", terminated)
+    code, err = cli_run(["render", "-c", str(lab_file), "-o", str(tmp_path / "b")], capsys)
+    assert (code, err) == (130, cli.INTERRUPTED + "\n")
+    assert signal.getsignal(signal.SIGTERM) == before
