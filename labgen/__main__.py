@@ -1,7 +1,17 @@
-"""python -m labgen: the same as the labgen command."""
+"""python -m labgen, and the labgen command: an interrupt while Python is still importing
+labgen's modules ends with one line too, not a traceback."""
 
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def run() -> int:
+    try:
+        from .cli import main
+    except KeyboardInterrupt:
+        print("labgen: interrupted", file=sys.stderr)
+        return 130
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

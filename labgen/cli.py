@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import sys
 from pathlib import Path
 
@@ -16,15 +17,23 @@ from .spec import ENGINES, load
 
 def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir) / "lab.yml"
-    if target.exists() and not args.force:
+    if Path(args.dir).exists() and not Path(args.dir).is_dir():
+        raise SpecError(f"{args.dir}: is a file, not a folder for lab.yml")
+    if (target.exists() or target.is_symlink()) and not args.force:
         raise SpecError(f"{target}: already exists; use --force to overwrite it")
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    target.write_text((data_dir("templates") / "lab.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    if target.is_dir() or target.is_symlink():
+        raise SpecError(f"{target}: is a folder or a link, not a lab file; not overwritten")
+    try:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
+        target.write_text((data_dir("templates") / "lab.yml").read_text(encoding="utf-8"),
+                          encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{target}: cannot write it: {exc.strerror}") from None
     print(f"wrote {target}: edit it, then run 'labgen render -c {target}'")
     return 0
 
 
-def output(args: argparse.Namespace) -> Path:
+def build_folder(args: argparse.Namespace) -> Path:
     """The build folder: -o, else build/ beside the lab file, so the folder a command is typed
     in never decides which keys a lab gets."""
     return Path(args.output) if args.output else Path(args.config).parent / "build"
@@ -32,7 +41,7 @@ def output(args: argparse.Namespace) -> Path:
 
 def cmd_render(args: argparse.Namespace) -> int:
     lab = load(args.config)
-    out = render(lab, output(args))
+    out = render(lab, build_folder(args))
     print(f"rendered lab {lab.name} into {out}\n")
     print((out / "SUMMARY.txt").read_text(encoding="utf-8"), end="")
     return 0
@@ -42,9 +51,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_build, release_root, report
 
     lab = load(args.config)
-    build = output(args) / lab.name
+    build = build_folder(args) / lab.name
     if args.render or not build.is_dir():
-        build = render(lab, output(args))
+        build = render(lab, build_folder(args))
     root = release_root(lab, log=lambda msg: print(msg, file=sys.stderr))
     results = check_build(lab, build, root)
     print(f"checking {build} with the real tools of {lab.target.name}:")
@@ -61,7 +70,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     lab = load(args.config)
     engine = _engine(args, lab)
-    up(lab, output(args), engine, verbose=args.verbose)
+    up(lab, build_folder(args), engine, verbose=args.verbose)
     print(status_table(lab, status(lab, engine)))
     return 0
 
@@ -195,20 +204,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED = "labgen: interrupted; running the same command again finishes the job"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     # Progress lines and errors keep their order when the output goes to a file or a pipe.
     sys.stdout.reconfigure(line_buffering=True)
-    args = parser().parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: signals stay the caller's
+        previous = None
+    try:
+        args = parser().parse_args(argv)
         return args.func(args)
     except LabgenError as exc:
         where = "" if exc.phase in ("labgen", "lab file") else f"{exc.phase} failed: "
         print(f"labgen: error: {where}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("labgen: interrupted; running the same command again finishes the job",
-              file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

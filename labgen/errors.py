@@ -26,6 +26,13 @@ class RenderError(LabgenError):
     phase = "render"
 
 
+class NotOwnedError(LabgenError):
+    """render would replace a file or folder labgen did not make: refused, nothing touched."""
+
+    exit_code = 2
+    phase = "render"
+
+
 class ToolError(LabgenError):
     """An external tool (debootstrap, a config checker) is missing or failed."""
 

@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .errors import RenderError
 from .spec import Host, Lab
 
 CA_DAYS = 3650
+CN_MAX = 64  # upper bound of a commonName (RFC 5280); the SAN carries the full name
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -55,24 +57,29 @@ class Store:
         dest.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(dest, 0o700)
 
-    def _old(self, name: str) -> bytes | None:
-        if self.previous is None:
+    def _old(self, name: str, load):
+        """The kept key or certificate, or None; a file that is not one stops the render (a
+        silently replaced key would change the DS or TLSA records)."""
+        if self.previous is None or not (self.previous / name).exists():
             return None
         path = self.previous / name
-        return path.read_bytes() if path.exists() else None
+        try:
+            return load(path.read_bytes())
+        except (ValueError, TypeError, OSError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) else "not a valid PEM file"
+            raise RenderError(f"{path}: cannot load it ({problem}); restore it, or delete it "
+                              "to make a new one (its DS or TLSA records then change)") from None
 
     def key(self, name: str, make, fits):
         """The kept private key if it still fits the lab file (type, size), else a new one."""
-        old = self._old(name)
-        key = serialization.load_pem_private_key(old, password=None) if old else None
+        key = self._old(name, lambda data: serialization.load_pem_private_key(data, password=None))
         if key is None or not fits(key):
             key = make()
         write_private(self.dest / name, key_pem(key))
         return key
 
     def cert(self, name: str, still_good, make) -> x509.Certificate:
-        old = self._old(name)
-        cert = x509.load_pem_x509_certificate(old) if old else None
+        cert = self._old(name, x509.load_pem_x509_certificate)
         if cert is None or not still_good(cert):
             cert = make()
         (self.dest / name).write_bytes(cert_pem(cert))
@@ -157,12 +164,14 @@ def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datet
                               key_cert_sign=False, crl_sign=False, encipher_only=False,
                               decipher_only=False)
         return (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host.fqdn)]))
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host.fqdn)]
+                                        if len(host.fqdn) <= CN_MAX else []))
                 .issuer_name(ca_cert.subject).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(hours=1))
                 .not_valid_after(now - dt.timedelta(hours=1) + dt.timedelta(days=days))
-                .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                # With an empty subject the SAN must be critical (RFC 5280 section 4.2.1.6).
+                .add_extension(x509.SubjectAlternativeName(names), critical=len(host.fqdn) > CN_MAX)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(usage, critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

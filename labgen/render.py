@@ -1,16 +1,20 @@
 """Render a Lab into build/<lab>/: one file tree per host, pki/, dns/, an inventory and a summary.
 
 Everything is written into a fresh staging folder first and swapped in at the end, so a failure
-leaves the previous build exactly as it was. Ansible later copies these trees as they are.
+or an interrupt leaves the previous build exactly as it was. A build carries a marker file:
+render replaces only a folder that has it. Ansible later copies these trees as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from . import dnszone, pki
 from .capabilities import APACHE_MODULES
-from .errors import RenderError
+from .errors import NotOwnedError, RenderError
 from .spec import Host, Lab
 
 SOFTWARE_TITLE = {"nginx": "nginx", "apache": "Apache HTTP Server"}
@@ -29,6 +33,13 @@ CERT_DIR = "/etc/ssl/labgen"
 WEBROOT = "/var/www/labgen"
 CLIENT_DIR = "/etc/labgen"
 PUBLIC, SECRET = 0o644, 0o600
+UMASK = 0o022  # modes of what render writes never depend on the caller's umask
+# The ownership marker: render replaces out/<lab> only when this file says labgen made it.
+MARKER = ".labgen-build"
+MARKER_TEXT = "This folder is a build made by labgen render; the next render replaces it.\n"
+# What a build made before the marker existed holds (and nothing else): also labgen's.
+LEGACY_ENTRIES = {"hosts", "pki", "dns", "manifests", "inventory.yml", "SUMMARY.txt", ".ansible",
+                  ".labgen-stamp.json"}
 
 
 def data_dir(name: str) -> Path:
@@ -90,44 +101,121 @@ def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
     """Render the lab into out/<lab.name> atomically; keys of a previous render are kept."""
     now = now or dt.datetime.now(dt.timezone.utc)
     final = out / lab.name
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{lab.name}.render-", dir=out))
-    except OSError as exc:
-        raise RenderError(f"cannot write to {out}: {exc.strerror}") from None
-    try:
-        previous = final / "pki" if (final / "pki").is_dir() else None
-        material = _material(lab, pki.Store(previous, staging / "pki"), now)
-        _write_dns(lab, staging / "dns", material)
-        for host in lab.hosts:
-            _write_tree(staging / "hosts" / host.name, host_files(lab, host, material, now))
-            write_manifest(staging / "hosts" / host.name, staging / "manifests" / f"{host.name}.json")
-        (staging / "inventory.yml").write_text(inventory(lab), encoding="utf-8")
-        (staging / "SUMMARY.txt").write_text(summary(lab, material), encoding="utf-8")
-        _swap(staging, final)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise RenderError(f"rendering into {out} failed: {exc}") from None
-        if isinstance(exc, TemplateError):
-            raise RenderError(f"template error: {exc}") from None
-        raise
+    with _umask(UMASK), _locked(out):
+        _recover(out, lab.name)
+        _check_owned(final)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{lab.name}.render-", dir=out))
+        except OSError as exc:
+            raise RenderError(f"cannot write to {out}: {exc.strerror}") from None
+        try:
+            _write_build(lab, staging, final / "pki" if (final / "pki").is_dir() else None, now)
+            _swap(staging, final)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise RenderError(f"rendering into {out} failed: {exc}") from None
+            if isinstance(exc, TemplateError):
+                raise RenderError(f"template error: {exc}") from None
+            raise
     return final
 
 
-def _swap(staging: Path, final: Path) -> None:
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.rename(final, old / "build")
+def _write_build(lab: Lab, staging: Path, previous: Path | None, now: dt.datetime) -> None:
+    material = _material(lab, pki.Store(previous, staging / "pki"), now)
+    _write_dns(lab, staging / "dns", material)
+    for host in lab.hosts:
+        _write_tree(staging / "hosts" / host.name, host_files(lab, host, material, now))
+        write_manifest(staging / "hosts" / host.name, staging / "manifests" / f"{host.name}.json")
+    (staging / "inventory.yml").write_text(inventory(lab), encoding="utf-8")
+    (staging / "SUMMARY.txt").write_text(summary(lab, material), encoding="utf-8")
+    (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
     try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """One render at a time per output folder (a lock on the folder itself, so nothing is left
+    behind): the cleanup of leftovers may then remove every staging folder it finds."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise RenderError(f"cannot write to {out}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for another render into the same folder
+        yield
+    finally:
+        os.close(fd)
+
+
+def _owned(folder: Path) -> bool:
+    """A folder labgen made: it has the marker, or it is a build from before the marker."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if (folder / MARKER).is_file():
+        return True
+    entries = {p.name for p in folder.iterdir()}
+    return {"hosts", "pki", "SUMMARY.txt"} <= entries <= LEGACY_ENTRIES
+
+
+def _check_owned(final: Path) -> None:
+    if (final.exists() or final.is_symlink()) and not _owned(final):
+        raise NotOwnedError(f"{final} exists and was not made by labgen (no {MARKER} marker); "
+                            "move it away or render into another folder with -o")
+
+
+def _recover(out: Path, name: str) -> None:
+    """Finish what an interrupted or killed render left: put back a previous build that was
+    moved aside (so its keys are kept), then remove staging and moved-aside folders."""
+    final = out / name
+    for old in sorted(out.glob(f".{name}.old-*")):
+        moved = old / "build"
+        if not (final.exists() or final.is_symlink()) and _owned(moved):
+            os.rename(moved, final)
+    for leftover in sorted(out.glob(f".{name}.render-*")) + sorted(out.glob(f".{name}.old-*")):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _step(name: str) -> None:
+    """Called between the steps of the swap; tests replace it to interrupt at each step."""
+
+
+def _swap(staging: Path, final: Path) -> None:
+    """Move the previous build aside, the new one in, then delete the previous one. SIGINT and
+    SIGTERM wait until both renames are done; any failure between them puts the previous build
+    back, and a kill between them is repaired by the next render (_recover)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    old = None
+    try:
+        _step("start")
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            _step("old-folder-made")
+            os.rename(final, old / "build")
+        _step("previous-moved-aside")
         os.rename(staging, final)
-    except OSError:
+        _step("new-moved-in")
+    except BaseException:
         if old is not None:
-            os.rename(old / "build", final)
+            if not final.exists() and (old / "build").exists():
+                os.rename(old / "build", final)  # the previous build back in place
+            shutil.rmtree(old, ignore_errors=True)
         raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    _step("done")
 
 
 def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import difflib
 import io
 import ipaddress
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -43,12 +46,25 @@ HEADER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 # Header values are quoted in nginx and Apache: no quote, backslash, $ (nginx variables),
 # % (Apache format specifiers), braces, # or control characters can get through.
 HEADER_VALUE_RE = re.compile(r"^[A-Za-z0-9'()*+,./:;=?@!&~_\[\]|^-]([A-Za-z0-9 '()*+,./:;=?@!&~_\[\]|^-]{0,1022}[A-Za-z0-9'()*+,./:;=?@!&~_\[\]|^-])?$")
-MAILTO_RE = re.compile(r"^mailto:[A-Za-z0-9._+-]{1,64}@[a-z0-9.-]{1,253}$")
-HTTPS_URL_RE = re.compile(r"^https://[a-z0-9.-]{1,253}(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]{0,200})?$")
+# Contact URIs (RFC 9116, RFC 8659): the host part is then checked as a domain name.
+MAILTO_RE = re.compile(r"^mailto:(?!\.)(?!.*\.\.)[A-Za-z0-9._+-]{1,64}(?<!\.)@([a-z0-9.-]{1,253})$")
+HTTPS_URL_RE = re.compile(r"^https://([a-z0-9.-]{1,253})(?::([0-9]{1,5}))?(/[A-Za-z0-9._~/-]{0,200})?$")
+# A subnet is written with digits, hex, '.', ':' and one prefix length: no IPv6 zone ID
+# (addr%zone), which ipaddress would accept and print back into the configs.
+NETWORK_RE = re.compile(r"^[0-9A-Fa-f.:]{2,39}/[0-9]{1,3}$")
 LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
 VERSION_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){1,2}$")
 # Headers labgen sets itself from other keys of the lab file.
 MANAGED_HEADERS = {"strict-transport-security": "hsts", "alt-svc": "http3"}
+# Limits of what is read: a lab file is a few kB; every value is one line of printable text.
+MAX_FILE_BYTES = 256 * 1024
+MAX_TEXT = 1024  # characters of one value (the longest is a header value)
+MAX_DEPTH = 20  # nesting of YAML collections
+MAX_ALIASES = 100  # uses of YAML aliases (*name): no billion-laughs expansion
+EXCERPT = 80  # characters of a value or key an error message shows
+# Every character that can reach a rendered file, whatever the field: the broadest whitelist
+# (header values); each field's own check is narrower. Checked once more on the built Lab.
+RENDERED_RE = re.compile(r"^[A-Za-z0-9 '()*+,./:;=?@!&~_\[\]|^-]*$")
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,90 @@ class Lab:
         return f"labgen-{self.name}-{host.name}"
 
 
+# ---------------------------------------------------------------- showing what the user wrote
+
+
+def _show(value: Any) -> str:
+    """A value as an error message may echo it: repr-style (control, bidi and other invisible
+    characters as escapes), cut to a short excerpt. Collections are named, never printed."""
+    if not isinstance(value, str):
+        return _kind(value)
+    if len(value) <= EXCERPT:
+        return repr(value)
+    return f"{value[:EXCERPT]!r}... ({len(value)} characters)"
+
+
+def _escape(text: str, limit: int = 3 * EXCERPT) -> str:
+    """Free text (a YAML or IDNA problem) for one line: escaped like _show, unquoted, cut."""
+    cut = f"... ({len(text)} characters)" if len(text) > limit else ""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:limit]) + cut
+
+
+def _show_key(name: Any) -> str:
+    """A key as the user wrote it, escaped and cut like a value when it is not a plain word."""
+    text = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
+    return text if text is not None and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text) else _show(name)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"the text {_show(value)}"
+    if isinstance(value, (int, float)) and len(str(value)) <= EXCERPT:
+        return f"the number {value}"
+    return _sort(value)
+
+
+def _sort(value: Any) -> str:
+    """What kind of value, without the value itself."""
+    kinds = {dict: "a mapping", list: "a list", str: "a text", int: "a number", float: "a number",
+             bool: "a boolean"}
+    return kinds.get(type(value), f"a YAML {type(value).__name__}")
+
+
+def _did_you_mean(value: str, choices: Any) -> str:
+    if len(value) > 64:  # no name is that long: nothing to suggest
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _bad_character(value: str) -> str | None:
+    """Why a text is not one line of printable text, or None when it is."""
+    for ch in value:
+        if ch.isprintable():
+            continue
+        code = f"U+{ord(ch):04X}"
+        category = unicodedata.category(ch)
+        if ch in "\n\r\x0b\x0c\x85\u2028\u2029":
+            return f"a line break ({code})"
+        if category == "Cc":
+            return f"a control character ({code})"
+        if category == "Cf":
+            return f"an invisible formatting character ({code})"
+        if category == "Zs":
+            return f"a space other than the plain space ({code})"
+        return f"a non-printing character ({code})"
+    return None
+
+
+def _gate(value: Any, where: str, fail: Callable[[str, str], None]) -> Any:
+    """The check every text of the lab file passes first, whatever its field: a bounded length
+    and printable characters only. Field checks (whitelists) follow."""
+    if isinstance(value, list):  # a list of texts; nested lists are refused by the field checks
+        return [item if isinstance(item, list) else _gate(item, where, fail) for item in value]
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            fail(f"{_show(value)} is too long: a value has at most {MAX_TEXT} characters", where)
+        bad = _bad_character(value)
+        if bad:
+            fail(f"{_show(value)} contains {bad}; a value is one line of printable text", where)
+    return value
+
+
 # ---------------------------------------------------------------- reading with a path
 
 
@@ -137,20 +237,23 @@ class _Section:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            self.fail(f"must be a mapping of keys to values, got {_kind(data)}", path or "(top level)")
+            # The top level of a file that is no lab file at all: its content is not echoed.
+            got = _kind(data) if path else _sort(data)
+            self.fail(f"must be a mapping of keys to values, got {got}", path or "(top level)")
         self.data = data
         self.used: set[str] = set()
 
     def fail(self, problem: str, where: str | None = None) -> None:
         raise SpecError(f"{self.source}: {where or self.path}: {problem}")
 
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+    def key(self, name: Any) -> str:
+        return f"{self.path}.{_show_key(name)}" if self.path else _show_key(name)
 
     def get(self, name: str, default: Any) -> Any:
         self.used.add(name)
         value = self.data.get(name, default)
-        return default if value is None and default is not None else value
+        value = default if value is None and default is not None else value
+        return _gate(value, self.key(name), self.fail)
 
     def typed(self, name: str, kind: type, default: Any) -> Any:
         value = self.get(name, default)
@@ -165,33 +268,27 @@ class _Section:
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.typed(name, str, default)
         if value not in choices:
-            self.fail(f"{value!r} is not one of {', '.join(choices)}{_did_you_mean(value, choices)}",
+            self.fail(f"{_show(value)} is not one of {', '.join(choices)}{_did_you_mean(value, choices)}",
                       self.key(name))
         return value
 
     def section(self, name: str) -> "_Section":
-        return _Section(self.get(name, {}), self.key(name), self.source)
+        self.used.add(name)
+        return _Section(self.data.get(name, {}), self.key(name), self.source)
 
     def done(self) -> None:
+        if not self.path and self.data and not any(
+                name in self.used or _did_you_mean(str(name), self.used) for name in self.data):
+            # No lab file key, not even a misspelt one: not a lab file; none of its keys is echoed.
+            self.fail(f"is not a lab file: none of its keys is a lab file key ({', '.join(sorted(self.used))})",
+                      "(top level)")
         for name in self.data:
+            if not isinstance(name, str):
+                self.fail(f"a key must be a text, got {_kind(name)}", self.key(name))
             if name not in self.used:
                 known = sorted(self.used)
-                self.fail(f"unknown key{_did_you_mean(str(name), known)}; known keys: {', '.join(known)}",
-                          self.key(str(name)))
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    return {dict: "a mapping", list: "a list", str: f"the text {value!r}", int: f"the number {value}",
-            float: f"the number {value}"}.get(type(value), type(value).__name__)
-
-
-def _did_you_mean(value: str, choices: Any) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(f"unknown key{_did_you_mean(name, known)}; known keys: {', '.join(known)}",
+                          self.key(name))
 
 
 # ---------------------------------------------------------------- value checks
@@ -207,16 +304,21 @@ def dns_label(value: Any, where: str, fail: Callable[[str, str], None]) -> str:
     if not text.isascii() or text.startswith("xn--"):
         try:
             text = idna.encode(value, uts46=True).decode("ascii")
-            idna.decode(text)
+            unicode = idna.decode(text)
         except (idna.IDNAError, UnicodeError) as exc:
-            fail(f"{value!r} is not a valid internationalized label (IDNA 2008: {exc})", where)
+            fail(f"{_show(value)} is not a valid internationalized label "
+                 f"(IDNA 2008: {_escape(str(exc))})", where)
+        # UTS 46 mapping drops or replaces some characters: refuse rather than change a name.
+        if not value.lower().startswith("xn--") and unicode != unicodedata.normalize("NFC", value.lower()):
+            fail(f"{_show(value)} would become {unicode!r} in DNS (IDNA mapping); "
+                 f"write {unicode!r} if that is meant", where)
     if len(text) > 63:
-        fail(f"{value!r} is longer than 63 characters (RFC 1035)", where)
+        fail(f"{_show(value)} is longer than 63 characters (RFC 1035)", where)
     if not LABEL_RE.fullmatch(text):
-        fail(f"{value!r} is not a valid DNS label: use letters, digits and '-', "
+        fail(f"{_show(value)} is not a valid DNS label: use letters, digits and '-', "
              "not starting or ending with '-' (RFC 1123)", where)
     if text[2:4] == "--" and not text.startswith("xn--"):
-        fail(f"{value!r}: '--' in the 3rd and 4th characters is reserved for IDNA (RFC 5891)", where)
+        fail(f"{_show(value)}: '--' in the 3rd and 4th characters is reserved for IDNA (RFC 5891)", where)
     return text
 
 
@@ -225,77 +327,151 @@ def domain_name(value: Any, where: str, fail: Callable[[str, str], None]) -> str
         fail(f"must be a domain name (text), got {_kind(value)}", where)
     text = value[:-1] if value.endswith(".") else value
     if text and "" in text.split("."):
-        fail(f"{value!r} has an empty label (a leading dot or two dots in a row)", where)
+        fail(f"{_show(value)} has an empty label (a leading dot or two dots in a row)", where)
     labels = [dns_label(label, where, fail) for label in text.split(".")] if text else []
     if len(labels) < 2:
-        fail(f"{value!r} needs at least two labels, such as lab.example", where)
+        fail(f"{_show(value)} needs at least two labels, such as lab.example", where)
     name = ".".join(labels)
     if len(name) > 253:
-        fail(f"{value!r} is longer than 253 characters (RFC 1035)", where)
+        fail(f"{_show(value)} is longer than 253 characters (RFC 1035)", where)
     return name
 
 
 def contact_uri(value: Any, where: str, fail: Callable[[str, str], None]) -> str:
-    if not isinstance(value, str) or not (MAILTO_RE.fullmatch(value) or HTTPS_URL_RE.fullmatch(value)):
-        fail(f"{value!r} is not a contact URI: use mailto:user@domain or https://host/path "
+    """A mailto: or https: URI whose host is a valid domain name and port a valid port."""
+    mailto = isinstance(value, str) and MAILTO_RE.fullmatch(value)
+    https = isinstance(value, str) and HTTPS_URL_RE.fullmatch(value)
+    match = mailto or https
+    port = https.group(2) if https else None
+
+    def refuse(problem: str = "", _where: str = "") -> None:
+        fail(f"{_show(value)} is not a contact URI: use mailto:user@domain or https://host/path "
              "(RFC 9116)", where)
+
+    if not match or (port is not None and not 1 <= int(port) <= 65535):
+        refuse()
+    if domain_name(match.group(1), where, refuse) != match.group(1):
+        refuse()
     return value
 
 
 def _network(value: Any, where: str, version: int, fail: Callable[[str, str], None]):
     if not isinstance(value, str):
         fail(f"must be a subnet in CIDR notation (text), got {_kind(value)}", where)
+    if not NETWORK_RE.fullmatch(value):
+        fail(f"{_show(value)} is not a subnet in CIDR notation", where)
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError:
         try:
             loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            fail(f"{value!r} is not a subnet in CIDR notation", where)
-        fail(f"{value!r} has host bits set (did you mean {str(loose)!r}?)", where)
+            fail(f"{_show(value)} is not a subnet in CIDR notation", where)
+        fail(f"{_show(value)} has host bits set (did you mean {str(loose)!r}?)", where)
     if net.version != version:
-        fail(f"{value!r} is an IPv{net.version} subnet; this key takes IPv{version}", where)
+        fail(f"{_show(value)} is an IPv{net.version} subnet; this key takes IPv{version}", where)
     allowed = ALLOWED_V4 if version == 4 else ALLOWED_V6
     if not any(net.subnet_of(a) for a in allowed):
-        fail(f"{value} is not inside private or documentation space "
+        fail(f"{net} is not inside private or documentation space "
              f"({', '.join(map(str, allowed))})", where)
     for reserved in ENGINE_DEFAULTS:
         if net.version == reserved.version and net.overlaps(reserved):
-            fail(f"{value} overlaps {reserved}, a container engine's default network", where)
+            fail(f"{net} overlaps {reserved}, a container engine's default network", where)
     return net
 
 
 # ---------------------------------------------------------------- the lab file
 
 
+def read_lab_text(path: Path) -> str:
+    """The text of a lab file: a regular file of at most MAX_FILE_BYTES, UTF-8. Never echoes
+    its content (the path may be a link to a file that is not a lab file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such lab file (create one with 'labgen init')") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the lab file: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a special file (device, pipe or socket)"
+        raise SpecError(f"{path}: is {kind}, not a lab file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read the lab file: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: is larger than {MAX_FILE_BYTES // 1024} KiB; a lab file is a few kB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: is not UTF-8 text (byte {exc.start + 1})") from None
+
+
 def load(path: str | Path) -> Lab:
     """Read and validate a lab file; raises SpecError naming the file, key and problem."""
     path = Path(path)
+    stream = io.StringIO(read_lab_text(path))
+    stream.name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such lab file (create one with 'labgen init')") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the lab file: {exc}") from None
-    stream = io.StringIO(text)
-    stream.name = str(path)  # YAML errors then say in "<path>", not in "<unicode string>"
-    try:
-        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(stream, Loader=_SafeLabLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+        raise SpecError(f"{path}: {_yaml_problem(exc)}") from None
     return parse(data, str(path))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice instead of silently keeping the last."""
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where and what, with the problem escaped and cut like any echoed value."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: not echoed
+        return (f"character {exc.position + 1}: not valid YAML: U+{exc.character:04X} is not "
+                "allowed in a YAML file" if isinstance(exc.character, int)
+                else f"character {exc.position + 1}: not valid YAML: {_escape(exc.reason)}")
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return f"not valid YAML: {_escape(str(exc))}"
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = ": ".join(p for p in (exc.context, exc.problem) if p)
+    return f"{where}not valid YAML: {_escape(problem)}"
+
+
+class _SafeLabLoader(yaml.SafeLoader):
+    """SafeLoader with bounded nesting and alias use, that refuses a key given twice (instead
+    of keeping the last) and a key that is a list or a mapping; supports merge keys (<<)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = self._aliases = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_ALIASES} aliases (*name)",
+                                                  event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may be overridden: only keys written here must be unique
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a text, not a list or a mapping", key_node.start_mark)
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+                    None, None, f"key {_show(str(key))} is given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -306,7 +482,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
 
     name = top.typed("name", str, "demo")
     if not LAB_NAME_RE.fullmatch(name):
-        fail(f"{name!r} is not a valid lab name: 1-32 lowercase letters, digits and '-', "
+        fail(f"{_show(name)} is not a valid lab name: 1-32 lowercase letters, digits and '-', "
              "starting with a letter (it names containers and networks)", "name")
     domain = domain_name(top.get("domain", "lab.example"), "domain", fail)
     profile = load_profile(top.choice("profile", tuple(PROFILES), "modern"))
@@ -317,7 +493,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     net.done()
     http3 = top.typed("http3", bool, True)
     servers = _servers(top, domain)
-    hsts = _hsts(top)
+    hsts = _hsts(top, profile)
     dnssec = _dnssec(top)
     dane = top.section("dane")
     dane_ca = dane.typed("ca", bool, False)
@@ -338,17 +514,48 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
                  "use a larger subnet", key)
     built = tuple(Host(name=n, role=role, fqdn=f"{n}.{domain}", ipv4=ipv4[off], ipv6=ipv6[off],
                        software=sw) for n, role, off, sw in hosts)
-    return Lab(name=name, domain=domain, profile=profile, target=target, ipv4_network=ipv4,
-               ipv6_network=ipv6, hosts=built, http3=http3, hsts=hsts, dnssec=dnssec,
-               dane_ca=dane_ca, caa=caa, headers=headers, security_txt=security_txt, engine=engine,
-               source=source)
+    lab = Lab(name=name, domain=domain, profile=profile, target=target, ipv4_network=ipv4,
+              ipv6_network=ipv6, hosts=built, http3=http3, hsts=hsts, dnssec=dnssec,
+              dane_ca=dane_ca, caa=caa, headers=headers, security_txt=security_txt, engine=engine,
+              source=source)
+    _check_rendered(lab, fail)
+    return lab
+
+
+# Where each attribute of the Lab comes from in the lab file (for the last check's message).
+_LAB_KEYS = {"ipv4_network": "network.ipv4", "ipv6_network": "network.ipv6", "hosts": "servers",
+             "dane_ca": "dane.ca", "security_txt": "security_txt"}
+
+
+def _check_rendered(lab: Lab, fail: Callable[[str, str], None]) -> None:
+    """The last line of defence: every text of the Lab that templates can print, addresses and
+    networks included, in their printed form, is inside one whitelist."""
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, (str, ipaddress.IPv4Address, ipaddress.IPv6Address,
+                              ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            if not RENDERED_RE.fullmatch(str(value)):
+                fail(f"{_show(str(value))} has characters labgen does not write into a config file",
+                     key)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item, key)
+        elif hasattr(value, "__dataclass_fields__") and not isinstance(value, (Profile, Target)):
+            for name in value.__dataclass_fields__:
+                walk(getattr(value, name), key)
+
+    for name in lab.__dataclass_fields__:
+        if name not in ("profile", "target", "source"):
+            walk(getattr(lab, name), _LAB_KEYS.get(name, name))
+    walk(tuple(getattr(lab.target, k) for k in ("nginx", "apache", "openssl")), "target")
 
 
 def _target(top: _Section) -> Target:
     value = top.get("target", DEFAULT_TARGET)
     if isinstance(value, str):
         if value not in TARGETS:
-            top.fail(f"{value!r} is not a known target ({', '.join(TARGETS)}){_did_you_mean(value, TARGETS)}; "
+            top.fail(f"{_show(value)} is not a known target ({', '.join(TARGETS)})"
+                     f"{_did_you_mean(value, TARGETS)}; "
                      "or give a mapping of nginx, apache and openssl versions", "target")
         return Target(name=value, **TARGETS[value])
     sec = _Section(value, "target", top.source)
@@ -358,16 +565,17 @@ def _target(top: _Section) -> Target:
         version = sec.get(software, base[software])
         if isinstance(version, (int, float)) and not isinstance(version, bool):
             # YAML reads 1.20 as the number 1.2: refuse rather than guess.
-            sec.fail(f"{version!r} is a number; write the version in quotes, such as \"1.26\"",
-                     sec.key(software))
+            sec.fail(f"{_kind(version).removeprefix('the number ')} is a number; write the version "
+                     "in quotes, such as \"1.26\"", sec.key(software))
         if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
-            sec.fail(f"{version!r} is not a version such as 1.26 or 2.4.66", sec.key(software))
+            sec.fail(f"{_show(version)} is not a version such as 1.26 or 2.4.66", sec.key(software))
         versions[software] = version
     sec.done()
     return Target(name="custom", **versions)
 
 
 def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
+    written = top.data.get("servers") is not None
     value = top.get("servers", [{"name": "nginx", "software": "nginx"},
                                 {"name": "apache", "software": "apache"}])
     if not isinstance(value, list) or not value:
@@ -389,19 +597,36 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
         if name in seen:
             sec.fail(f"{name!r} is already the name of servers[{seen[name]}]; names must be unique",
                      sec.key("name"))
-        if len(f"{name}.{domain}") > 253:
-            sec.fail(f"{name}.{domain} is longer than 253 characters", sec.key("name"))
         seen[name] = i
         sec.done()
         servers.append((name, software))
+    _check_name_lengths(top, domain, [n for n, _ in servers], written)
     return servers
 
 
-def _hsts(top: _Section) -> Hsts:
+def _check_name_lengths(top: _Section, domain: str, servers: list[str], written: bool) -> None:
+    """Every name labgen puts in the zone must fit 253 characters: blame the server name the
+    user wrote when it is the one too long, else the domain."""
+    infra = max([n for n, _, _ in INFRA_HOSTS] + [BOGUS, "hostmaster"], key=len)
+    room = 253 - len(domain) - 1  # characters left for what labgen puts before the domain
+    for i, name in enumerate(servers):
+        owner = f"_443._tcp.{name}"  # the TLSA record: the longest name of a web server
+        if len(owner) > room and written and len(infra) <= room:
+            top.fail(f"{name!r} is too long for the domain: the TLSA name {owner}.{domain} would be "
+                     f"longer than 253 characters (RFC 1035)", f"servers[{i}].name")
+    longest = max([infra] + [f"_443._tcp.{n}" for n in servers], key=len)
+    if len(longest) > room:
+        top.fail(f"{_show(domain)} is too long: labgen adds names such as {longest}.<domain>, so "
+                 f"the domain may have at most {253 - len(longest) - 1} characters here", "domain")
+
+
+def _hsts(top: _Section, profile: Profile) -> Hsts:
     sec = top.section("hsts")
-    max_age = sec.typed("max_age", int, 63072000)
-    if not 0 <= max_age <= 2**31 - 1:
-        sec.fail(f"{max_age} is out of range (0 to {2**31 - 1} seconds)", sec.key("max_age"))
+    minimum = profile.hsts_min_age
+    max_age = sec.typed("max_age", int, minimum)
+    if not minimum <= max_age <= 2**31 - 1:
+        sec.fail(f"{max_age} is out of range: the {profile.name} profile allows {minimum} "
+                 f"(its hsts_min_age) to {2**31 - 1} seconds", sec.key("max_age"))
     include = sec.typed("include_subdomains", bool, True)
     preload = sec.typed("preload", bool, False)
     if preload and (not include or max_age < 31536000):
@@ -422,9 +647,8 @@ def _dnssec(top: _Section) -> Dnssec:
 def _caa(top: _Section, domain: str) -> Caa:
     sec = top.section("caa")
     issuer = domain_name(sec.get("issuer", f"ca.{domain}"), sec.key("issuer"), sec.fail)
-    sec.used.add("iodef")  # null turns iodef reports off
-    iodef = sec.data.get("iodef", f"mailto:security@{domain}")
-    if iodef is not None:
+    iodef = sec.get("iodef", None) if "iodef" in sec.data else f"mailto:security@{domain}"
+    if iodef is not None:  # null turns iodef reports off
         iodef = contact_uri(iodef, sec.key("iodef"), sec.fail)
     sec.done()
     return Caa(issuer, iodef)
@@ -433,18 +657,18 @@ def _caa(top: _Section, domain: str) -> Caa:
 def _headers(top: _Section, profile: Profile) -> tuple[tuple[str, str], ...]:
     sec = top.section("headers")
     merged = {k.lower(): (k, v) for k, v in profile.headers.items()}
-    for name, value in sec.data.items():
-        sec.used.add(name)
-        where = sec.key(str(name))
-        if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
-            sec.fail(f"{name!r} is not a header name: letters, digits and '-'", where)
+    for name in list(sec.data):
+        value = sec.get(name, None)
+        where = sec.key(name)
+        if not HEADER_NAME_RE.fullmatch(name):
+            sec.fail(f"{_show(name)} is not a header name: letters, digits and '-'", where)
         if name.lower() in MANAGED_HEADERS:
             sec.fail(f"{name} is set by labgen from the '{MANAGED_HEADERS[name.lower()]}' key", where)
         if value is None:  # null removes a default header
             merged.pop(name.lower(), None)
             continue
         if not isinstance(value, str) or not HEADER_VALUE_RE.fullmatch(value):
-            sec.fail(f"{value!r} is not an allowed header value: printable ASCII without "
+            sec.fail(f"{_show(value)} is not an allowed header value: printable ASCII without "
                      "quotes, backslash, $, %, #, braces or leading/trailing spaces", where)
         merged[name.lower()] = (name, value)
     return tuple(merged.values())
@@ -468,8 +692,7 @@ def _security_txt(top: _Section, domain: str) -> SecurityTxt:
                  sec.key("preferred_languages"))
     for lang in langs:
         if not isinstance(lang, str) or not LANG_RE.fullmatch(lang):
-            sec.fail(f"{lang!r} is not a language tag such as en or nl (RFC 5646)",
+            sec.fail(f"{_show(lang)} is not a language tag such as en or nl (RFC 5646)",
                      sec.key("preferred_languages"))
     sec.done()
     return SecurityTxt(tuple(contacts), days, tuple(langs))
-

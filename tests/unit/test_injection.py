@@ -1,7 +1,7 @@
-"""Property: no free-text field of the lab file can inject anything into a rendered file.
+"""Property: no field of the lab file can inject anything into a rendered file.
 
-Hypothesis feeds arbitrary strings (and a list of known-dangerous ones) into every free-text
-field. Each value is either refused with a SpecError (exit status 2 at the CLI) or the render
+Hypothesis feeds arbitrary strings (and a list of known-dangerous ones) into every field of the
+lab file, networks included; the list of fields is derived from what the parser reads. Each value is either refused with a SpecError (exit status 2 at the CLI) or the render
 has exactly the same structure as the default lab's: the same directives in nginx, Apache,
 BIND and Unbound configs, the same record types in the zone, the same security.txt fields and
 HTML tags, with the value inside one token.
@@ -9,11 +9,14 @@ HTML tags, with the value inside one token.
 
 from __future__ import annotations
 
+import copy
 import html.parser
+import re
 from pathlib import Path
 
 import dns.zone
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,11 +28,15 @@ DANGEROUS = [
     "x\r\nInjected: 1", "$host", "%{HTTP_HOST}e", "\\", "`id`", "x\u2028y", "a.b", "-x", "x-",
     "xn--zz", "default-src 'self'\"; add_header X 1", "mailto:a@b.example\nContact: x",
     "https://h.example/\" always; return 200", "1.26\n", "ns1", "", " ", "ä", "a" * 64,
+    # issue 10: an IPv6 zone ID, escapes, bidi and invisible characters, huge values
+    '2001:db8:10::%0 allow\n    domain-insecure: "lab.example"\n#x/64', "2001:db8:10::%eth0/64",
+    "198.51.100.0%x/24", "\x1b[2J", "\x1b]0;t\x07", "x\u202ey", "x\u200bx", "x\x85y", "x\u2029y",
+    "lab.example\u200bx", "mailto:a@.", "https://..:99999/", "a" * 5000,
 ]
 # Arbitrary text, ASCII text, and near-valid values so that many examples reach the render.
 text = st.one_of(st.sampled_from(DANGEROUS), st.text(max_size=40),
                  st.text(alphabet=st.characters(codec="ascii"), max_size=40),
-                 st.from_regex(r"(mailto:|https://)?[a-z0-9.'; =@/\n-]{1,20}(@lab\.example)?",
+                 st.from_regex(r"(mailto:|https://)?[a-z0-9.'; =@/\n%:-]{1,20}(@lab\.example|/64)?",
                                fullmatch=True))
 
 def near(valid: str):
@@ -40,20 +47,102 @@ def near(valid: str):
     return st.one_of(insert, affix)
 
 
-# field -> (how to put a value into a lab dict, a valid value for the baseline render)
-FIELDS = {
-    "name": (lambda v: {"name": v}, "demo"),
-    "domain": (lambda v: {"domain": v}, "lab.example"),
-    "servers[0].name": (lambda v: {"servers": [{"name": v, "software": "nginx"},
-                                               {"name": "apache", "software": "apache"}]}, "web"),
-    "headers (value)": (lambda v: {"headers": {"X-Lab-Test": v}}, "1"),
-    "headers (name)": (lambda v: {"headers": {v: "1"}}, "X-Lab-Test"),
-    "caa.issuer": (lambda v: {"caa": {"issuer": v}}, "ca.lab.example"),
-    "caa.iodef": (lambda v: {"caa": {"iodef": v}}, "mailto:a@lab.example"),
-    "security_txt.contact": (lambda v: {"security_txt": {"contact": [v]}}, "mailto:a@lab.example"),
-    "security_txt.preferred_languages": (lambda v: {"security_txt": {"preferred_languages": [v]}}, "nl"),
-    "target.nginx": (lambda v: {"target": {"nginx": v}}, "1.26"),
-}
+# ---------------------------------------------------------------- the fields, from the spec
+
+
+STARTER = yaml.safe_load((render.data_dir("templates") / "lab.yml").read_text(encoding="utf-8"))
+FREE_KEY = "X-Lab-Test"  # the key put into a mapping whose keys are free (headers)
+
+
+def reads(data: dict) -> dict[str, object]:
+    """Every key path the parser reads for this lab dict, with the value it got."""
+    seen: dict[str, object] = {}
+    original = spec._Section.get
+
+    def get(self, name, default):
+        value = original(self, name, default)
+        seen[self.key(name)] = value
+        return value
+
+    def section(self, name):
+        seen[self.key(name)] = self.data.get(name)
+        return original_section(self, name)
+
+    original_section = spec._Section.section
+    spec._Section.get, spec._Section.section = get, section
+    try:
+        spec.parse(copy.deepcopy(data), "lab.yml")
+    finally:
+        spec._Section.get, spec._Section.section = original, original_section
+    return seen
+
+
+def put(data: dict, path: str, value) -> dict:
+    """A copy of data with value at path (a.b, a[0].b)."""
+    data = copy.deepcopy(data)
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    node = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if last:
+                node[index] = value
+            node = node[index]
+        else:
+            if last:
+                node[part] = value
+            elif not isinstance(node.get(part), (dict, list)):
+                node[part] = {} if not parts[i + 1].startswith("[") else [None]
+            node = node[part]
+    return data
+
+
+def discover() -> dict[str, tuple[object, object]]:
+    """field -> (lab dict, valid value): every key the parser reads in the starter lab file, the
+    items of its lists, both forms of a key that also takes a mapping (target), and key and value
+    of a mapping with free keys (headers). A field added to spec.py is found without a change here."""
+    fields: dict[str, tuple[object, object]] = {}
+    todo = [STARTER]
+    while todo:
+        data = todo.pop()
+        for path, value in reads(data).items():
+            if path in fields or any(f.startswith(path + ".") or f.startswith(path + "[")
+                                     for f in fields):
+                continue
+            if isinstance(value, list) and value and not isinstance(value[0], dict):
+                fields[f"{path}[0]"] = (data, value[0])  # the items of a list of texts
+            elif isinstance(value, dict) and not value:  # a mapping with free keys
+                fields[f"{path}.(key)"] = (data, FREE_KEY)
+                fields[f"{path}.{FREE_KEY}"] = (put(data, f"{path}.{FREE_KEY}", "1"), "1")
+            elif not isinstance(value, (list, dict)):
+                fields[path] = (data, value)
+                try:  # a key that also takes a mapping: explore that form too
+                    spec.parse(put(data, path, {}), "lab.yml")
+                    todo.append(put(data, path, {}))
+                except SpecError:
+                    pass
+    return fields
+
+
+FIELDS = discover()
+
+
+def put_field(field: str, value) -> dict:
+    data, _ = FIELDS[field]
+    if field.endswith(".(key)"):
+        return put(data, field.removesuffix(".(key)"), {value: "1"})
+    return put(data, field, value)
+
+
+def test_every_field_of_the_lab_file_is_fuzzed():
+    """The field list is derived, not typed: it holds every key of the starter lab file, the
+    target's mapping form, the free-keyed headers and the network fields of issue 10."""
+    for field in ("name", "domain", "network.ipv4", "network.ipv6", "servers[0].name",
+                  "servers[0].software", "target", "target.nginx", "target.preset",
+                  "headers.(key)", f"headers.{FREE_KEY}", "caa.iodef", "security_txt.contact[0]",
+                  "security_txt.preferred_languages[0]", "hsts.max_age", "engine", "dane.ca"):
+        assert field in FIELDS, sorted(FIELDS)
 
 
 def nginx_shape(text: str, line_comment: str = "#") -> list[tuple[int, str]]:
@@ -122,7 +211,8 @@ def zone_shape(path: Path, origin: str) -> list[tuple[str, int]]:
 
 def shape(build: Path, lab: spec.Lab) -> dict[str, object]:
     """The structure of everything a value can reach, independent of the value itself."""
-    out: dict[str, object] = {}
+    out: dict[str, object] = {"SUMMARY.txt": [len(line.split()) for line in
+                                              (build / "SUMMARY.txt").read_text().splitlines()]}
     for host in lab.hosts:
         root = build / "hosts" / host.name
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -144,23 +234,26 @@ def shape(build: Path, lab: spec.Lab) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("field", FIELDS)
-def test_free_text_is_refused_or_one_harmless_token(field, tmp_path_factory):
-    put, valid = FIELDS[field]
-    base_lab = spec.parse(put(valid), "lab.yml")
+def test_any_text_in_any_field_is_refused_or_one_harmless_token(field, tmp_path_factory):
+    _, valid = FIELDS[field]
+    base_lab = spec.parse(put_field(field, valid), "lab.yml")
     baseline = shape(render.render(base_lab, tmp_path_factory.mktemp("base")), base_lab)
 
-    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(value=st.one_of(text, near(valid)))
     def check(value):
         try:
-            lab = spec.parse(put(value), "lab.yml")
+            lab = spec.parse(put_field(field, value), "lab.yml")
         except SpecError as exc:
-            assert "lab.yml: " in str(exc)
+            message = str(exc)
+            assert message.startswith("lab.yml: ") and message.isprintable(), message
+            assert len(message) < 600, message
             return
         build = render.render(lab, tmp_path_factory.mktemp("fuzz"))
         assert shape(build, lab) == baseline, f"{field}={value!r} changed the rendered structure"
 
-    check()
+    for value in DANGEROUS:  # every known payload in every field, not left to chance
+        check(value)
+    settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+        given(value=st.one_of(text, near(str(valid))))(check))()
 
 
 def test_the_shapes_see_an_injection():

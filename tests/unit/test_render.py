@@ -104,7 +104,7 @@ def test_version_gates_follow_the_target(render_lab, target, has_new):
 
 
 def test_profile_values_reach_both_servers(render_lab):
-    lab, build = render_lab({"profile": "intermediate", "hsts": {"max_age": 31536000}})
+    lab, build = render_lab({"profile": "intermediate", "hsts": {"max_age": 63072001}})
     site = (build / "hosts/nginx/etc/nginx/conf.d/nginx.lab.example.conf").read_text()
     apache = (build / "hosts/apache/etc/apache2/sites-available/apache.lab.example.conf").read_text()
     p = lab.profile
@@ -114,6 +114,6 @@ def test_profile_values_reach_both_servers(render_lab):
         assert ":".join(p.ciphers["openssl"]) in text
         assert ":".join(p.ciphersuites) in text
         assert ":".join(p.signature_algorithms) in text
-        assert '"max-age=31536000; includeSubDomains"' in text
+        assert '"max-age=63072001; includeSubDomains"' in text
         for name, value in lab.headers:
             assert f'{name} "{value}"' in text
