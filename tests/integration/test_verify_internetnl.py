@@ -1,0 +1,151 @@
+"""The checks internet.nl 1.11 added (NCSC TLS guidelines 2025), each seen failing on a live lab.
+
+On the shared test lab (modern, TLS 1.3 only): a security.txt without Canonical and a CSP with a
+bare https: source on nginx; a finite-field group and HTTP compression on Apache; a name server
+that no longer answers over IPv6. The TLS 1.2-only properties (Extended Master Secret, the
+key-exchange hash, cipher order, DHE suites, RSA-2048) are broken on a second lab of the
+intermediate profile, which first scores 100% with every new check. Each scenario asserts that
+exactly the expected (check, target, variant) outcomes fail and everything else still passes.
+No configuration of nginx or Apache on OpenSSL 3 accepts client-initiated renegotiation, so
+https.client_reneg is shown failing on canned s_client output (tests/unit).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import RunningLab
+from test_verify import (APACHE_SITE, NGINX_SITE, Scenario, baseline, copy_in, keys,  # noqa: F401
+                         labgen_verify, pick, run_scenario)
+
+from labgen import lifecycle
+from labgen.engine import Engine
+from labgen.render import cert_paths
+from labgen.spec import load
+from labtest import write_lab
+
+SECURITY_TXT = "/var/www/labgen/.well-known/security.txt"
+NAMED_CONF = "/etc/bind/named.conf"
+# The intermediate lab: its own name and subnets, beside the shared test lab.
+INTERMEDIATE = {"name": "itest11", "profile": "intermediate",
+                "network": {"ipv4": "192.168.111.0/24", "ipv6": "2001:db8:7b::/64"}}
+NEW_CHECKS = ("https.ems", "https.kex_hash", "https.client_reneg", "https.cipher_order",
+              "https.no_dhe", "https.rsa_size", "https.cert_sig", "https.ocsp",
+              "headers.http_compression", "ipv6.ns_reach", "caa.syntax")
+RELOAD = [("nginx", "systemctl reload nginx"), ("apache", "systemctl reload apache2")]
+
+
+def test_the_new_checks_run_and_pass_on_the_modern_lab(baseline):
+    code, shown, doc = baseline
+    assert code == 0 and not keys(doc, passed=False), shown
+    assert {c for c, _, _ in keys(doc)} >= set(NEW_CHECKS)
+    assert "PASS  OCSP stapling: not in the certificate" in shown
+
+
+def test_no_canonical_a_bare_https_csp_ffdhe_http_compression_and_no_ipv6_name_server_fail_exactly_theirs(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+
+    def breaks(s: Scenario):
+        s.backup("nginx", NGINX_SITE, SECURITY_TXT)
+        s.do("nginx", f"sed -i '/^Canonical:/d' {SECURITY_TXT} && sed -i \"s/object-src 'none'\\\"/"
+                      f"object-src 'none'; img-src https:\\\"/\" {NGINX_SITE} && systemctl reload nginx")
+        s.backup("apache", APACHE_SITE)
+        s.do("apache", "sed -i -e 's/SSLOpenSSLConfCmd Groups \\(.*\\)/SSLOpenSSLConfCmd Groups \\1:ffdhe2048/' "
+                       f"-e '/SetEnv no-gzip/d' {APACHE_SITE} && systemctl reload apache2")
+        s.backup("ns1", NAMED_CONF)
+        s.do("ns1", f"sed -i 's/listen-on-v6 {{ any; }}/listen-on-v6 {{ none; }}/' {NAMED_CONF} && "
+                    "systemctl restart named")
+
+    expected = (pick(all_keys, "headers.security_txt", "nginx") | pick(all_keys, "headers.csp", "nginx")
+                | pick(all_keys, "https.no_dhe", "apache") | pick(all_keys, "https.groups", "apache")
+                | pick(all_keys, "headers.http_compression", "apache") | pick(all_keys, "ipv6.ns_reach"))
+    shown = run_scenario(running_lab, tmp_path, breaks, RELOAD + [("ns1", "systemctl restart named")],
+                         expected)
+    assert "Canonical: missing; expected https://nginx.lab.example/.well-known/security.txt" in shown
+    assert "expected explicit https:// host sources" in shown
+    assert "WARN  No finite-field Diffie-Hellman" in shown  # recommended: phase out
+    assert "WARN  No HTTP compression on HTTPS responses" in shown  # informational
+
+
+@pytest.fixture(scope="module")
+def intermediate(running_lab, tmp_path_factory):
+    """A lab of the intermediate profile (TLS 1.2 too, an RSA certificate beside the ECDSA one)."""
+    folder = tmp_path_factory.mktemp("itest11")
+    config = write_lab(folder, INTERMEDIATE)
+    lab, engine = load(config), Engine("podman")
+    lifecycle.down(lab.name, engine)  # left over from an interrupted session
+    stats = lifecycle.up(lab, folder / "build", engine, log=lambda _: None)
+    yield RunningLab(lab, config, folder / "build", engine, stats)
+    lifecycle.down(lab.name, engine)
+
+
+@pytest.fixture(scope="module")
+def intermediate_baseline(intermediate, tmp_path_factory):
+    return labgen_verify(intermediate, tmp_path_factory.mktemp("verify-intermediate"), "--html",
+                         str(tmp_path_factory.mktemp("html") / "verify.html"))
+
+
+def test_the_intermediate_lab_scores_100_with_the_new_checks(intermediate_baseline):
+    code, shown, doc = intermediate_baseline
+    assert code == 0 and not keys(doc, passed=False), shown
+    assert {c for c, _, _ in keys(doc)} >= set(NEW_CHECKS)
+    for target in ("the lab", "nginx", "apache"):
+        assert f"{target}: 100%" in shown
+
+
+def test_no_extended_master_secret_and_sha1_handshake_signatures_fail_exactly_theirs(
+        intermediate, intermediate_baseline, tmp_path):
+    all_keys = keys(intermediate_baseline[2])
+
+    def breaks(s: Scenario):
+        s.backup("nginx", NGINX_SITE)
+        s.do("nginx", "sed -i 's/ssl_early_data off;/ssl_early_data off;\\n    ssl_conf_command "
+                      f"Options -ExtendedMasterSecret;/' {NGINX_SITE} && systemctl reload nginx")
+        s.backup("apache", APACHE_SITE)
+        # SHA-1 signatures need security level 0 in OpenSSL 3.
+        s.do("apache", "sed -i -e 's/SignatureAlgorithms \\(.*\\)/SignatureAlgorithms ecdsa_sha1:rsa_pkcs1_sha1:\\1/' "
+                       "-e 's/^    SSLCipherSuite ECDHE\\(.*\\)/    SSLCipherSuite ECDHE\\1:@SECLEVEL=0/' "
+                       f"{APACHE_SITE} && systemctl reload apache2")
+
+    expected = pick(all_keys, "https.ems", "nginx") | pick(all_keys, "https.kex_hash", "apache")
+    shown = run_scenario(intermediate, tmp_path, breaks, RELOAD, expected)
+    assert "the TLS 1.2 handshake went without the Extended Master Secret (RFC 7627)" in shown
+    assert "the server accepted a TLS 1.2 handshake signed with rsa_pkcs1_sha1; expected it to be refused" \
+        in shown
+
+
+def _rsa2048_from_lab_ca(lab: RunningLab, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    key, crt, ext = tmp_path / "rsa2048.key", tmp_path / "rsa2048.crt", tmp_path / "ext.cnf"
+    ext.write_text(f"subjectAltName=DNS:{name}\n")
+    pkidir = lab.build / "pki"
+    subprocess.run(f"openssl req -new -newkey rsa:2048 -nodes -keyout {key} -subj /CN={name} | "
+                   f"openssl x509 -req -days 30 -sha256 -CA {pkidir}/ca.crt -CAkey {pkidir}/ca.key "
+                   f"-extfile {ext} -out {crt}", shell=True, check=True, capture_output=True)
+    return key, crt
+
+
+def test_an_rsa_2048_certificate_and_a_preferred_dhe_suite_fail_exactly_theirs(
+        intermediate, intermediate_baseline, tmp_path):
+    all_keys = keys(intermediate_baseline[2])
+    nginx = next(h for h in intermediate.lab.web if h.software == "nginx")
+    key, crt = _rsa2048_from_lab_ca(intermediate, tmp_path, nginx.fqdn)
+
+    def breaks(s: Scenario):
+        paths = cert_paths(nginx, "rsa")
+        s.backup("nginx", paths["key"], paths["crt"])
+        copy_in(intermediate, "nginx", key, paths["key"])
+        copy_in(intermediate, "nginx", crt, paths["crt"])
+        s.do("nginx", f"chmod 600 {paths['key']} && systemctl reload nginx")
+        s.backup("apache", APACHE_SITE)
+        s.do("apache", "sed -i -e 's/^    SSLCipherSuite ECDHE/    SSLCipherSuite DHE-RSA-AES128-GCM-SHA256:ECDHE/' "
+                       f"-e 's/SSLHonorCipherOrder off/SSLHonorCipherOrder on/' {APACHE_SITE} && "
+                       "systemctl reload apache2")
+
+    expected = (pick(all_keys, "https.rsa_size", "nginx") | pick(all_keys, "https.cipher_order", "apache")
+                | pick(all_keys, "https.no_dhe", "apache") | pick(all_keys, "https.suites", "apache"))
+    shown = run_scenario(intermediate, tmp_path, breaks, RELOAD, expected)
+    assert "the RSA certificate has a 2048-bit key; expected at least 3072 bits" in shown
+    assert "the server chose DHE-RSA-AES128-GCM-SHA256 over the good suites it also has" in shown
