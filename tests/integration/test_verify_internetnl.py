@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import RunningLab
-from test_verify import (APACHE_SITE, NGINX_SITE, Scenario, baseline, copy_in, keys,  # noqa: F401
-                         labgen_verify, pick, run_scenario)
+from test_verify import (APACHE_SITE, DNS_RELOAD, NGINX_SITE, Scenario, _served_tlsa, _zone,
+                         baseline, copy_in, keys, labgen_verify, pick, run_scenario,  # noqa: F401
+                         serve_zone)
 
 from labgen import lifecycle
 from labgen.engine import Engine
@@ -68,6 +69,46 @@ def test_no_canonical_a_bare_https_csp_ffdhe_http_compression_and_no_ipv6_name_s
     assert "expected explicit https:// host sources" in shown
     assert "WARN  No finite-field Diffie-Hellman" in shown  # recommended: phase out
     assert "WARN  No HTTP compression on HTTPS responses" in shown  # informational
+
+
+def _resigned(lab: RunningLab, tmp_path: Path, host, digest: str, extensions: str) -> Path:
+    """The host's served ECDSA certificate issued again by the lab CA for the same key (so its
+    TLSA record still matches), signed over digest, with these extensions."""
+    pkidir, crt, ext = lab.build / "pki", tmp_path / f"{host.name}.crt", tmp_path / f"{host.name}.cnf"
+    key = lab.build / "hosts" / host.name / cert_paths(host, "ecdsa")["key"].lstrip("/")
+    ext.write_text(f"subjectAltName=DNS:{host.fqdn}\n{extensions}")
+    subprocess.run(f"openssl req -new -key {key} -subj /CN={host.fqdn} | openssl x509 -req -days 30 "
+                   f"-{digest} -CA {pkidir}/ca.crt -CAkey {pkidir}/ca.key -extfile {ext} "
+                   f"-out {crt}", shell=True, check=True,
+                   capture_output=True)
+    return crt
+
+
+def test_a_sha224_certificate_an_ocsp_address_and_a_malformed_caa_fail_exactly_theirs(
+        baseline, running_lab, tmp_path):
+    all_keys = keys(baseline[2])
+    lab = running_lab.lab
+    nginx, apache = (next(h for h in lab.web if h.software == s) for s in ("nginx", "apache"))
+    sha224 = _resigned(running_lab, tmp_path, nginx, "sha224", "")
+    ocsp = _resigned(running_lab, tmp_path, apache, "sha256",
+                     "authorityInfoAccess=OCSP;URI:http://ocsp.lab.example/\n")
+    # A parameter without its value: not an issuer domain name with key=value parameters.
+    zone = _zone(running_lab, tmp_path, sign=True, caa=f"{lab.caa.issuer}; account",
+                 tlsa_of=_served_tlsa(running_lab))
+
+    def breaks(s: Scenario):
+        for host, crt, service in ((nginx, sha224, "nginx"), (apache, ocsp, "apache2")):
+            path = cert_paths(host, "ecdsa")["crt"]
+            s.backup(host.name, path)
+            copy_in(running_lab, host.name, crt, path)
+            s.do(host.name, f"systemctl reload {service}")
+        serve_zone(running_lab, zone, tmp_path)(s)
+
+    expected = (pick(all_keys, "https.cert_sig", "nginx") | pick(all_keys, "https.ocsp", "apache")
+                | pick(all_keys, "caa.syntax") | pick(all_keys, "caa.issuer"))
+    shown = run_scenario(running_lab, tmp_path, breaks, RELOAD + DNS_RELOAD, expected)
+    assert "the ECDSA certificate is signed with ecdsa-with-SHA224; expected SHA-256 or better" in shown
+    assert "names the OCSP responder http://ocsp.lab.example/, but the server stapled no" in shown
 
 
 @pytest.fixture(scope="module")
