@@ -154,7 +154,7 @@ def test_no_extended_master_secret_and_sha1_handshake_signatures_fail_exactly_th
     expected = pick(all_keys, "https.ems", "nginx") | pick(all_keys, "https.kex_hash", "apache")
     shown = run_scenario(intermediate, tmp_path, breaks, RELOAD, expected)
     assert "the TLS 1.2 handshake went without the Extended Master Secret (RFC 7627)" in shown
-    assert "the server accepted a TLS 1.2 handshake signed with rsa_pkcs1_sha1; expected it to be refused" \
+    assert "the server accepted a TLS 1.2 handshake signed with ecdsa_sha1; expected it to be refused" \
         in shown
 
 
