@@ -18,6 +18,7 @@ import pytest
 
 from .checks import Check
 from .checks.prerequisites import Cause, NotRun
+from .checks.untestable import NOT_TESTED
 from .render import environment
 
 CHECKS_DIR = Path(__file__).parent / "checks"
@@ -232,6 +233,8 @@ def scorecard(report: list[Target]) -> str:
                 group = r.check.group
                 lines.append(f"    {group.upper()}")
             lines += _row(r, "      ", numbers)
+    lines.append("NOT TESTED IN THE LAB: what internet.nl also judges, and why a closed lab cannot")
+    lines += [f"  {test}: {reason}" for test, reason in NOT_TESTED]
     failing = sum(r.blocks_verdict for t in report for r in t.results)
     lines.append("verdict: every required check passes" if not failing else
                  f"verdict: {failing} required check{'s' if failing > 1 else ''} fail")
@@ -242,6 +245,7 @@ def as_json(lab, report: list[Target], now: dt.datetime) -> str:
     doc = {"lab": lab.name, "domain": lab.domain, "profile": lab.profile.name,
            "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "passed": all_required_pass(report),
            "root_causes": [{**asdict(c), "not_run": checks} for c, checks in root_causes(report)],
+           "not_tested": [{"test": test, "reason": reason} for test, reason in NOT_TESTED],
            "targets": [{"name": t.name, "score": t.score,
                         "checks": [{**r.check.as_dict(), "status": r.status,
                                     "variants": [{"variant": o.variant, "passed": o.passed,
@@ -259,6 +263,6 @@ def as_html(lab, report: list[Target], now: dt.datetime) -> str:
         lab=lab, report=report, passed=all_required_pass(report),
         checked_at=now.strftime("%Y-%m-%d %H:%M UTC"),
         groups=sorted({r.check.group for t in report for r in t.results}),
-        causes=causes, numbers={cause: n for n, (cause, _) in enumerate(causes, 1)},
+        causes=causes, not_tested=NOT_TESTED, numbers={cause: n for n, (cause, _) in enumerate(causes, 1)},
         failing=[(t, [r for r in t.results if r.status in ("fail", "not run", "warn")]) for t in report],
         passing=[(t, [r for r in t.results if r.status in ("pass", "n/a")]) for t in report])

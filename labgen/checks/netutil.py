@@ -112,3 +112,37 @@ def served_certificate(client, server: Host, family: str) -> str:
     target = endpoint(server, family)
     return client.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null "
                       "2>/dev/null | openssl x509 -noout -text").stdout
+
+
+# Client-initiated renegotiations asked for in one connection: internet.nl accepts a server that
+# stops them before 10 ("allowed with a low limit").
+RENEGOTIATIONS = 10
+
+
+def renegotiation_probe(client, server: Host, family: str) -> str:
+    """Everything s_client printed for one TLS 1.2 connection in which the client asks for
+    renegotiation up to RENEGOTIATIONS times ('R' on its input); a server that refuses ends the
+    connection, and the writer stops at its next line (broken pipe)."""
+    target = endpoint(server, family)
+    writer = (f"(sleep 0.3; i=0; while [ $i -lt {RENEGOTIATIONS} ]; do printf 'R\\n' || exit; "
+              "sleep 0.3; i=$((i+1)); done; sleep 0.3)")
+    return client.run(f"{writer} | timeout 20 openssl s_client -connect {target} -servername "
+                      f"{server.fqdn} -tls1_2 2>&1").stdout_bytes.decode("utf-8", "replace")
+
+
+def renegotiations(out: str) -> tuple[bool, int, bool]:
+    """(the first handshake succeeded, renegotiations the server completed, the server refused
+    one) in the output of renegotiation_probe."""
+    first, *rest = out.split("RENEGOTIATING")
+    established = bool(re.search(r"^New, TLSv1\.2", first, re.M))
+    refused = "no renegotiation" in out or bool(rest and re.search(r"alert|:error:", rest[-1]))
+    completed = sum(1 for part in rest if "depth=0" in part and not re.search(r"alert|:error:", part))
+    return established, completed, refused
+
+
+def certificate_text(client, server: Host, family: str, *options: str) -> str:
+    """The text form (openssl x509 -text) of the certificate the server sends for a handshake
+    with these s_client options ('' when the handshake failed)."""
+    target = endpoint(server, family)
+    return client.run(f"openssl s_client -connect {target} -servername {server.fqdn} "
+                      f"{' '.join(options)} </dev/null 2>/dev/null | openssl x509 -noout -text").stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from labgen.checks import check
-from labgen.checks.netutil import handshake, openssl_reason, s_client, served_certificate
+from labgen.checks.netutil import certificate_text, openssl_reason, s_client, served_certificate
 from labgen.render import ca_trust_path
 
 
@@ -38,25 +38,97 @@ def test_name_matches(client, server, family):
     assert server.fqdn in names, f"subjectAltName: {', '.join(names) or 'none'}"
 
 
-@check("https.key", "Key type, size and signature hash as the profile says",
-       standard="Mozilla server-side TLS; internet.nl certificate public key and signature",
-       why="A short key or a SHA-1 signature can be broken or forged.",
-       fix="Use an ECDSA P-256/P-384 key (or RSA of the profile's size) and SHA-256 or better.",
-       needs=("tls",))
-def test_key_and_signature(client, server, family, lab):
+@check("https.key", "Key type and curve as the profile says; RSA of at least 2048 bits",
+       standard="Mozilla server-side TLS; NCSC TLS guidelines 2025; internet.nl certificate public key",
+       why="A key of a type or curve outside the profile, or an RSA key under 2048 bits, can be "
+           "broken or is not accepted by every client.",
+       fix="Use an ECDSA P-256/P-384 key (or, where the profile allows RSA, RSA of the profile's "
+           "size).", needs=("tls",))
+def test_key_type(client, server, family, lab):
     text = served_certificate(client, server, family)
     assert text, "no certificate served"
-    sig = re.search(r"Signature Algorithm: (\S+)", text).group(1).lower()
-    assert any(f"sha{h}" in sig for h in hashes(lab)), f"certificate signed with {sig}"
     if "id-ecPublicKey" in text:
         curve = re.search(r"ASN1 OID: (\S+)", text).group(1)
         assert "ecdsa" in lab.profile.certificate_types and curve in lab.profile.certificate_curves, \
-            f"ECDSA key on {curve}"
+            f"the certificate has an ECDSA key on {curve}; expected one of the profile's curves: " \
+            f"{', '.join(lab.profile.certificate_curves)}"
     else:
         bits = int(re.search(r"Public-Key: \((\d+) bit\)", text).group(1))
-        assert "rsa" in lab.profile.certificate_types and bits >= lab.profile.rsa_key_size, \
-            f"RSA key of {bits} bits, the profile wants ECDSA or RSA of {lab.profile.rsa_key_size}"
-    out = handshake(client, server, family)
-    scheme = re.search(r"^Signature type: (\S+)", out, re.M)
-    assert scheme and scheme.group(1) in lab.profile.signature_algorithms, \
-        f"handshake signed with {scheme.group(1) if scheme else 'nothing'}"
+        assert "rsa" in lab.profile.certificate_types, \
+            f"the certificate has an RSA key of {bits} bits; the {lab.profile.name} profile " \
+            "wants ECDSA only"
+        assert bits >= 2048, f"the certificate has an RSA key of {bits} bits; expected at least " \
+            "2048 (internet.nl: insufficient)"
+
+
+# s_client options that make the server send its certificate of one key type.
+KEY_TYPE_SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384",
+                    "rsa": "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pkcs1_sha256"}
+
+
+def certificates(client, server, family, lab) -> dict[str, str]:
+    """The text of each certificate the server sends: the one it picks by itself, and the one
+    for each of the profile's key types that it has."""
+    found = {"default": served_certificate(client, server, family)}
+    for kind in lab.profile.certificate_types:
+        found[kind] = certificate_text(client, server, family, "-sigalgs", KEY_TYPE_SIGALGS[kind])
+    return {kind: text for kind, text in found.items() if text}
+
+
+@check("https.rsa_size", "RSA keys of at least the profile's size (3072 bits); or no RSA at all",
+       standard="NCSC TLS guidelines 2025 (2048 phase out); internet.nl certificate public key",
+       why="NCSC phases RSA-2048 out: it will not hold as long as the data it protects.",
+       fix="Issue the RSA certificate with a key of rsa_key_size bits (labgen renders 3072).",
+       level="recommended", needs=("tls",))
+def test_rsa_key_size(client, server, family, lab):
+    text = certificate_text(client, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"])
+    if "rsa" not in lab.profile.certificate_types:
+        assert not text, "the server sent an RSA certificate; the {} profile wants ECDSA only, " \
+            "so no RSA key at all".format(lab.profile.name)
+        return
+    bits = re.search(r"Public-Key: \((\d+) bit\)", text)
+    assert bits and "rsaEncryption" in text, "the server sent no RSA certificate when asked for " \
+        f"one; the {lab.profile.name} profile wants one"
+    assert int(bits.group(1)) >= lab.profile.rsa_key_size, (
+        f"the RSA certificate has a {bits.group(1)}-bit key; expected at least "
+        f"{lab.profile.rsa_key_size} bits (2048 is phase out for internet.nl)")
+
+
+@check("https.cert_sig", "The certificate is signed with SHA-256 or better",
+       standard="RFC 5280; NCSC TLS guidelines 2025; internet.nl signature of certificate",
+       why="A certificate signed over SHA-1 can be forged: a collision gives an attacker a "
+           "certificate the CA never issued.",
+       fix="Have the CA sign with SHA-256 or better (labgen's lab CA does).", needs=("tls",))
+def test_certificate_signature(client, server, family, lab):
+    # Which key types the profile wants is https.key's to judge; this check judges the
+    # signature of every certificate the server sends.
+    served = certificates(client, server, family, lab)
+    assert served, "the server sent no certificate; expected one to read its signature"
+    for text in served.values():
+        sig = re.search(r"Signature Algorithm: (\S+)", text).group(1)
+        key = "ECDSA" if "id-ecPublicKey" in text else "RSA"
+        assert any(f"sha{h}" in sig.lower() for h in hashes(lab)), (
+            f"the {key} certificate is signed with {sig}; expected SHA-256 or better "
+            f"(sha{', sha'.join(sorted(hashes(lab)))})")
+
+
+@check("https.ocsp", "OCSP stapling: not in the certificate (the lab CA runs no OCSP responder)",
+       standard="RFC 6066 section 8; RFC 6960; internet.nl OCSP stapling (not in certificate)",
+       why="internet.nl only judges stapling when the certificate names an OCSP responder; the "
+           "lab CA names none, so there is nothing to staple, and stapling stays off.",
+       fix="Keep the certificate without an OCSP address and stapling off; with a public CA "
+           "that names a responder, turn stapling on (nginx ssl_stapling / Apache SSLUseStapling).",
+       level="informational", needs=("tls",))
+def test_ocsp_stapling(client, server, family):
+    text = served_certificate(client, server, family)
+    assert text, "no certificate served"
+    _, out = s_client(client, server, family, "-status")
+    responder = re.search(r"OCSP - URI:(\S+)", text)
+    if responder:
+        assert "OCSP Response Status: successful" in out, (
+            f"the certificate names the OCSP responder {responder.group(1)}, but the server "
+            "stapled no valid OCSP response; expected it to staple one")
+    else:
+        assert "OCSP response: no response sent" in out, (
+            "the certificate names no OCSP responder, yet the server sent an OCSP response; "
+            "expected none (internet.nl: not in certificate)")

@@ -54,3 +54,25 @@ def test_same_page_and_headers_over_both_families(client, server):
     body = "curl {} -s " + url + " | sha256sum"
     assert client.run(body.format("-4")).stdout == client.run(body.format("-6")).stdout, \
         "the page served over IPv6 differs from the one over IPv4"
+
+
+@check("ipv6.ns_reach", "The name servers answer over IPv6", standard="RFC 3901; internet.nl IPv6 "
+       "(name servers reachable)",
+       why="An AAAA record for a name server that does not answer over IPv6 leaves IPv6-only "
+           "resolvers without answers, as if it had none.",
+       fix="Make the name server listen on its IPv6 address (BIND: listen-on-v6 { any; }).",
+       needs=("dns",))
+def test_name_servers_answer_over_ipv6(client, lab):
+    _, answers, status = dig(client, lab.domain, "NS")
+    servers = records(answers, "NS")
+    assert servers, f"{lab.domain} has no NS records ({status}); expected its name servers"
+    for name in servers:
+        _, answers, status = dig(client, name, "AAAA")
+        addresses = records(answers, "AAAA")
+        assert addresses, f"the name server {name} has no AAAA record ({status}); expected one"
+        for address in addresses:
+            flags, answers, status = dig(client, lab.domain, "SOA", f"@{address}", "+norec",
+                                         "+time=3", "+tries=2")
+            assert status == "NOERROR" and "aa" in flags and records(answers, "SOA"), (
+                f"the name server {name} did not answer for {lab.domain} at its IPv6 address "
+                f"{address} ({status or 'no answer'}); expected an authoritative answer")

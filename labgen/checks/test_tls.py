@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from labgen.checks import check
-from labgen.checks.netutil import accepted, endpoint, handshake, s_client
+import pytest
+
+from labgen.checks import NOT_APPLICABLE, check
+from labgen.checks.netutil import (RENEGOTIATIONS, accepted, endpoint, handshake,
+                                   renegotiation_probe, renegotiations, s_client)
 
 # Groups a client can offer that no labgen profile should accept (probe values, not policy).
 PROBE_GROUPS = ("X25519MLKEM768", "X25519", "prime256v1", "secp384r1", "secp521r1", "X448",
@@ -140,3 +143,131 @@ def test_secure_renegotiation(client, server, family, lab):
     assert ok, f"expected a TLS 1.2 handshake under the {lab.profile.name} profile; the server refused it"
     assert "Secure Renegotiation IS supported" in out, \
         "the server does not offer secure renegotiation (no RFC 5746 renegotiation_info)"
+
+
+# internet.nl 1.11 (NCSC TLS guidelines 2025). Properties that exist only in TLS 1.2 (Extended
+# Master Secret, renegotiation, cipher order) are judged on whatever TLS 1.2 the server offers;
+# a server that refuses TLS 1.2 under a TLS 1.3-only profile cannot have them wrong (internet.nl:
+# "not applicable, no TLS 1.2", rated good), and the message says why. Under a profile that
+# offers TLS 1.2, a refused TLS 1.2 handshake fails the check: its subject is missing.
+
+# TLS 1.2 suites NCSC 2025 rates "phase out" (probe values, not policy): finite-field DHE, RSA
+# key exchange, 3DES.
+PHASE_OUT_SUITES = ("DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-AES128-GCM-SHA256",
+                    "DHE-RSA-CHACHA20-POLY1305", "DHE-RSA-AES256-SHA256", "DHE-RSA-AES128-SHA256",
+                    "AES256-GCM-SHA384", "AES128-GCM-SHA256", "AES256-SHA256", "AES128-SHA256",
+                    "AES256-SHA", "AES128-SHA", "ECDHE-ECDSA-DES-CBC3-SHA", "ECDHE-RSA-DES-CBC3-SHA",
+                    "DES-CBC3-SHA")
+# Handshake signature schemes with SHA-1 or SHA-224 (RFC 9155 deprecates them in TLS 1.2).
+WEAK_HASH_SIGALGS = ("ecdsa_sha1", "rsa_pkcs1_sha1", "ecdsa_sha224", "rsa_pkcs1_sha224")
+# The finite-field groups of RFC 7919, which TLS 1.3 can also negotiate.
+FFDHE_GROUPS = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
+
+
+def tls12_session(client, server, family, lab, subject: str, *options: str) -> str:
+    """s_client's output of a TLS 1.2 handshake to judge a TLS 1.2-only property. A server
+    that refuses TLS 1.2 under a TLS 1.3-only profile cannot have it: the check is N/A."""
+    ok, out = s_client(client, server, family, "-tls1_2", *options)
+    if not ok and not lab.profile.tls12:
+        pytest.skip(f"{NOT_APPLICABLE}: the server offers TLS 1.3 only (the {lab.profile.name} "
+                    f"profile), and {subject} exists only in TLS 1.2")
+    assert ok, (f"the server refused TLS 1.2, which the {lab.profile.name} profile offers, so "
+                f"{subject} could not be judged; expected a TLS 1.2 handshake to succeed")
+    return out
+
+
+@check("https.ems", "Extended Master Secret with TLS 1.2 (TLS 1.3 always binds it)",
+       standard="RFC 7627; RFC 8446 section 7.1; internet.nl Extended Master Secret",
+       why="Without it, an attacker in the middle can make two TLS 1.2 sessions share one master "
+           "secret and resume the victim's session as their own (triple handshake attack).",
+       fix="Keep the Extended Master Secret on (OpenSSL's default): remove any "
+           "'Options -ExtendedMasterSecret' (nginx ssl_conf_command, Apache SSLOpenSSLConfCmd).",
+       needs=("tls",))
+def test_extended_master_secret(client, server, family, lab):
+    out = tls12_session(client, server, family, lab, "the Extended Master Secret")
+    assert "Extended master secret: yes" in out, (
+        "the TLS 1.2 handshake went without the Extended Master Secret (RFC 7627); expected "
+        "the server to accept the client's extended_master_secret extension")
+
+
+@check("https.kex_hash", "Handshake signatures use SHA-256 or better, never SHA-1 or SHA-224",
+       standard="RFC 9155; RFC 8446 section 4.2.3; internet.nl hash function for key exchange",
+       why="The server signs the key exchange; a signature over SHA-1 or SHA-224 can be forged, "
+           "and with it the server's identity in the handshake.",
+       fix="List only the profile's signature algorithms (nginx ssl_conf_command / Apache "
+           "SSLOpenSSLConfCmd SignatureAlgorithms).", needs=("tls",))
+def test_key_exchange_hash(client, server, family, lab):
+    out = handshake(client, server, family)
+    scheme = re.search(r"^Signature type: (\S+)", out, re.M)
+    assert out, "no TLS handshake with the server succeeded; expected one to read its signature"
+    assert scheme and scheme.group(1) in lab.profile.signature_algorithms, (
+        f"the server signed the handshake with {scheme.group(1) if scheme else 'an unknown scheme'}; "
+        f"expected one of the profile's: {', '.join(lab.profile.signature_algorithms)}")
+    # TLS 1.3 has no SHA-1 or SHA-224 signature schemes at all (RFC 8446 section 4.2.3), so only
+    # TLS 1.2 can be talked into them: offer nothing else and expect a refusal.
+    ok, out = s_client(client, server, family, "-brief", "-tls1_2", "-sigalgs",
+                       ":".join(WEAK_HASH_SIGALGS), "-cipher", SECLEVEL0)
+    weak = re.search(r"^(?:Peer )?[Ss]ignature type: (\S+)", out, re.M)
+    assert not ok, (f"the server accepted a TLS 1.2 handshake signed with "
+                    f"{weak.group(1) if weak else 'SHA-1 or SHA-224'}; expected it to be refused")
+
+
+@check("https.client_reneg", "Client-initiated renegotiation is refused (or stopped early)",
+       standard="NCSC TLS guidelines 2025; RFC 5746; internet.nl client-initiated renegotiation",
+       why="Each renegotiation costs the server far more than the client: a few clients asking "
+           "again and again can exhaust it (denial of service).",
+       fix="Use nginx or Apache on OpenSSL 3 as they are: both refuse it; never set "
+           "'Options ClientRenegotiation'. TLS 1.3 has no renegotiation at all.",
+       needs=("tls",))
+def test_client_renegotiation_refused(client, server, family, lab):
+    tls12_session(client, server, family, lab, "client-initiated renegotiation")
+    out = renegotiation_probe(client, server, family)
+    assert_renegotiation_refused(*renegotiations(out))
+
+
+def assert_renegotiation_refused(established: bool, completed: int, refused: bool) -> None:
+    assert established, "the TLS 1.2 connection for the renegotiation test failed; expected it " \
+        "to succeed so that a renegotiation could be asked for"
+    assert refused or not completed, (
+        f"the server completed {completed} client-initiated renegotiation"
+        f"{'s' if completed != 1 else ''} and refused none (asked up to {RENEGOTIATIONS} "
+        f"times); expected it to refuse them, or to stop before {RENEGOTIATIONS}")
+
+
+@check("https.cipher_order", "TLS 1.2: the server never picks a phase-out suite over a good one",
+       standard="NCSC TLS guidelines 2025; RFC 9325 section 4.2; internet.nl cipher order",
+       why="A client that lists a weak suite first (old or misconfigured) gets it, although "
+           "both sides could do better.",
+       fix="Offer only the profile's suites, or put them first and let the server choose "
+           "(nginx ssl_prefer_server_ciphers on / Apache SSLHonorCipherOrder on).",
+       needs=("tls",))
+def test_cipher_order(client, server, family, lab):
+    good = lab.profile.ciphers["openssl"] or ["ECDHE-ECDSA-AES128-GCM-SHA256",
+                                              "ECDHE-RSA-AES128-GCM-SHA256"]
+    # The client lists the phase-out suites first: a server that follows the client's order
+    # while it offers any of them picks one.
+    out = tls12_session(client, server, family, lab, "the cipher order", "-brief", "-cipher",
+                        f"'{':'.join(PHASE_OUT_SUITES + tuple(good))}:@SECLEVEL=0'")
+    suite = re.search(r"^Ciphersuite: (\S+)", out, re.M)
+    assert suite and suite.group(1) not in PHASE_OUT_SUITES, (
+        f"offered phase-out suites first, the server chose {suite.group(1) if suite else 'none'} "
+        f"over the good suites it also has; expected it to prefer a good one")
+
+
+@check("https.no_dhe", "No finite-field Diffie-Hellman key exchange (DHE, ffdhe groups)",
+       standard="NCSC TLS guidelines 2025 (phase out); RFC 7919; internet.nl key exchange parameters",
+       why="Finite-field DHE is slower than elliptic curves for the same strength, and short or "
+           "shared parameters weaken it (Logjam); NCSC 2025 phases it out.",
+       fix="Offer only ECDHE suites and elliptic-curve/hybrid groups (the profile's ciphers and "
+           "tls_curves); no ssl_dhparam / no ffdhe groups.",
+       level="recommended", needs=("tls",))
+def test_no_finite_field_dhe(client, server, family):
+    out = handshake(client, server, family, "-tls1_2", "-cipher", "'kDHE:@SECLEVEL=0'")
+    suite = re.search(r"^Ciphersuite: (\S+)", out, re.M)
+    assert not out, f"the server accepted the DHE suite {suite.group(1) if suite else ''} with " \
+        "TLS 1.2; expected every finite-field DHE suite to be refused"
+    out = handshake(client, server, family, "-tls1_3", "-groups", ":".join(FFDHE_GROUPS))
+    key = re.search(r"(?:Negotiated TLS1.3 group: (\S+)|Temp Key: DH, (\d+) bits)", out)
+    group = (key.group(1) or f"ffdhe{key.group(2)}") if key else "ffdhe"
+    assert not out, f"the server accepted the finite-field group {group} with TLS 1.3; expected " \
+        "the ffdhe groups to be refused"

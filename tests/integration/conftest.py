@@ -23,7 +23,7 @@ from labtest import write_lab
 SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256", "rsa": "rsa_pss_rsae_sha256"}
 # The test lab: the default lab file with its own name and subnets, so that a trainer's demo
 # lab on the same machine is left alone.
-TEST_LAB = {"name": "itest", "network": {"ipv4": "203.0.113.0/24", "ipv6": "2001:db8:77::/64"}}
+TEST_LAB = {"name": "itest", "network": {"ipv4": "10.77.0.0/24", "ipv6": "2001:db8:77::/64"}}
 
 TOOLS = {"openssl": "openssl", "ldns-verify-zone": "ldnsutils", "dnssec-verify": "bind9-utils",
          "named-checkzone": "bind9-utils", "nginx": "nginx", "apache2ctl": "apache2",

@@ -49,12 +49,12 @@ def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_pa
 
 
 def test_a_lab_on_taken_subnets_names_the_lab_that_holds_them(running_lab, tmp_path, capsys):
-    taken = {"name": "itest3", "network": {"ipv4": "203.0.113.0/25", "ipv6": "2001:db8:79::/64"}}
+    taken = {"name": "itest3", "network": {"ipv4": "10.77.0.0/25", "ipv6": "2001:db8:79::/64"}}
     config = write_lab(tmp_path, taken)
     try:
         assert cli.main(["up", "-c", str(config)]) == 5
         err = capsys.readouterr().err
-        assert ("the lab's subnets are taken: 203.0.113.0/24 is used by network "
+        assert ("the lab's subnets are taken: 10.77.0.0/24 is used by network "
                 f"{network_name(running_lab.lab)} (lab itest)") in err
         assert "network.ipv4 / network.ipv6 in the lab file" in err
     finally:

@@ -148,6 +148,7 @@ def test_a_server_that_does_not_answer_is_named_once_and_its_checks_are_not_run(
     assert "fix fix https.tls13" not in text  # no fix per consequence
     assert "    N/A  title of https.renegotiation" in text and "not applicable: TLS 1.3 only" in text
     assert text.endswith("verdict: 3 required checks fail")
+    assert "NOT TESTED IN THE LAB" in text and "RPKI" in text
     doc = json.loads(verify.as_json(LAB, report, NOW))
     assert doc["root_causes"] == [{"text": down.text, "fix": "Start nginx.",
                                    "not_run": ["https.tls12 (ipv4)", "https.tls13 (ipv4)"]}]
