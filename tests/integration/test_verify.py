@@ -277,7 +277,7 @@ def test_foreign_certificates_a_readable_key_and_tls_compression_fail_exactly_th
     # A browser (curl) refuses the self-signed certificate, so every HTTPS request fails too.
     fetches = {c for c, n in needs(baseline[2]).items() if "https" in n} | set(CURL_FETCHES)
     expected = set().union(*(pick(all_keys, c, "nginx") for c in (
-        {"https.chain", "https.name", "https.key", "dane.match"} | fetches)))
+        {"https.chain", "https.name", "https.key", "https.rsa_size", "dane.match"} | fetches)))
     expected |= set().union(*(pick(all_keys, c, "apache") for c in (
         "dane.match", "host.key_files", "https.tls12", "https.suites", "https.no_compression")))
     run_scenario(running_lab, tmp_path, breaks, [("nginx", "systemctl reload nginx"),
@@ -344,11 +344,12 @@ def test_a_signed_zone_with_a_wrong_tlsa_a_foreign_caa_and_missing_aaaa_fails_ex
                  tlsa_of=lambda h: "3 1 1 " + "00" * 32 if h.software == "nginx" else right(h))
 
     breaks = serve_zone(running_lab, text, tmp_path)
-    expected = (pick(all_keys, "caa.issuer") | pick(all_keys, "ipv6.ns_aaaa")
+    expected = (pick(all_keys, "caa.issuer") | pick(all_keys, "ipv6.ns_aaaa") | pick(all_keys, "ipv6.ns_reach")
                 | pick(all_keys, "dane.match", "nginx") | pick(all_keys, "ipv6.aaaa", "apache")
                 | pick(all_keys, "ipv6.reachable", "apache") | pick(all_keys, "ipv6.same_content", "apache")
                 | pick(all_keys, "dnssec.validated", "apache", "AAAA")
-                | pick(all_keys, "https.redirect", "apache", "ipv6") | pick(all_keys, "https.hsts", "apache", "ipv6"))
+                | pick(all_keys, "https.redirect", "apache", "ipv6") | pick(all_keys, "https.hsts", "apache", "ipv6")
+                | pick(all_keys, "headers.http_compression", "apache", "ipv6"))
     run_scenario(running_lab, tmp_path, breaks, DNS_RELOAD, expected)
 
 
