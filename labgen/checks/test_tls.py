@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import pytest
-
-from labgen.checks import NOT_APPLICABLE, check
+from labgen.checks import check
 from labgen.checks.netutil import (RENEGOTIATIONS, accepted, endpoint, handshake,
                                    renegotiation_probe, renegotiations, s_client)
 
@@ -130,13 +128,19 @@ def test_no_tls_compression(client, server, family):
     assert handshakes, "no handshake succeeded with TLS 1.3 or 1.2"
 
 
+def tls12_only(lab, server) -> str | None:
+    """`applies` of the properties that exist only in TLS 1.2 (renegotiation, EMS, cipher
+    order): N/A under a TLS 1.3-only profile, whose refusal of TLS 1.2 https.tls12 proves."""
+    return None if lab.profile.tls12 else (
+        f"the {lab.profile.name} profile offers TLS 1.3 only, and this exists only in TLS 1.2")
+
+
 @check("https.renegotiation", "Only secure renegotiation (RFC 5746)",
        standard="RFC 5746; internet.nl secure renegotiation",
        why="Insecure renegotiation lets an attacker splice their own request in front of the "
            "user's (CVE-2009-3555).",
        fix="Keep SSLInsecureRenegotiation off (Apache); nginx refuses renegotiation itself.",
-       applies=lambda lab, server: None if lab.profile.tls12 else (
-           f"the {lab.profile.name} profile offers TLS 1.3 only, which has no renegotiation (RFC 8446)"),
+       applies=tls12_only,
        needs=("tls",))
 def test_secure_renegotiation(client, server, family, lab):
     ok, out = s_client(client, server, family, "-tls1_2", "-cipher", SECLEVEL0)
@@ -165,12 +169,8 @@ FFDHE_GROUPS = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
 
 
 def tls12_session(client, server, family, lab, subject: str, *options: str) -> str:
-    """s_client's output of a TLS 1.2 handshake to judge a TLS 1.2-only property. A server
-    that refuses TLS 1.2 under a TLS 1.3-only profile cannot have it: the check is N/A."""
+    """s_client's output of a TLS 1.2 handshake to judge a TLS 1.2-only property."""
     ok, out = s_client(client, server, family, "-tls1_2", *options)
-    if not ok and not lab.profile.tls12:
-        pytest.skip(f"{NOT_APPLICABLE}: the server offers TLS 1.3 only (the {lab.profile.name} "
-                    f"profile), and {subject} exists only in TLS 1.2")
     assert ok, (f"the server refused TLS 1.2, which the {lab.profile.name} profile offers, so "
                 f"{subject} could not be judged; expected a TLS 1.2 handshake to succeed")
     return out
@@ -182,7 +182,7 @@ def tls12_session(client, server, family, lab, subject: str, *options: str) -> s
            "secret and resume the victim's session as their own (triple handshake attack).",
        fix="Keep the Extended Master Secret on (OpenSSL's default): remove any "
            "'Options -ExtendedMasterSecret' (nginx ssl_conf_command, Apache SSLOpenSSLConfCmd).",
-       needs=("tls",))
+       needs=("tls",), applies=tls12_only)
 def test_extended_master_secret(client, server, family, lab):
     out = tls12_session(client, server, family, lab, "the Extended Master Secret")
     assert "Extended master secret: yes" in out, (
@@ -218,7 +218,7 @@ def test_key_exchange_hash(client, server, family, lab):
            "again and again can exhaust it (denial of service).",
        fix="Use nginx or Apache on OpenSSL 3 as they are: both refuse it; never set "
            "'Options ClientRenegotiation'. TLS 1.3 has no renegotiation at all.",
-       needs=("tls",))
+       needs=("tls",), applies=tls12_only)
 def test_client_renegotiation_refused(client, server, family, lab):
     tls12_session(client, server, family, lab, "client-initiated renegotiation")
     out = renegotiation_probe(client, server, family)
@@ -240,7 +240,7 @@ def assert_renegotiation_refused(established: bool, completed: int, refused: boo
            "both sides could do better.",
        fix="Offer only the profile's suites, or put them first and let the server choose "
            "(nginx ssl_prefer_server_ciphers on / Apache SSLHonorCipherOrder on).",
-       needs=("tls",))
+       needs=("tls",), applies=tls12_only)
 def test_cipher_order(client, server, family, lab):
     good = lab.profile.ciphers["openssl"] or ["ECDHE-ECDSA-AES128-GCM-SHA256",
                                               "ECDHE-RSA-AES128-GCM-SHA256"]
