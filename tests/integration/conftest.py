@@ -87,13 +87,19 @@ class RunningLab:
         return x509.load_pem_x509_certificate(path.read_bytes())  # the first in the chain
 
 
-@pytest.fixture(scope="session")
-def running_lab(tmp_path_factory):
-    """One lab for the whole session, brought up with `labgen up` and taken down at the end."""
-    folder = tmp_path_factory.mktemp("itest")
-    config = write_lab(folder, TEST_LAB)
+def lab_up(tmp_path_factory, data: dict):
+    """A fixture's lab: brought up with `labgen up` (what an interrupted session left of it
+    removed first), yielded, and taken down at the end."""
+    folder = tmp_path_factory.mktemp(data["name"])
+    config = write_lab(folder, data)
     lab, engine = load(config), Engine("podman")
-    lifecycle.down(lab.name, engine)  # left over from an interrupted session
+    lifecycle.down(lab.name, engine)
     stats = lifecycle.up(lab, folder / "build", engine, log=lambda _: None)
     yield RunningLab(lab, config, folder / "build", engine, stats)
     lifecycle.down(lab.name, engine)
+
+
+@pytest.fixture(scope="session")
+def running_lab(tmp_path_factory):
+    """One lab for the whole session."""
+    yield from lab_up(tmp_path_factory, TEST_LAB)

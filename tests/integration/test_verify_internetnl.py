@@ -16,16 +16,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RunningLab
+from conftest import RunningLab, lab_up
 from test_verify import (APACHE_SITE, DNS_RELOAD, NGINX_SITE, Scenario, _served_tlsa, _zone,
                          baseline, copy_in, keys, labgen_verify, pick, run_scenario,  # noqa: F401
                          serve_zone)
 
-from labgen import lifecycle
-from labgen.engine import Engine
 from labgen.render import cert_paths
-from labgen.spec import load
-from labtest import write_lab
 
 SECURITY_TXT = "/var/www/labgen/.well-known/security.txt"
 NAMED_CONF = "/etc/bind/named.conf"
@@ -119,13 +115,7 @@ def test_a_sha224_certificate_an_ocsp_address_and_a_malformed_caa_fail_exactly_t
 @pytest.fixture(scope="module")
 def intermediate(running_lab, tmp_path_factory):
     """A lab of the intermediate profile (TLS 1.2 too, an RSA certificate beside the ECDSA one)."""
-    folder = tmp_path_factory.mktemp("itest11")
-    config = write_lab(folder, INTERMEDIATE)
-    lab, engine = load(config), Engine("podman")
-    lifecycle.down(lab.name, engine)  # left over from an interrupted session
-    stats = lifecycle.up(lab, folder / "build", engine, log=lambda _: None)
-    yield RunningLab(lab, config, folder / "build", engine, stats)
-    lifecycle.down(lab.name, engine)
+    yield from lab_up(tmp_path_factory, INTERMEDIATE)
 
 
 @pytest.fixture(scope="module")
