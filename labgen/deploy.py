@@ -17,6 +17,10 @@ from .errors import DeployError, ToolError
 from .render import data_dir
 
 PLAYBOOK = "site.yml"
+# The engine's connection as labgen uses it: Podman's own plugin copies every module into the
+# container before running it (no pipelining); playbooks/connection_plugins/labgen_podman.py
+# extends it to send modules on stdin, one `podman exec` per task.
+CONNECTIONS = {"containers.podman.podman": "labgen_podman"}
 # Bookkeeping tasks that say nothing to a person watching the deploy.
 QUIET_ACTIONS = {"ansible.builtin.include_role", "include_role", "ansible.builtin.set_fact", "set_fact",
                  "ansible.builtin.validate_argument_spec", "validate_argument_spec"}
@@ -100,7 +104,7 @@ def engine_inventory(rendered: Path, folder: Path, connection: str) -> Path:
     """The rendered inventory with the engine's connection for every lab host. (Not as an extra
     variable: that would also win for the tasks delegated to this machine.)"""
     doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))
-    doc["all"].setdefault("vars", {})["ansible_connection"] = connection
+    doc["all"].setdefault("vars", {})["ansible_connection"] = CONNECTIONS.get(connection, connection)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "inventory.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
