@@ -1,0 +1,215 @@
+#!/usr/bin/python
+"""Bring a host to its labgen manifest in one module call: compare; or unpack, validate, roll
+back on refusal, and enable, start or reload the service."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: labgen_tree
+short_description: Compare a host with its labgen manifest, or install what differs, validated
+description:
+  - Without O(archive), reads each file the manifest names and compares its SHA-256, mode and
+    owner (root:root) with the manifest, and changes no file. When nothing differs it makes
+    sure the service is enabled and running, so an idempotent run is one call per host.
+  - With O(archive) (the files that differ, sent by the role), keeps the current version of
+    every file it replaces in memory, unpacks the archive over /, and runs the server's own
+    checker. When the checker refuses, every file goes back as it was and the module fails
+    without touching the service. Otherwise it refreshes the CA trust store when the lab CA
+    changed, enables the service and starts it, or reloads (or restarts) it when it runs.
+  - The archive is removed in every case. File contents never appear in the arguments or
+    the results.
+options:
+  files:
+    description: Absolute path -> {mode, sha256}, from build/<lab>/manifests/<host>.json.
+    type: dict
+    required: true
+  dirs:
+    description: Absolute path -> mode. Missing folders are listed; an existing folder is listed
+      only when the manifest makes it private (0700) and its mode differs.
+    type: dict
+    required: true
+  archive:
+    description: A tar archive on the host with the files that differ (paths relative to /).
+    type: path
+  validate:
+    description: The server's config checker, run after unpacking. Empty for none.
+    type: str
+    default: ""
+  service:
+    description: The systemd unit to enable and run. Empty for none.
+    type: str
+    default: ""
+  change:
+    description: What the running service gets when files changed.
+    type: str
+    choices: [reload, restart]
+    default: reload
+  restart:
+    description: Restart the running service even when no file changed (e.g. a new module).
+    type: bool
+    default: false
+"""
+
+RETURN = r"""
+files:
+  description: Paths whose content, mode or owner differ, or that are missing.
+  type: list
+  returned: always
+dirs:
+  description: Folders to create or to make private.
+  type: list
+  returned: always
+service:
+  description: What was done to the service (enabled, started, reloaded, restarted) or "".
+  type: str
+  returned: always
+"""
+
+import hashlib
+import os
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+
+CA_FOLDER = "/usr/local/share/ca-certificates/"
+
+
+def differs(path, want):
+    try:
+        info = os.stat(path)
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return True
+    return (digest != want["sha256"] or f"{stat.S_IMODE(info.st_mode):04o}" != want["mode"]
+            or info.st_uid != 0 or info.st_gid != 0)
+
+
+def compare(params):
+    files = [p for p, want in sorted(params["files"].items()) if differs(p, want)]
+    dirs = []
+    for path, mode in sorted(params["dirs"].items()):
+        if not os.path.isdir(path):
+            dirs.append(path)
+        elif mode == "0700" and f"{stat.S_IMODE(os.stat(path).st_mode):04o}" != mode:
+            dirs.append(path)
+    return files, dirs
+
+
+def keep(paths):
+    """The current version of each file, in memory only: (content, mode, uid, gid) or None."""
+    saved = {}
+    for path in paths:
+        try:
+            info = os.lstat(path)
+            with open(path, "rb") as handle:
+                saved[path] = (handle.read(), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+        except OSError:
+            saved[path] = None
+    return saved
+
+
+def put_back(saved):
+    for path, old in saved.items():
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        if old is None:
+            continue
+        content, mode, uid, gid = old
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+
+
+def systemctl(module, *args):
+    return module.run_command(["systemctl", *args])
+
+
+def ensure_service(module, name, files_changed):
+    """Enable and run the unit; reload or restart it when it already ran. Says what was done."""
+    if not name:
+        return ""
+    done = []
+    if systemctl(module, "is-enabled", "--quiet", name)[0] != 0:
+        if not module.check_mode:
+            rc, _, err = systemctl(module, "enable", "--quiet", name)
+            if rc != 0:
+                module.fail_json(msg=f"systemctl enable {name} failed: {err.strip()}")
+        done.append("enabled")
+    if systemctl(module, "is-active", "--quiet", name)[0] != 0:
+        action = "start"
+    elif module.params["restart"] or (files_changed and module.params["change"] == "restart"):
+        action = "restart"
+    elif files_changed:
+        action = "reload"
+    else:
+        return ", ".join(done)
+    if not module.check_mode:
+        rc, out, err = systemctl(module, action, name)
+        if rc != 0:
+            status = systemctl(module, "status", "--no-pager", "--lines=5", name)[1]
+            module.fail_json(msg=f"systemctl {action} {name} failed: {(err or out).strip()}",
+                             stderr=status)
+    done.append({"start": "started", "reload": "reloaded", "restart": "restarted"}[action])
+    return ", ".join(done)
+
+
+def apply(module, files, dirs):
+    params = module.params
+    saved = keep(files)
+    try:
+        rc, out, err = module.run_command(["tar", "-C", "/", "--numeric-owner", "-xpf",
+                                           params["archive"]])
+        if rc != 0:
+            put_back(saved)
+            module.fail_json(msg=f"unpacking the archive failed: {err.strip()}", files=files,
+                             dirs=dirs)
+        if params["validate"]:
+            rc, out, err = module.run_command(params["validate"])
+            if rc != 0:
+                put_back(saved)
+                module.fail_json(
+                    msg=f"'{params['validate']}' refused the rendered config, so nothing was "
+                        f"reloaded and the previous files are back in place: "
+                        f"{' '.join((err or out).split())}",
+                    stderr=err, files=files, dirs=dirs)
+    finally:
+        try:
+            os.unlink(params["archive"])
+        except OSError:
+            pass
+    if any(path.startswith(CA_FOLDER) for path in files):
+        rc, out, err = module.run_command(["update-ca-certificates"])
+        if rc != 0:
+            module.fail_json(msg=f"update-ca-certificates failed: {err.strip()}")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"files": {"type": "dict", "required": True},
+                       "dirs": {"type": "dict", "required": True},
+                       "archive": {"type": "path"},
+                       "validate": {"type": "str", "default": ""},
+                       "service": {"type": "str", "default": ""},
+                       "change": {"type": "str", "default": "reload",
+                                  "choices": ["reload", "restart"]},
+                       "restart": {"type": "bool", "default": False}},
+        supports_check_mode=True)
+    files, dirs = compare(module.params)
+    if module.params["archive"] is None:
+        if files or dirs:  # the role sends them as an archive and calls again with it
+            module.exit_json(changed=False, files=files, dirs=dirs, service="")
+        done = ensure_service(module, module.params["service"], False)
+        module.exit_json(changed=bool(done), files=[], dirs=[], service=done)
+    if not module.check_mode:
+        apply(module, files, dirs)
+    done = ensure_service(module, module.params["service"], bool(files or dirs))
+    module.exit_json(changed=True, files=files, dirs=dirs, service=done)
+
+
+if __name__ == "__main__":
+    main()
