@@ -18,19 +18,35 @@ description:
     changed, enables the service and starts it, or reloads (or restarts) it when it runs.
   - The archive is removed in every case. File contents never appear in the arguments or
     the results.
+  - The role's action plugin of the same name runs on the controller: it reads O(manifest),
+    calls the module to compare (one call; with nothing to do, the only one), packs what
+    differs from O(tree) into one tar archive, sends it into the private folder that call made,
+    and calls the module again to install it.
 options:
+  tree:
+    description: The host's rendered tree on the controller (build/<lab>/hosts/<host>); read by
+      the action plugin.
+    type: path
+  manifest:
+    description: The host's manifest on the controller (build/<lab>/manifests/<host>.json); the
+      action plugin reads it and passes O(files) and O(dirs).
+    type: path
   files:
-    description: Absolute path -> {mode, sha256}, from build/<lab>/manifests/<host>.json.
+    description: Absolute path -> {mode, sha256}, from the manifest.
     type: dict
-    required: true
   dirs:
     description: Absolute path -> mode. Missing folders are listed; an existing folder is listed
       only when the manifest makes it private (0700) and its mode differs.
     type: dict
-    required: true
   archive:
-    description: A tar archive on the host with the files that differ (paths relative to /).
+    description: A tar archive on the host with the files that differ (paths relative to /),
+      inside a folder made by O(prepare); the module removes that folder in every case.
     type: path
+  prepare:
+    description: When files differ, make a private (0700) folder in the user's home for the
+      archive and return it as RV(stage), so that sending it needs no other call.
+    type: bool
+    default: false
   validate:
     description: The server's config checker, run after unpacking. Empty for none.
     type: str
@@ -59,6 +75,10 @@ dirs:
   description: Folders to create or to make private.
   type: list
   returned: always
+stage:
+  description: The private folder made for the archive (with O(prepare)), or "".
+  type: str
+  returned: always
 service:
   description: What was done to the service (enabled, started, reloaded, restarted) or "".
   type: str
@@ -67,7 +87,9 @@ service:
 
 import hashlib
 import os
+import shutil
 import stat
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -178,10 +200,14 @@ def apply(module, files, dirs):
                         f"{' '.join((err or out).split())}",
                     stderr=err, files=files, dirs=dirs)
     finally:
-        try:
-            os.unlink(params["archive"])
-        except OSError:
-            pass
+        stage = os.path.dirname(params["archive"])
+        if os.path.basename(stage).startswith(".labgen-deploy-"):
+            shutil.rmtree(stage, ignore_errors=True)
+        else:
+            try:
+                os.unlink(params["archive"])
+            except OSError:
+                pass
     if any(path.startswith(CA_FOLDER) for path in files):
         rc, out, err = module.run_command(["update-ca-certificates"])
         if rc != 0:
@@ -190,9 +216,11 @@ def apply(module, files, dirs):
 
 def main():
     module = AnsibleModule(
-        argument_spec={"files": {"type": "dict", "required": True},
+        argument_spec={"tree": {"type": "path"}, "manifest": {"type": "path"},
+                       "files": {"type": "dict", "required": True},
                        "dirs": {"type": "dict", "required": True},
                        "archive": {"type": "path"},
+                       "prepare": {"type": "bool", "default": False},
                        "validate": {"type": "str", "default": ""},
                        "service": {"type": "str", "default": ""},
                        "change": {"type": "str", "default": "reload",
@@ -202,13 +230,16 @@ def main():
     files, dirs = compare(module.params)
     if module.params["archive"] is None:
         if files or dirs:  # the role sends them as an archive and calls again with it
-            module.exit_json(changed=False, files=files, dirs=dirs, service="")
+            stage = ""
+            if module.params["prepare"] and not module.check_mode:
+                stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
+            module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="")
         done = ensure_service(module, module.params["service"], False)
-        module.exit_json(changed=bool(done), files=[], dirs=[], service=done)
+        module.exit_json(changed=bool(done), files=[], dirs=[], stage="", service=done)
     if not module.check_mode:
         apply(module, files, dirs)
     done = ensure_service(module, module.params["service"], bool(files or dirs))
-    module.exit_json(changed=True, files=files, dirs=dirs, service=done)
+    module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done)
 
 
 if __name__ == "__main__":
