@@ -198,7 +198,7 @@ def apply(module, files, dirs):
                     msg=f"'{params['validate']}' refused the rendered config, so nothing was "
                         f"reloaded and the previous files are back in place: "
                         f"{' '.join((err or out).split())}",
-                    stderr=err, files=files, dirs=dirs)
+                    files=files, dirs=dirs)
     finally:
         stage = os.path.dirname(params["archive"])
         if os.path.basename(stage).startswith(".labgen-deploy-"):
