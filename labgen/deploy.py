@@ -85,7 +85,7 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
            "PATH": tools.search_path(), **(envvars or {})}
     runner = ansible_runner.run(
         private_data_dir=str(artifacts), project_dir=str(data_dir("playbooks")), playbook=PLAYBOOK,
-        inventory=str(inventory), extravars=extravars, envvars=env, forks=10,
+        inventory=str(inventory), extravars=extravars, envvars=env, forks=_forks(inventory),
         quiet=not verbose, event_handler=progress.event, rotate_artifacts=3,
         suppress_env_files=True)
     if runner.status == "canceled":  # Ctrl-C: ansible-runner stops the playbook and reports it
@@ -98,6 +98,23 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
         raise DeployError(f"ansible-playbook ended with status {runner.status} (rc {runner.rc}); "
                           f"run again with -v to see Ansible's output")
     return runner.stats or {}
+
+
+def _forks(inventory: Path) -> int:
+    """One worker per host (at least 10): with the free strategy no host waits for a worker."""
+    try:
+        doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return 10
+    hosts = set()
+
+    def walk(group):
+        if isinstance(group, dict):
+            hosts.update((group.get("hosts") or {}).keys())
+            for child in (group.get("children") or {}).values():
+                walk(child)
+    walk((doc or {}).get("all") if isinstance(doc, dict) else None)
+    return max(10, len(hosts))
 
 
 def engine_inventory(rendered: Path, folder: Path, connection: str) -> Path:
