@@ -147,9 +147,9 @@ def main() -> None:
             lifecycle.down(big.name, engine)
         hosts = len(big.hosts)
         report(f"{web} web servers ({hosts} hosts): first deploy", first)
-        report(f"  per host", [s / hosts for s in first])
+        report("  per host", [s / hosts for s in first])
         report(f"{web} web servers ({hosts} hosts): no-change deploy", noop)
-        report(f"  per host", [s / hosts for s in noop])
+        report("  per host", [s / hosts for s in noop])
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ description:
     checker. When the checker refuses, every file goes back as it was and the module fails
     without touching the service. Otherwise it refreshes the CA trust store when the lab CA
     changed, enables the service and starts it, or reloads (or restarts) it when it runs.
-  - The archive is removed in every case. File contents never appear in the arguments or
-    the results.
+  - The archive is removed in every case (and a folder left by a deploy that was cut off, by
+    the next comparison). File contents never appear in the arguments or the results.
   - The role's action plugin of the same name runs on the controller: it reads O(manifest),
     calls the module to compare (one call; with nothing to do, the only one), packs what
     differs from O(tree) into one tar archive, sends it into the private folder that call made,
@@ -229,6 +229,11 @@ def main():
         supports_check_mode=True)
     files, dirs = compare(module.params)
     if module.params["archive"] is None:
+        if not module.check_mode:  # what a deploy cut off between the two calls left behind
+            home = os.path.expanduser("~")
+            for name in os.listdir(home):
+                if name.startswith(".labgen-deploy-"):
+                    shutil.rmtree(os.path.join(home, name), ignore_errors=True)
         if files or dirs:  # the role sends them as an archive and calls again with it
             stage = ""
             if module.params["prepare"] and not module.check_mode:
