@@ -85,6 +85,7 @@ service:
   returned: always
 """
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -227,6 +228,11 @@ def main():
                                   "choices": ["reload", "restart"]},
                        "restart": {"type": "bool", "default": False}},
         supports_check_mode=True)
+    # One deploy at a time on a host: a deploy cut off on this machine (Ctrl-C) does not stop the
+    # module already running on the host, and the next deploy must not overlap it.
+    lock = os.open(os.path.join("/run/lock" if os.path.isdir("/run/lock") else "/tmp",
+                                "labgen-tree.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     files, dirs = compare(module.params)
     if module.params["archive"] is None:
         if not module.check_mode:  # what a deploy cut off between the two calls left behind
