@@ -122,6 +122,8 @@ def engine_inventory(rendered: Path, folder: Path, connection: str) -> Path:
     variable: that would also win for the tasks delegated to this machine.)"""
     doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))
     doc["all"].setdefault("vars", {})["ansible_connection"] = CONNECTIONS.get(connection, connection)
+    # A container that was restarted has a new MAC: it tells the others (see the common role).
+    doc["all"]["vars"]["common_announce"] = True
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "inventory.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

@@ -12,7 +12,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 MODULE = "labgen_tree"
-PASSED_ON = ("validate", "service", "change", "restart")
+PASSED_ON = ("validate", "service", "change", "restart", "announce")
 
 
 class ActionModule(ActionBase):
@@ -47,7 +47,7 @@ class ActionModule(ActionBase):
             self._transfer_file(local, remote)
         finally:
             os.unlink(local)
-        done = self._execute_module(MODULE, module_args={**args, "archive": remote},
+        done = self._execute_module(MODULE, module_args={**args, "archive": remote, "announce": False},
                                     task_vars=task_vars)
         return {**result, **done}
 

@@ -64,6 +64,12 @@ options:
     description: Restart the running service even when no file changed (e.g. a new module).
     type: bool
     default: false
+  announce:
+    description: Send a gratuitous ARP for each IPv4 address, so that the other hosts forget
+      the hardware address of a container that was restarted (labgen up sets it for its lab
+      containers; a real server does not need it).
+    type: bool
+    default: false
 """
 
 RETURN = r"""
@@ -89,7 +95,9 @@ import fcntl
 import hashlib
 import os
 import shutil
+import socket
 import stat
+import struct
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -117,6 +125,26 @@ def compare(params):
         elif mode == "0700" and f"{stat.S_IMODE(os.stat(path).st_mode):04o}" != mode:
             dirs.append(path)
     return files, dirs
+
+
+def announce():
+    """A gratuitous ARP on every interface: a restarted container has a new hardware address,
+    and the other hosts would send to the old one until their neighbour entry expires."""
+    for name in os.listdir("/sys/class/net"):
+        if name == "lo":
+            continue
+        try:
+            with open(f"/sys/class/net/{name}/address") as handle:
+                mac = bytes.fromhex(handle.read().strip().replace(":", ""))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # SIOCGIFADDR
+                ip = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))[20:24]
+            frame = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+                     + mac + ip + b"\x00" * 6 + ip)
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+                raw.bind((name, 0))
+                raw.send(frame)
+        except (OSError, ValueError):
+            continue
 
 
 def keep(paths):
@@ -226,7 +254,8 @@ def main():
                        "service": {"type": "str", "default": ""},
                        "change": {"type": "str", "default": "reload",
                                   "choices": ["reload", "restart"]},
-                       "restart": {"type": "bool", "default": False}},
+                       "restart": {"type": "bool", "default": False},
+                       "announce": {"type": "bool", "default": False}},
         supports_check_mode=True)
     # One deploy at a time on a host: a deploy cut off on this machine (Ctrl-C) does not stop the
     # module already running on the host, and the next deploy must not overlap it.
@@ -235,6 +264,8 @@ def main():
     fcntl.flock(lock, fcntl.LOCK_EX)
     files, dirs = compare(module.params)
     if module.params["archive"] is None:
+        if module.params["announce"] and not module.check_mode:
+            announce()
         if not module.check_mode:  # what a deploy cut off between the two calls left behind
             home = os.path.expanduser("~")
             for name in os.listdir(home):
