@@ -117,7 +117,7 @@ def main() -> None:
             host = touch_one_server(out / lab.name, lab)
             seconds, stats = timed(lifecycle.up, lab, out, engine, log=quiet)
             changed = {h: n for h, n in (stats.get("changed") or {}).items() if n}
-            assert changed == {host: 1}, f"only {host} should change (and reload): {changed}"
+            assert set(changed) == {host}, f"only {host} should change (and reload): {changed}"
             one.append(seconds)
             one_deploy.append(DEPLOYS[-1])
             down.append(timed(lifecycle.down, lab.name, engine)[0])
