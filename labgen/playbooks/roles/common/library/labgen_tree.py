@@ -65,7 +65,8 @@ options:
     type: bool
     default: false
   announce:
-    description: Send a gratuitous ARP for each IPv4 address, so that the other hosts forget
+    description: Send a gratuitous ARP and an unsolicited neighbour advertisement for each
+      address, so that the other hosts forget
       the hardware address of a container that was restarted (labgen up sets it for its lab
       containers; a real server does not need it).
     type: bool
@@ -128,14 +129,19 @@ def compare(params):
 
 
 def announce():
-    """A gratuitous ARP on every interface: a restarted container has a new hardware address,
-    and the other hosts would send to the old one until their neighbour entry expires."""
+    """A gratuitous ARP and an unsolicited neighbour advertisement for every address: a
+    restarted container has a new hardware address, and the other hosts would send to the old
+    one until their neighbour entry expires."""
     for name in os.listdir("/sys/class/net"):
         if name == "lo":
             continue
         try:
             with open(f"/sys/class/net/{name}/address") as handle:
                 mac = bytes.fromhex(handle.read().strip().replace(":", ""))
+            index = socket.if_nametoindex(name)
+        except (OSError, ValueError):
+            continue
+        try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # SIOCGIFADDR
                 ip = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))[20:24]
             frame = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
@@ -143,8 +149,21 @@ def announce():
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
                 raw.bind((name, 0))
                 raw.send(frame)
-        except (OSError, ValueError):
-            continue
+        except OSError:
+            pass
+        try:
+            with open("/proc/net/if_inet6") as handle:
+                addresses = [bytes.fromhex(line.split()[0]) for line in handle
+                             if line.split()[5] == name]
+            with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+                for address in addresses:  # type 136, override flag, target, its MAC (option 2)
+                    packet = (struct.pack("!BBHI", 136, 0, 0, 0x20000000) + address
+                              + b"\x02\x01" + mac)
+                    sock.sendto(packet, ("ff02::1", 0, 0, index))
+        except (OSError, ValueError, IndexError):
+            pass
 
 
 def keep(paths):
