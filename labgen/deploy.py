@@ -17,6 +17,10 @@ from .errors import DeployError, ToolError
 from .render import data_dir
 
 PLAYBOOK = "site.yml"
+# The engine's connection as labgen uses it: Podman's own plugin copies every module into the
+# container before running it (no pipelining); playbooks/connection_plugins/labgen_podman.py
+# extends it to send modules on stdin, one `podman exec` per task.
+CONNECTIONS = {"containers.podman.podman": "labgen_podman"}
 # Bookkeeping tasks that say nothing to a person watching the deploy.
 QUIET_ACTIONS = {"ansible.builtin.include_role", "include_role", "ansible.builtin.set_fact", "set_fact",
                  "ansible.builtin.validate_argument_spec", "validate_argument_spec"}
@@ -81,7 +85,7 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
            "PATH": tools.search_path(), **(envvars or {})}
     runner = ansible_runner.run(
         private_data_dir=str(artifacts), project_dir=str(data_dir("playbooks")), playbook=PLAYBOOK,
-        inventory=str(inventory), extravars=extravars, envvars=env, forks=10,
+        inventory=str(inventory), extravars=extravars, envvars=env, forks=_forks(inventory),
         quiet=not verbose, event_handler=progress.event, rotate_artifacts=3,
         suppress_env_files=True)
     if runner.status == "canceled":  # Ctrl-C: ansible-runner stops the playbook and reports it
@@ -96,11 +100,30 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
     return runner.stats or {}
 
 
+def _forks(inventory: Path) -> int:
+    """One worker per host (at least 10): with the free strategy no host waits for a worker."""
+    try:
+        doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return 10
+    hosts = set()
+
+    def walk(group):
+        if isinstance(group, dict):
+            hosts.update((group.get("hosts") or {}).keys())
+            for child in (group.get("children") or {}).values():
+                walk(child)
+    walk((doc or {}).get("all") if isinstance(doc, dict) else None)
+    return max(10, len(hosts))
+
+
 def engine_inventory(rendered: Path, folder: Path, connection: str) -> Path:
     """The rendered inventory with the engine's connection for every lab host. (Not as an extra
     variable: that would also win for the tasks delegated to this machine.)"""
     doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))
-    doc["all"].setdefault("vars", {})["ansible_connection"] = connection
+    doc["all"].setdefault("vars", {})["ansible_connection"] = CONNECTIONS.get(connection, connection)
+    # A container that was restarted has a new MAC: it tells the others (see the common role).
+    doc["all"]["vars"]["common_announce"] = True
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "inventory.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

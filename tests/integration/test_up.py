@@ -94,7 +94,9 @@ def test_a_broken_config_stops_at_validation_and_the_server_keeps_its_last_good_
         with pytest.raises(DeployError) as failure:
             running_lab.up()
         message = str(failure.value)
-        assert f"{host.name}: task 'Validate the new config with the server's own checker' failed" in message
+        assert (f"{host.name}: task 'Deploy the rendered files, validate them with the server's own "
+                f"checker and run the service' failed") in message
+        assert "refused the rendered config" in message
         assert 'unknown directive "not_a_directive"' in message
         assert running_lab.exec(host.name, "cat", f"/etc/nginx/conf.d/{host.fqdn}.conf").stdout == good
         leftovers = running_lab.exec(host.name, "ls", "/etc/nginx/conf.d").stdout.split()

@@ -1,0 +1,105 @@
+# The Podman connection with pipelining: containers.podman.podman runs `podman exec` without -i,
+# so Ansible must copy every module into the container first (a temporary folder, the file,
+# chmod, the run, rm: five or six engine calls per task). This one passes the module on
+# stdin (`podman exec -i`), so a task is one engine call, and it mounts the container's file
+# system only when a file is actually sent.
+# GNU General Public License v3.0+ (like the plugin it extends)
+
+from __future__ import annotations
+
+DOCUMENTATION = """
+    name: labgen_podman
+    short_description: Run tasks in a Podman container, with pipelining
+    description:
+        - containers.podman.podman with pipelining (the module goes to C(podman exec -i) on
+          stdin) and a lazy C(podman mount), used by labgen up for its lab containers.
+    options:
+      remote_addr:
+        description:
+          - The name or ID of the container.
+        default: inventory_hostname
+        vars:
+          - name: ansible_host
+          - name: inventory_hostname
+          - name: ansible_podman_host
+      remote_user:
+        description:
+          - User (name or UID) that runs commands inside the container.
+        ini:
+          - section: defaults
+            key: remote_user
+        env:
+          - name: ANSIBLE_REMOTE_USER
+        vars:
+          - name: ansible_user
+      podman_extra_args:
+        description:
+          - Extra arguments to pass to the podman command line.
+        default: ''
+        ini:
+          - section: defaults
+            key: podman_extra_args
+        vars:
+          - name: ansible_podman_extra_args
+        env:
+          - name: ANSIBLE_PODMAN_EXTRA_ARGS
+      podman_executable:
+        description:
+          - Executable for podman command.
+        default: podman
+        vars:
+          - name: ansible_podman_executable
+        env:
+          - name: ANSIBLE_PODMAN_EXECUTABLE
+      pipelining:
+        description:
+          - Send modules on stdin instead of copying them into the container first.
+        type: boolean
+        default: true
+        env:
+          - name: ANSIBLE_PIPELINING
+        vars:
+          - name: ansible_pipelining
+"""
+
+import shlex
+
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.connection import ConnectionBase, ensure_connect
+from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
+
+
+class Connection(PodmanConnection):
+    transport = "labgen_podman"
+    has_pipelining = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._mount_tried = False
+
+    def _connect(self):
+        # No `podman mount` here: most tasks never send a file (see put_file).
+        ConnectionBase._connect(self)
+        self._connected = True
+        return self
+
+    def _mount(self):
+        if not self._mount_tried:
+            self._mount_tried = True
+            PodmanConnection._connect(self)
+
+    @ensure_connect
+    def exec_command(self, cmd, in_data=None, sudoable=False):
+        ConnectionBase.exec_command(self, cmd, in_data=in_data, sudoable=sudoable)
+        args = ["exec", "-i"] if in_data is not None else ["exec"]
+        if self.user:
+            args += ["--user", self.user]
+        return self._podman(args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
+
+    def put_file(self, in_path, out_path):
+        self._mount()
+        super().put_file(in_path, out_path)
+
+    def fetch_file(self, in_path, out_path):
+        self._mount()
+        super().fetch_file(in_path, out_path)

@@ -1,0 +1,307 @@
+#!/usr/bin/python
+"""Bring a host to its labgen manifest in one module call: compare; or unpack, validate, roll
+back on refusal, and enable, start or reload the service."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: labgen_tree
+short_description: Compare a host with its labgen manifest, or install what differs, validated
+description:
+  - Without O(archive), reads each file the manifest names and compares its SHA-256, mode and
+    owner (root:root) with the manifest, and changes no file. When nothing differs it makes
+    sure the service is enabled and running, so an idempotent run is one call per host.
+  - With O(archive) (the files that differ, sent by the role), keeps the current version of
+    every file it replaces in memory, unpacks the archive over /, and runs the server's own
+    checker. When the checker refuses, every file goes back as it was and the module fails
+    without touching the service. Otherwise it refreshes the CA trust store when the lab CA
+    changed, enables the service and starts it, or reloads (or restarts) it when it runs.
+  - The archive is removed in every case (and a folder left by a deploy that was cut off, by
+    the next comparison). File contents never appear in the arguments or the results.
+  - The role's action plugin of the same name runs on the controller: it reads O(manifest),
+    calls the module to compare (one call; with nothing to do, the only one), packs what
+    differs from O(tree) into one tar archive, sends it into the private folder that call made,
+    and calls the module again to install it.
+options:
+  tree:
+    description: The host's rendered tree on the controller (build/<lab>/hosts/<host>); read by
+      the action plugin.
+    type: path
+  manifest:
+    description: The host's manifest on the controller (build/<lab>/manifests/<host>.json); the
+      action plugin reads it and passes O(files) and O(dirs).
+    type: path
+  files:
+    description: Absolute path -> {mode, sha256}, from the manifest.
+    type: dict
+  dirs:
+    description: Absolute path -> mode. Missing folders are listed; an existing folder is listed
+      only when the manifest makes it private (0700) and its mode differs.
+    type: dict
+  archive:
+    description: A tar archive on the host with the files that differ (paths relative to /),
+      inside a folder made by O(prepare); the module removes that folder in every case.
+    type: path
+  prepare:
+    description: When files differ, make a private (0700) folder in the user's home for the
+      archive and return it as RV(stage), so that sending it needs no other call.
+    type: bool
+    default: false
+  validate:
+    description: The server's config checker, run after unpacking. Empty for none.
+    type: str
+    default: ""
+  service:
+    description: The systemd unit to enable and run. Empty for none.
+    type: str
+    default: ""
+  change:
+    description: What the running service gets when files changed.
+    type: str
+    choices: [reload, restart]
+    default: reload
+  restart:
+    description: Restart the running service even when no file changed (e.g. a new module).
+    type: bool
+    default: false
+  announce:
+    description: Send a gratuitous ARP and an unsolicited neighbour advertisement for each
+      address, so that the other hosts forget
+      the hardware address of a container that was restarted (labgen up sets it for its lab
+      containers; a real server does not need it).
+    type: bool
+    default: false
+"""
+
+RETURN = r"""
+files:
+  description: Paths whose content, mode or owner differ, or that are missing.
+  type: list
+  returned: always
+dirs:
+  description: Folders to create or to make private.
+  type: list
+  returned: always
+stage:
+  description: The private folder made for the archive (with O(prepare)), or "".
+  type: str
+  returned: always
+service:
+  description: What was done to the service (enabled, started, reloaded, restarted) or "".
+  type: str
+  returned: always
+"""
+
+import fcntl
+import hashlib
+import os
+import shutil
+import socket
+import stat
+import struct
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+CA_FOLDER = "/usr/local/share/ca-certificates/"
+
+
+def differs(path, want):
+    try:
+        info = os.stat(path)
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return True
+    return (digest != want["sha256"] or f"{stat.S_IMODE(info.st_mode):04o}" != want["mode"]
+            or info.st_uid != 0 or info.st_gid != 0)
+
+
+def compare(params):
+    files = [p for p, want in sorted(params["files"].items()) if differs(p, want)]
+    dirs = []
+    for path, mode in sorted(params["dirs"].items()):
+        if not os.path.isdir(path):
+            dirs.append(path)
+        elif mode == "0700" and f"{stat.S_IMODE(os.stat(path).st_mode):04o}" != mode:
+            dirs.append(path)
+    return files, dirs
+
+
+def announce():
+    """A gratuitous ARP and an unsolicited neighbour advertisement for every address: a
+    restarted container has a new hardware address, and the other hosts would send to the old
+    one until their neighbour entry expires."""
+    for name in os.listdir("/sys/class/net"):
+        if name == "lo":
+            continue
+        try:
+            with open(f"/sys/class/net/{name}/address") as handle:
+                mac = bytes.fromhex(handle.read().strip().replace(":", ""))
+            index = socket.if_nametoindex(name)
+        except (OSError, ValueError):
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # SIOCGIFADDR
+                ip = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))[20:24]
+            frame = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+                     + mac + ip + b"\x00" * 6 + ip)
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+                raw.bind((name, 0))
+                raw.send(frame)
+        except OSError:
+            pass
+        try:
+            with open("/proc/net/if_inet6") as handle:
+                addresses = [bytes.fromhex(line.split()[0]) for line in handle
+                             if line.split()[5] == name]
+            with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+                for address in addresses:  # type 136, override flag, target, its MAC (option 2)
+                    packet = (struct.pack("!BBHI", 136, 0, 0, 0x20000000) + address
+                              + b"\x02\x01" + mac)
+                    sock.sendto(packet, ("ff02::1", 0, 0, index))
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def keep(paths):
+    """The current version of each file, in memory only: (content, mode, uid, gid) or None."""
+    saved = {}
+    for path in paths:
+        try:
+            info = os.lstat(path)
+            with open(path, "rb") as handle:
+                saved[path] = (handle.read(), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+        except OSError:
+            saved[path] = None
+    return saved
+
+
+def put_back(saved):
+    for path, old in saved.items():
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        if old is None:
+            continue
+        content, mode, uid, gid = old
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+
+
+def systemctl(module, *args):
+    return module.run_command(["systemctl", *args])
+
+
+def ensure_service(module, name, files_changed):
+    """Enable and run the unit; reload or restart it when it already ran. Says what was done."""
+    if not name:
+        return ""
+    done = []
+    if systemctl(module, "is-enabled", "--quiet", name)[0] != 0:
+        if not module.check_mode:
+            rc, _, err = systemctl(module, "enable", "--quiet", name)
+            if rc != 0:
+                module.fail_json(msg=f"systemctl enable {name} failed: {err.strip()}")
+        done.append("enabled")
+    if systemctl(module, "is-active", "--quiet", name)[0] != 0:
+        action = "start"
+    elif module.params["restart"] or (files_changed and module.params["change"] == "restart"):
+        action = "restart"
+    elif files_changed:
+        action = "reload"
+    else:
+        return ", ".join(done)
+    if not module.check_mode:
+        rc, out, err = systemctl(module, action, name)
+        if rc != 0:
+            status = systemctl(module, "status", "--no-pager", "--lines=5", name)[1]
+            module.fail_json(msg=f"systemctl {action} {name} failed: {(err or out).strip()}",
+                             stderr=status)
+    done.append({"start": "started", "reload": "reloaded", "restart": "restarted"}[action])
+    return ", ".join(done)
+
+
+def apply(module, files, dirs):
+    params = module.params
+    saved = keep(files)
+    try:
+        rc, out, err = module.run_command(["tar", "-C", "/", "--numeric-owner", "-xpf",
+                                           params["archive"]])
+        if rc != 0:
+            put_back(saved)
+            module.fail_json(msg=f"unpacking the archive failed: {err.strip()}", files=files,
+                             dirs=dirs)
+        if params["validate"]:
+            rc, out, err = module.run_command(params["validate"])
+            if rc != 0:
+                put_back(saved)
+                module.fail_json(
+                    msg=f"'{params['validate']}' refused the rendered config, so nothing was "
+                        f"reloaded and the previous files are back in place: "
+                        f"{' '.join((err or out).split())}",
+                    files=files, dirs=dirs)
+    finally:
+        stage = os.path.dirname(params["archive"])
+        if os.path.basename(stage).startswith(".labgen-deploy-"):
+            shutil.rmtree(stage, ignore_errors=True)
+        else:
+            try:
+                os.unlink(params["archive"])
+            except OSError:
+                pass
+    if any(path.startswith(CA_FOLDER) for path in files):
+        rc, out, err = module.run_command(["update-ca-certificates"])
+        if rc != 0:
+            module.fail_json(msg=f"update-ca-certificates failed: {err.strip()}")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"tree": {"type": "path"}, "manifest": {"type": "path"},
+                       "files": {"type": "dict", "required": True},
+                       "dirs": {"type": "dict", "required": True},
+                       "archive": {"type": "path"},
+                       "prepare": {"type": "bool", "default": False},
+                       "validate": {"type": "str", "default": ""},
+                       "service": {"type": "str", "default": ""},
+                       "change": {"type": "str", "default": "reload",
+                                  "choices": ["reload", "restart"]},
+                       "restart": {"type": "bool", "default": False},
+                       "announce": {"type": "bool", "default": False}},
+        supports_check_mode=True)
+    # One deploy at a time on a host: a deploy cut off on this machine (Ctrl-C) does not stop the
+    # module already running on the host, and the next deploy must not overlap it.
+    lock = os.open(os.path.join("/run/lock" if os.path.isdir("/run/lock") else "/tmp",
+                                "labgen-tree.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    files, dirs = compare(module.params)
+    if module.params["archive"] is None:
+        if module.params["announce"] and not module.check_mode:
+            announce()
+        if not module.check_mode:  # what a deploy cut off between the two calls left behind
+            home = os.path.expanduser("~")
+            for name in os.listdir(home):
+                if name.startswith(".labgen-deploy-"):
+                    shutil.rmtree(os.path.join(home, name), ignore_errors=True)
+        if files or dirs:  # the role sends them as an archive and calls again with it
+            stage = ""
+            if module.params["prepare"] and not module.check_mode:
+                stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
+            module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="")
+        done = ensure_service(module, module.params["service"], False)
+        module.exit_json(changed=bool(done), files=[], dirs=[], stage="", service=done)
+    if not module.check_mode:
+        apply(module, files, dirs)
+    done = ensure_service(module, module.params["service"], bool(files or dirs))
+    module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done)
+
+
+if __name__ == "__main__":
+    main()
