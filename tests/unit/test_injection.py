@@ -247,6 +247,11 @@ def test_any_text_in_any_field_is_refused_or_one_harmless_token(field, tmp_path_
             assert message.startswith("lab.yml: ") and message.isprintable(), message
             assert len(message) < 600, message
             return
+        if field.startswith("target.") and lab.target != base_lab.target:
+            # Another server version: the capability gates legitimately change the directives
+            # (no `http2 on` before nginx 1.25.1); what reaches a file is digits and dots only.
+            assert re.fullmatch(r"[0-9.]+", str(value).strip()), f"{field}={value!r} was accepted"
+            return
         build = render.render(lab, tmp_path_factory.mktemp("fuzz"))
         assert shape(build, lab) == baseline, f"{field}={value!r} changed the rendered structure"
 
