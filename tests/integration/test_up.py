@@ -17,6 +17,7 @@ import pytest
 
 from labgen import deploy, lifecycle
 from labgen.errors import DeployError
+from labgen.render import cert_paths
 
 def assert_healthy(running_lab):
     rows = lifecycle.status(running_lab.lab, running_lab.engine)
@@ -83,6 +84,22 @@ def test_hosts_resolve_through_the_lab_resolver_with_the_ad_flag(running_lab):
 def test_second_up_changes_nothing(running_lab):
     stats = running_lab.up()
     assert deploy.changed(stats) == 0, stats.get("changed")
+
+
+def test_a_deploy_that_sends_a_private_key_logs_none_of_it(running_lab):
+    """Keys travel only inside the archive: nothing of them reaches Ansible's events or output."""
+    host = next(h for h in running_lab.lab.web if h.software == "nginx")
+    key = cert_paths(host, "ecdsa")["key"]
+    running_lab.exec(host.name, "rm", "-f", key)  # the next up must send the key again
+    assert deploy.changed(running_lab.up()) >= 1
+    assert running_lab.exec(host.name, "stat", "-c", "%a %U", key).stdout.split() == ["600", "root"]
+    pem = (running_lab.build / "hosts" / host.name / key.lstrip("/")).read_text()
+    body = "".join(line for line in pem.splitlines() if "PRIVATE KEY" not in line)
+    logged = [p for p in (running_lab.build / ".ansible").rglob("*") if p.is_file()]
+    assert logged, "no ansible-runner artifacts to search"
+    for path in logged:
+        text = path.read_text(errors="replace")
+        assert "PRIVATE KEY" not in text and body[:40] not in text, f"key material in {path}"
 
 
 def test_a_broken_config_stops_at_validation_and_the_server_keeps_its_last_good_config(running_lab):
