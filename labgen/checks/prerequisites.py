@@ -8,11 +8,10 @@ check costs nothing, so an unreachable server costs seconds, not a minute of tim
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..spec import Host, Lab
-from .netutil import address, dig, endpoint
+from .netutil import address, dig, endpoint, openssl_reason
 
 PROBE_TIMEOUT = 10  # seconds: a handshake on a loaded 2-core machine is well under this
 
@@ -79,9 +78,9 @@ class Prerequisites:
             return Cause(f"{where}: no answer in {PROBE_TIMEOUT} s", fix)
         if "Connection refused" in out:
             return Cause(f"{where}: connection refused (nothing listens there)", fix)
-        if alert := re.search(r"alert ([a-z ]+)", out):
+        if "alert" in out:  # a TLS answer, as netutil.accepted judges it
             return Cause(f"{server.name} refuses every TLS handshake on {address(server, family)} "
-                         f"({alert.group(1).strip()})",
+                         f"({openssl_reason(out)})",
                          f"Run the server's config test on {server.name} and check its TLS "
                          "protocols, certificate and key.")
         return Cause(f"{where}: the connection failed before TLS", fix)

@@ -143,8 +143,7 @@ def tls12_only(lab, server) -> str | None:
        applies=tls12_only,
        needs=("tls",))
 def test_secure_renegotiation(client, server, family, lab):
-    ok, out = s_client(client, server, family, "-tls1_2", "-cipher", SECLEVEL0)
-    assert ok, f"expected a TLS 1.2 handshake under the {lab.profile.name} profile; the server refused it"
+    out = tls12_session(client, server, family, lab, "secure renegotiation", "-cipher", SECLEVEL0)
     assert "Secure Renegotiation IS supported" in out, \
         "the server does not offer secure renegotiation (no RFC 5746 renegotiation_info)"
 
