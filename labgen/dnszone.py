@@ -173,6 +173,52 @@ def zone_text(zone: dns.zone.Zone) -> str:
     return f"; labgen zone {zone.origin.to_text()} (signed)\n" + zone.to_text(sorted=True, want_origin=True)
 
 
+# Where ns1 keeps what a sysadmin needs to sign the zone again: the unsigned source and the
+# signing key in BIND's format (dnssec-signzone -K).
+KEY_DIR = "/etc/bind/labgen/keys"
+BIND_ALGORITHMS = {"ECDSAP256SHA256": 13, "ED25519": 15}
+
+
+def source_path(zone_path: str) -> str:
+    return f"{zone_path}.unsigned"
+
+
+def resign_command(lab: Lab, zone_path: str) -> str:
+    """The command that signs the zone source again on ns1, as labgen signed it: one combined
+    key (-z), NSEC or NSEC3 without salt or extra iterations, the serial one higher."""
+    nsec3 = " -3 -" if lab.dnssec.denial == "nsec3" else ""
+    return (f"dnssec-signzone -q -z -S -K {KEY_DIR} -o {lab.domain}{nsec3} -N increment "
+            f"-f {zone_path} {source_path(zone_path)} && systemctl restart named")
+
+
+def source_text(lab: Lab, zone: dns.zone.Zone, zone_path: str) -> str:
+    """The unsigned zone as a sysadmin edits it, headed by how to sign it again."""
+    return (f"; labgen zone {zone.origin.to_text()}, unsigned. named serves the signed copy "
+            f"{zone_path}.\n; After a change, sign it again on this host (as root):\n"
+            f";   {resign_command(lab, zone_path)}\n" + zone.to_text(sorted=True, want_origin=True))
+
+
+def bind_key_files(lab: Lab, key, now: dt.datetime) -> dict[str, tuple[str, bool]]:
+    """The zone's signing key as dnssec-signzone reads it: K<zone>.+<alg>+<tag>.key (public)
+    and .private (secret: True), active since the signing window opened."""
+    algorithm = lab.dnssec.algorithm
+    dnskey = dnskey_for(key, algorithm)
+    number = BIND_ALGORITHMS[algorithm]
+    base = f"K{lab.domain}.+{number:03d}+{dns.dnssec.key_id(dnskey):05d}"
+    if algorithm == "ED25519":
+        from cryptography.hazmat.primitives import serialization
+        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
+    else:
+        raw = key.private_numbers().private_value.to_bytes(32, "big")
+    active = signing_window(now)[0].strftime("%Y%m%d%H%M%S")
+    private = (f"Private-key-format: v1.3\nAlgorithm: {number} ({algorithm})\n"
+               f"PrivateKey: {base64.b64encode(raw).decode()}\n"
+               f"Created: {active}\nPublish: {active}\nActivate: {active}\n")
+    return {f"{base}.key": (f"{lab.domain}. IN DNSKEY {dnskey.to_text()}\n", False),
+            f"{base}.private": (private, True)}
+
+
 def ds_line(lab: Lab, ds) -> str:
     """The DS in zone-file form: a trust anchor file for Unbound and ldns-verify-zone -k."""
     return f"{lab.domain}. {TTL} IN DS {ds.to_text()}\n"

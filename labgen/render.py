@@ -92,6 +92,8 @@ class Material:
     certs: dict[str, dict[str, tuple[bytes, bytes]]]  # host -> kind -> (chain pem, key pem)
     tlsa: dict[str, list[str]]
     zone: str
+    zone_source: str  # the unsigned zone, for signing again on ns1
+    zone_keys: dict[str, tuple[str, bool]]  # BIND key files: name -> (text, secret)
     ds_line: str
     delv_anchors: str
     bogus_zone: str  # the child zone with a broken signature (dnszone.BOGUS)
@@ -242,9 +244,11 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
     zsk = pki.dnssec_key(store, algorithm)
     dnskey = dnszone.dnskey_for(zsk, algorithm)
     zone = dnszone.build(lab, tlsa, dnszone.ds_for(dnszone.bogus_name(lab), bogus_dnskey), now)
+    source = dnszone.source_text(lab, zone, zone_path(lab))
     dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
     ds = dnszone.ds_for(lab.domain, dnskey)
-    return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), dnszone.ds_line(lab, ds),
+    return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), source,
+                    dnszone.bind_key_files(lab, zsk, now), dnszone.ds_line(lab, ds),
                     dnszone.delv_anchors(lab, ds), dnszone.zone_text(bogus))
 
 
@@ -279,6 +283,9 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
     if host.role == "authdns":
         files["/etc/bind/named.conf"] = text("dns/named.conf.j2")
         files[zone_path(lab)] = (m.zone.encode(), PUBLIC)
+        files[dnszone.source_path(zone_path(lab))] = (m.zone_source.encode(), PUBLIC)
+        for name, (content, secret) in m.zone_keys.items():
+            files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
         files[bogus_zone_path(lab)] = (m.bogus_zone.encode(), PUBLIC)
     elif host.role == "resolver":
         files["/etc/unbound/unbound.conf"] = text("dns/unbound.conf.j2")

@@ -217,8 +217,8 @@ def shape(build: Path, lab: spec.Lab) -> dict[str, object]:
         root = build / "hosts" / host.name
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = str(path.relative_to(root))
-            key = f"{host.role}/{host.software or ''}/" + rel.replace(host.fqdn, "FQDN").replace(
-                lab.domain, "DOMAIN")
+            key = f"{host.role}/{host.software or ''}/" + re.sub(r"\+\d{5}\.", "+TAG.", rel.replace(
+                host.fqdn, "FQDN").replace(lab.domain, "DOMAIN"))
             body = path.read_text(encoding="utf-8")
             if rel.startswith("etc/nginx"):
                 out[key] = nginx_shape(body)
@@ -228,8 +228,10 @@ def shape(build: Path, lab: spec.Lab) -> dict[str, object]:
                 out[key] = line_shape(body)
             elif rel.endswith(".html"):
                 out[key] = html_shape(body)
+            elif rel.startswith("etc/bind/labgen/keys/"):
+                out[key] = [len(line.split()) for line in body.splitlines()]
             elif rel.startswith("etc/bind/labgen/"):
-                out[key] = zone_shape(path, path.name.removeprefix("db."))
+                out[key] = zone_shape(path, path.name.removeprefix("db.").removesuffix(".unsigned"))
     return out
 
 
