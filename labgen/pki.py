@@ -92,7 +92,7 @@ def _fresh(cert: x509.Certificate, now: dt.datetime) -> bool:
     return cert.not_valid_after_utc - now > life / 3 and cert.not_valid_before_utc <= now
 
 
-def _new_ec_key():
+def new_ec_key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -102,7 +102,7 @@ def _is_p256(key) -> bool:
 
 def lab_ca(store: Store, lab: Lab, now: dt.datetime):
     """The lab's root CA, name-constrained to the lab domain so trusting it risks nothing else."""
-    key = store.key("ca.key", _new_ec_key, _is_p256)
+    key = store.key("ca.key", new_ec_key, _is_p256)
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "labgen"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"labgen {lab.name} root CA")])
 
@@ -145,7 +145,7 @@ def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datet
         key = store.key(f"{host.name}.rsa.key", lambda: rsa.generate_private_key(65537, size),
                         lambda k: isinstance(k, rsa.RSAPrivateKey) and k.key_size == size)
     else:
-        key = store.key(f"{host.name}.ecdsa.key", _new_ec_key, _is_p256)
+        key = store.key(f"{host.name}.ecdsa.key", new_ec_key, _is_p256)
     days = lab.profile.maximum_certificate_lifespan
     names = [x509.DNSName(host.fqdn)]
 
@@ -159,28 +159,34 @@ def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datet
                 and (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= days)
 
     def make():
-        usage = x509.KeyUsage(digital_signature=True, key_encipherment=kind == "rsa",
-                              content_commitment=False, data_encipherment=False, key_agreement=False,
-                              key_cert_sign=False, crl_sign=False, encipher_only=False,
-                              decipher_only=False)
-        return (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host.fqdn)]
-                                        if len(host.fqdn) <= CN_MAX else []))
-                .issuer_name(ca_cert.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(hours=1))
-                .not_valid_after(now - dt.timedelta(hours=1) + dt.timedelta(days=days))
-                # With an empty subject the SAN must be critical (RFC 5280 section 4.2.1.6).
-                .add_extension(x509.SubjectAlternativeName(names), critical=len(host.fqdn) > CN_MAX)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(usage, critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                               critical=False)
-                .sign(ca_key, hashes.SHA256()))
+        start = now - dt.timedelta(hours=1)
+        return issue(ca, key, host.fqdn, start, start + dt.timedelta(days=days))
 
     return key, store.cert(f"{host.name}.{kind}.crt", good, make)
+
+
+def issue(ca, key, name: str, not_before: dt.datetime, not_after: dt.datetime) -> x509.Certificate:
+    """A server certificate for name from the lab CA (exercises issue wrong ones on purpose)."""
+    ca_key, ca_cert = ca
+    usage = x509.KeyUsage(digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                          content_commitment=False, data_encipherment=False, key_agreement=False,
+                          key_cert_sign=False, crl_sign=False, encipher_only=False,
+                          decipher_only=False)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]
+                                    if len(name) <= CN_MAX else []))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            # With an empty subject the SAN must be critical (RFC 5280 section 4.2.1.6).
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=len(name) > CN_MAX)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
 
 
 def dnssec_key(store: Store, algorithm: str, zone: str = "dnssec"):
@@ -188,4 +194,4 @@ def dnssec_key(store: Store, algorithm: str, zone: str = "dnssec"):
     if algorithm == "ED25519":
         return store.key(f"{zone}-ed25519.key", ed25519.Ed25519PrivateKey.generate,
                          lambda k: isinstance(k, ed25519.Ed25519PrivateKey))
-    return store.key(f"{zone}-ecdsap256sha256.key", _new_ec_key, _is_p256)
+    return store.key(f"{zone}-ecdsap256sha256.key", new_ec_key, _is_p256)

@@ -259,6 +259,25 @@ def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
     (folder / "trust-anchors.conf").write_text(m.delv_anchors, encoding="utf-8")
 
 
+def host_paths(lab: Lab, host: Host) -> dict[str, str]:
+    """The files of a host by what they are: the names exercises and docs use for them."""
+    if host.role == "authdns":
+        return {"named_conf": "/etc/bind/named.conf", "zone": zone_path(lab),
+                "zone_source": dnszone.source_path(zone_path(lab)), "key_dir": dnszone.KEY_DIR}
+    if host.role == "resolver":
+        return {"unbound_conf": "/etc/unbound/unbound.conf", "anchor": anchor_path(lab)}
+    if host.role == "client":
+        return {"anchor": f"{CLIENT_DIR}/{lab.domain}.ds"}
+    paths = {**{f"{part}_{kind}": path for kind in lab.profile.certificate_types
+                for part, path in cert_paths(host, kind).items()},
+             "index": f"{WEBROOT}/index.html", "security_txt": f"{WEBROOT}/.well-known/security.txt"}
+    if host.software == "nginx":
+        return {**paths, "main_conf": "/etc/nginx/nginx.conf",
+                "site": f"/etc/nginx/conf.d/{host.fqdn}.conf"}
+    return {**paths, "main_conf": "/etc/apache2/ports.conf",
+            "site": f"/etc/apache2/sites-available/{host.fqdn}.conf"}
+
+
 def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str, tuple[bytes, int]]:
     """Absolute path on the host -> (content, mode)."""
     env = environment()
@@ -280,33 +299,32 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         return env.get_template(template).render(ctx).encode("utf-8"), PUBLIC
 
     files = {ca_trust_path(lab): (m.ca_pem, PUBLIC)}
+    paths = host_paths(lab, host)
     if host.role == "authdns":
-        files["/etc/bind/named.conf"] = text("dns/named.conf.j2")
-        files[zone_path(lab)] = (m.zone.encode(), PUBLIC)
-        files[dnszone.source_path(zone_path(lab))] = (m.zone_source.encode(), PUBLIC)
-        for name, (content, secret) in m.zone_keys.items():
-            files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
+        files[paths["named_conf"]] = text("dns/named.conf.j2")
+        files[paths["zone"]] = (m.zone.encode(), PUBLIC)
         files[bogus_zone_path(lab)] = (m.bogus_zone.encode(), PUBLIC)
+        files[paths["zone_source"]] = (m.zone_source.encode(), PUBLIC)
+        for name, (content, secret) in m.zone_keys.items():
+            files[f"{paths['key_dir']}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
     elif host.role == "resolver":
-        files["/etc/unbound/unbound.conf"] = text("dns/unbound.conf.j2")
+        files[paths["unbound_conf"]] = text("dns/unbound.conf.j2")
         files["/etc/default/unbound"] = text("dns/unbound.default.j2")
-        files[anchor_path(lab)] = (m.ds_line.encode(), PUBLIC)
+        files[paths["anchor"]] = (m.ds_line.encode(), PUBLIC)
     elif host.role == "client":
-        files[f"{CLIENT_DIR}/{lab.domain}.ds"] = (m.ds_line.encode(), PUBLIC)
+        files[paths["anchor"]] = (m.ds_line.encode(), PUBLIC)
         files[f"{CLIENT_DIR}/trust-anchors.conf"] = (m.delv_anchors.encode(), PUBLIC)
     else:
         for kind, (chain, key) in m.certs[host.name].items():
-            paths = cert_paths(host, kind)
-            files[paths["crt"]] = (chain, PUBLIC)
-            files[paths["key"]] = (key, SECRET)
-        files[f"{WEBROOT}/index.html"] = text("web/index.html.j2")
-        files[f"{WEBROOT}/.well-known/security.txt"] = text("web/security.txt.j2")
+            files[paths[f"crt_{kind}"]] = (chain, PUBLIC)
+            files[paths[f"key_{kind}"]] = (key, SECRET)
+        files[paths["index"]] = text("web/index.html.j2")
+        files[paths["security_txt"]] = text("web/security.txt.j2")
         if host.software == "nginx":
-            files["/etc/nginx/nginx.conf"] = text("nginx/nginx.conf.j2")
-            files[f"/etc/nginx/conf.d/{host.fqdn}.conf"] = text("nginx/site.conf.j2")
+            files[paths["main_conf"]] = text("nginx/nginx.conf.j2")
         else:
-            files["/etc/apache2/ports.conf"] = text("apache/ports.conf.j2")
-            files[f"/etc/apache2/sites-available/{host.fqdn}.conf"] = text("apache/site.conf.j2")
+            files[paths["main_conf"]] = text("apache/ports.conf.j2")
+        files[paths["site"]] = text(f"{host.software}/site.conf.j2")
     return files
 
 

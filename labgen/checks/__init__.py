@@ -35,6 +35,9 @@ class Check:
     why: str
     fix: str
     needs: tuple[str, ...] = ()
+    # Fetches pages by name with the lab CA trusted, as a browser does: a certificate the
+    # browser refuses fails it. True for every check that needs "https".
+    fetches: bool = False
     # (lab, server or None) -> None when the check applies, else the reason it does not.
     applies: Callable[..., str | None] | None = field(default=None, compare=False, repr=False)
 
@@ -51,8 +54,10 @@ class Check:
 
 
 def check(id: str, title: str, *, standard: str, why: str, fix: str, level: str = "required",
-          needs: tuple[str, ...] = (), applies: Callable[..., str | None] | None = None):
+          needs: tuple[str, ...] = (), fetches: bool = False,
+          applies: Callable[..., str | None] | None = None):
     """Mark a test function as a labgen check; `needs` names its prerequisites (NEEDS),
+    `fetches` marks one that fetches as a browser without needing "https" (HTTP/3 over UDP),
     `applies` says when the property does not exist in the lab at hand."""
     if level not in LEVELS:
         raise ValueError(f"{id}: level {level!r} is not one of {LEVELS}")
@@ -60,7 +65,8 @@ def check(id: str, title: str, *, standard: str, why: str, fix: str, level: str 
         raise ValueError(f"{id}: needs {sorted(unknown)} not among {sorted(NEEDS)}")
 
     def mark(fn):
-        fn.labgen_check = Check(id, title, standard, level, why, fix, tuple(needs), applies)
+        fn.labgen_check = Check(id, title, standard, level, why, fix, tuple(needs),
+                                fetches or "https" in needs, applies)
         return fn
 
     return mark

@@ -49,6 +49,7 @@ def test_http2_through_alpn(client, server, family):
 @check("https.h3", "HTTP/3 answers where the lab enables it", standard="RFC 9114; RFC 7838",
        why="HTTP/3 over QUIC avoids head-of-line blocking; the lab file turns it on for nginx.",
        fix="nginx: listen 443 quic reuseport and an Alt-Svc header; open UDP 443.",
+       fetches=True,
        applies=lambda lab, server: None if "h3" in alpn(lab, server.software) else (
            f"the lab does not enable HTTP/3 on {server.software} (http3 in the lab file; nginx only)"),
        level="recommended",

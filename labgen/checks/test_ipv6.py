@@ -34,6 +34,7 @@ def assert_aaaa(client, host) -> None:
 @check("ipv6.reachable", "The web server answers over IPv6", standard="RFC 8200; internet.nl IPv6",
        why="An AAAA record that points at a server that does not answer breaks the site for IPv6 users.",
        fix="Make the server listen on [::]:443 (nginx: listen [::]:443 ssl; Apache: Listen 443).",
+       fetches=True,
        needs=("dns",))
 def test_web_server_answers_over_ipv6(client, server):
     status = headers(client, f"https://{server.fqdn}/", "ipv6")[":status"]
