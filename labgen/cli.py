@@ -66,11 +66,14 @@ def _engine(args: argparse.Namespace, lab):
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from .exercises.session import end_all
     from .lifecycle import status, status_table, up
 
     lab = load(args.config)
     engine = _engine(args, lab)
     up(lab, build_folder(args), engine, verbose=args.verbose)
+    for ended in end_all(build_folder(args) / lab.name, "ended by labgen up"):
+        print(f"exercise {ended} ended: labgen up brought the lab back to its rendered state")
     print(status_table(lab, status(lab, engine)))
     return 0
 
@@ -97,12 +100,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import verify
 
+    from .lifecycle import require_up
+
     lab = load(args.config)
-    engine = Engine(lab.engine)
-    down = [h.name for h in lab.hosts if not (s := engine.state(lab.container(h))) or not s.running]
-    if down:
-        raise UsageError(f"lab {lab.name} is not up ({', '.join(down)} not running); "
-                         f"run labgen up -c {args.config} first")
+    require_up(lab, Engine(lab.engine), args.config)
     reports = [Path(p) for p in (args.json, args.html) if p]
     for path in reports + ([Path(args.junitxml)] if args.junitxml else []):
         if not path.parent.is_dir():
@@ -119,6 +120,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.html:
         Path(args.html).write_text(verify.as_html(lab, report, now), encoding="utf-8")
     return 0 if verify.all_required_pass(report) else 1
+
+
+def cmd_exercise(args: argparse.Namespace) -> int:
+    from .exercises import session
+
+    if args.action == "list":
+        lab = load(args.config) if Path(args.config).exists() or args.config != "lab.yml" else None
+        rows = session.listing(lab)
+        print(session.as_json(rows) if args.json else session.markdown_table() if args.markdown
+              else session.list_text(rows, lab), end="\n" if not args.json else "")
+        return 0
+    lab = load(args.config)
+    build = build_folder(args) / lab.name
+    engine = Engine(lab.engine)
+    if args.action == "start":
+        print(session.start(lab, args.config, build, engine, args.id))
+    elif args.action == "hint":
+        print(session.hint(lab, build, args.id))
+    elif args.action == "check":
+        code, text = session.check(lab, args.config, build, engine, args.id)
+        print(text)
+        return code
+    elif args.action == "status":
+        print(session.status(lab, build))
+    else:
+        print(session.solve(lab, args.config, build, engine, args.id))
+    return 0
 
 
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
@@ -201,6 +229,29 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     ver.add_argument("--junitxml", metavar="FILE", help="also write pytest's JUnit XML")
     ver.set_defaults(func=cmd_verify)
+
+    exe = sub.add_parser("exercise", help="break-and-fix exercises graded by the checks",
+                         description="Break the live lab the way real servers break, let a student "
+                                     "repair it from the inside, and grade the repair with labgen's "
+                                     "checks. State lives in the build folder (exercises.json).")
+    actions = exe.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text, id_arg in (
+            ("list", "the catalogue; with -c, which exercises apply to that lab", None),
+            ("start", "inject the exercise's fault into the live lab and print the task", "required"),
+            ("hint", "the next hint (remembered: check shows fixes once all were seen)", "required"),
+            ("check", "grade the exercise (all active ones without ID): exit 0 solved, 1 not yet",
+             "optional"),
+            ("status", "active and ended exercises of this lab", None),
+            ("solve", "trainer: put back what the fault changed and print the reference fix", "required")):
+        act = actions.add_parser(name, help=text, description=text)
+        if id_arg:
+            act.add_argument("id", nargs=None if id_arg == "required" else "?", default=None,
+                             help="exercise id (labgen exercise list)")
+        _lab_arguments(act)
+        if name == "list":
+            act.add_argument("--json", action="store_true", help="as JSON")
+            act.add_argument("--markdown", action="store_true", help="as README's Markdown table")
+        act.set_defaults(func=cmd_exercise)
     return p
 
 

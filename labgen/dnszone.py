@@ -183,11 +183,12 @@ def source_path(zone_path: str) -> str:
     return f"{zone_path}.unsigned"
 
 
-def resign_command(lab: Lab, zone_path: str) -> str:
+def resign_command(lab: Lab, zone_path: str, extra: str = "") -> str:
     """The command that signs the zone source again on ns1, as labgen signed it: one combined
     key (-z), NSEC or NSEC3 without salt or extra iterations, the serial one higher."""
     nsec3 = " -3 -" if lab.dnssec.denial == "nsec3" else ""
-    return (f"dnssec-signzone -q -z -S -K {KEY_DIR} -o {lab.domain}{nsec3} -N increment "
+    extra = f" {extra}" if extra else ""
+    return (f"dnssec-signzone -q -z -S -K {KEY_DIR} -o {lab.domain}{nsec3}{extra} -N increment "
             f"-f {zone_path} {source_path(zone_path)} && systemctl restart named")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__, deploy, image
 from .engine import LABEL, Engine, network_name
-from .errors import EngineError, ImageError
+from .errors import EngineError, ImageError, UsageError
 from .render import data_dir, render, write_manifest
 from .spec import Host, Lab
 
@@ -124,8 +124,22 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
         envvars=engine.own_env,
         verbose=verbose, log=log)
     phase.done(count(deploy.changed(stats), "change"))
+    changed = stats.get("changed") or {}
+    ns, resolver = lab.role("authdns"), lab.role("resolver")
+    if changed.get(lab.container(ns)) and not changed.get(lab.container(resolver)):
+        # The zone changed: the resolver must not keep answering from its cache.
+        engine.exec(lab.container(resolver), "systemctl", "restart", service(resolver))
+        log(f"      the zone changed on {ns.name}: restarted {service(resolver)} to drop its cache")
     log(f"lab {lab.name} is up")
     return stats
+
+
+def require_up(lab: Lab, engine: Engine, config: str) -> None:
+    """Refuse (exit 2) a command that needs the lab running when one of its hosts is not."""
+    down = [h.name for h in lab.hosts if not (s := engine.state(lab.container(h))) or not s.running]
+    if down:
+        raise UsageError(f"lab {lab.name} is not up ({', '.join(down)} not running); "
+                         f"run labgen up -c {config} first")
 
 
 def _ensure_containers(lab: Lab, engine: Engine, tag: str) -> str:

@@ -37,6 +37,8 @@ UMASK = 0o022  # modes of what render writes never depend on the caller's umask
 # The ownership marker: render replaces out/<lab> only when this file says labgen made it.
 MARKER = ".labgen-build"
 MARKER_TEXT = "This folder is a build made by labgen render; the next render replaces it.\n"
+# Files of a build that outlive a render: the exercises' record (exercises/state.py).
+KEPT = ("exercises.json",)
 # What a build made before the marker existed holds (and nothing else): also labgen's.
 LEGACY_ENTRIES = {"hosts", "pki", "dns", "manifests", "inventory.yml", "SUMMARY.txt", ".ansible",
                   ".labgen-stamp.json"}
@@ -112,6 +114,9 @@ def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
             raise RenderError(f"cannot write to {out}: {exc.strerror}") from None
         try:
             _write_build(lab, staging, final / "pki" if (final / "pki").is_dir() else None, now)
+            for name in KEPT:  # what the build records about the running lab
+                if (final / name).is_file():
+                    shutil.copy2(final / name, staging / name)
             _swap(staging, final)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)

@@ -140,14 +140,31 @@ def failure_message(exc: BaseException | None) -> str:
     return f"could not judge: {first}"[:400]
 
 
-def run_checks(config: Path, junitxml: Path | None = None) -> tuple[int, list[Outcome]]:
+class Only:
+    """A pytest plugin: run only the checks a predicate keeps (exercise check)."""
+
+    def __init__(self, keep):
+        self.keep = keep
+
+    def pytest_collection_modifyitems(self, config, items):
+        kept, dropped = [], []
+        for item in items:
+            meta = getattr(getattr(item, "function", None), "labgen_check", None)
+            (kept if meta is None or self.keep(meta) else dropped).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+
+
+def run_checks(config: Path, junitxml: Path | None = None, only=None) -> tuple[int, list[Outcome]]:
+    """Run the checks (those `only(check)` keeps, when given) and collect their outcomes."""
     collector = Collector()
     args = [str(CHECKS_DIR), "-p", "labgen.checks.plugin", "--lab-file", str(config),
             "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR),
             "-p", "no:terminal"]
     if junitxml:
         args.append(f"--junitxml={junitxml}")
-    code = pytest.main(args, plugins=[collector])
+    code = pytest.main(args, plugins=[collector] + ([Only(only)] if only else []))
     return int(code), collector.outcomes
 
 

@@ -24,6 +24,9 @@ SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256", "rsa": "rsa_pss_rsae_sha256"}
 # The test lab: the default lab file with its own name and subnets, so that a trainer's demo
 # lab on the same machine is left alone.
 TEST_LAB = {"name": "itest", "network": {"ipv4": "10.77.0.0/24", "ipv6": "2001:db8:77::/64"}}
+# A lab of the intermediate profile (TLS 1.2 too, an RSA certificate beside the ECDSA one).
+INTERMEDIATE_LAB = {"name": "itest11", "profile": "intermediate",
+                    "network": {"ipv4": "192.168.111.0/24", "ipv6": "2001:db8:7b::/64"}}
 
 TOOLS = {"openssl": "openssl", "ldns-verify-zone": "ldnsutils", "dnssec-verify": "bind9-utils",
          "named-checkzone": "bind9-utils", "nginx": "nginx", "apache2ctl": "apache2",
@@ -103,3 +106,9 @@ def lab_up(tmp_path_factory, data: dict):
 def running_lab(tmp_path_factory):
     """One lab for the whole session."""
     yield from lab_up(tmp_path_factory, TEST_LAB)
+
+
+@pytest.fixture(scope="session")
+def intermediate_lab(running_lab, tmp_path_factory):
+    """The intermediate lab, beside the shared one, for the whole session."""
+    yield from lab_up(tmp_path_factory, INTERMEDIATE_LAB)

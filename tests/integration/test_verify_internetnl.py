@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RunningLab, lab_up
+from conftest import RunningLab
 from test_verify import (APACHE_SITE, DNS_RELOAD, NGINX_SITE, Scenario, _served_tlsa, _zone,
                          baseline, copy_in, keys, labgen_verify, pick, run_scenario,  # noqa: F401
                          serve_zone)
@@ -25,9 +25,6 @@ from labgen.render import cert_paths
 
 SECURITY_TXT = "/var/www/labgen/.well-known/security.txt"
 NAMED_CONF = "/etc/bind/named.conf"
-# The intermediate lab: its own name and subnets, beside the shared test lab.
-INTERMEDIATE = {"name": "itest11", "profile": "intermediate",
-                "network": {"ipv4": "192.168.111.0/24", "ipv6": "2001:db8:7b::/64"}}
 NEW_CHECKS = ("https.ems", "https.kex_hash", "https.client_reneg", "https.cipher_order",
               "https.no_dhe", "https.rsa_size", "https.cert_sig", "https.ocsp",
               "headers.http_compression", "ipv6.ns_reach", "caa.syntax")
@@ -113,9 +110,8 @@ def test_a_sha224_certificate_an_ocsp_address_and_a_malformed_caa_fail_exactly_t
 
 
 @pytest.fixture(scope="module")
-def intermediate(running_lab, tmp_path_factory):
-    """A lab of the intermediate profile (TLS 1.2 too, an RSA certificate beside the ECDSA one)."""
-    yield from lab_up(tmp_path_factory, INTERMEDIATE)
+def intermediate(intermediate_lab):
+    return intermediate_lab
 
 
 @pytest.fixture(scope="module")
