@@ -40,7 +40,8 @@ def facts(lab: Lab, host: Host, server: Host | None) -> dict[str, str]:
     """The {placeholders} a step's script may use: the host's files by name, its names and
     addresses, the exercise's server, and on the name server the command that signs the zone."""
     found = {**host_paths(lab, host), "fqdn": host.fqdn, "name": host.name, "domain": lab.domain,
-             "ipv4": str(host.ipv4), "ipv6": str(host.ipv6), "caa_issuer": lab.caa.issuer}
+             "ipv4": str(host.ipv4), "ipv6": str(host.ipv6), "caa_issuer": lab.caa.issuer,
+             "hsts": lab.hsts.header}
     if server:
         found.update(server_name=server.name, server_fqdn=server.fqdn,
                      server_ipv4=str(server.ipv4), server_ipv6=str(server.ipv6))

@@ -3,7 +3,7 @@ breaks the lab, exactly the checks the exercise declares fail (and every other c
 the model student fix edits the live hosts from the inside (not labgen up, not solve), and
 `labgen exercise check` says solved.
 
-Exercises that change different files and fail different checks run together in one lab state
+Exercises that change different hosts and fail different checks run together in one lab state
 (one verify, one check for the group); `labgen up` brings the lab back after each group.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from conftest import RunningLab
 
-from labgen import lifecycle
 from labgen.exercises import Row, catalogue
 from labgen.exercises.faults import run_steps, touched
 from labtest import run, write_lab
@@ -43,11 +42,11 @@ def failing_and_rows(lab: RunningLab, tmp_path: Path) -> tuple[set, list[Row]]:
 
 
 def groups(lab: RunningLab, exercises, rows: list[Row]) -> list[list]:
-    """Greedy: an exercise joins the first group whose files and expected failures it shares
-    nothing with."""
+    """Greedy: an exercise joins the first group whose hosts and expected failures it shares
+    nothing with (so each student fix meets only its own fault)."""
     found: list[tuple[list, set, set]] = []
     for e in exercises:
-        files, keys = touched(lab.lab, e), e.expected(lab.lab, rows)
+        files, keys = {host for host, _ in touched(lab.lab, e)}, e.expected(lab.lab, rows)
         for members, used_files, used_keys in found:
             if not files & used_files and not keys & used_keys:
                 members.append(e)
@@ -82,7 +81,7 @@ class Results:
         for e in group:
             run_steps(lab.lab, lab.build, lab.engine, e, e.student)
         checked = labgen(lab, "exercise", "check")
-        lifecycle.up(lab.lab, lab.out, lab.engine, log=lambda _: None)
+        assert labgen(lab, "up").returncode == 0  # back to the rendered lab; ends what is active
         for e in group:
             self.done[e.id] = {"start": started[e.id], "expected": expected[e.id], "failing": failing,
                                "unexpected": failing - everyone, "check": checked,
