@@ -124,9 +124,9 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
         envvars=engine.own_env,
         verbose=verbose, log=log)
     phase.done(count(deploy.changed(stats), "change"))
-    changed = stats.get("changed") or {}
+    changed = stats.get("changed") or {}  # per inventory host name
     ns, resolver = lab.role("authdns"), lab.role("resolver")
-    if changed.get(lab.container(ns)) and not changed.get(lab.container(resolver)):
+    if changed.get(ns.name) and not changed.get(resolver.name):
         # The zone changed: the resolver must not keep answering from its cache.
         engine.exec(lab.container(resolver), "systemctl", "restart", service(resolver))
         log(f"      the zone changed on {ns.name}: restarted {service(resolver)} to drop its cache")

@@ -153,7 +153,7 @@ def _put_certificate(lab: Lab, build: Path, engine: Engine, host: Host, kind: st
     else:
         good = x509.load_pem_x509_certificate(rendered.read_bytes())
         files[_delivered(host, good)] = rendered.read_bytes()
-    _sh(lab, engine, host, f"mkdir -p {FROM_CA}")
+    _sh(lab, engine, host, f"rm -rf {FROM_CA} && mkdir -p {FROM_CA}")  # only this delivery
     with tempfile.TemporaryDirectory(prefix="labgen-exercise-") as tmp:
         for n, (path, content) in enumerate(sorted(files.items())):
             local = Path(tmp) / str(n)
