@@ -355,7 +355,7 @@ def contact_uri(value: Any, where: str, fail: Callable[[str, str], None]) -> str
     return value
 
 
-def _network(value: Any, where: str, version: int, fail: Callable[[str, str], None]):
+def subnet(value: Any, where: str, version: int, fail: Callable[[str, str], None]):
     if not isinstance(value, str):
         fail(f"must be a subnet in CIDR notation (text), got {_kind(value)}", where)
     if not NETWORK_RE.fullmatch(value):
@@ -488,8 +488,8 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     profile = load_profile(top.choice("profile", tuple(PROFILES), "modern"))
     target = _target(top)
     net = top.section("network")
-    ipv4 = _network(net.get("ipv4", "198.51.100.0/24"), net.key("ipv4"), 4, fail)
-    ipv6 = _network(net.get("ipv6", "2001:db8:10::/64"), net.key("ipv6"), 6, fail)
+    ipv4 = subnet(net.get("ipv4", "198.51.100.0/24"), net.key("ipv4"), 4, fail)
+    ipv6 = subnet(net.get("ipv6", "2001:db8:10::/64"), net.key("ipv6"), 6, fail)
     net.done()
     http3 = top.typed("http3", bool, True)
     servers = _servers(top, domain)

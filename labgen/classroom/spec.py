@@ -1,0 +1,140 @@
+"""The class file: a class of student labs under one lab root -> a frozen Class model.
+
+Each student's lab is an ordinary Lab, made by spec.parse from the class's `lab:` section with
+the name, zone and subnets the class gives it: validated and later rendered, deployed and
+verified by the single-lab code path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import SpecError
+from ..spec import Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text, subnet
+
+CLASS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")  # 16: lab names are 32
+STUDENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,13}[a-z0-9]$|^[a-z]$")  # 15: <class>-<student>
+MAX_STUDENTS = 99
+# Labels of the root zone that are the root's own: a student may not take them.
+RESERVED = {"ns": "the lab root's name server", "root": "the lab root itself",
+            "www": "kept for the root's own use", "bogus": "the name labgen keeps broken on purpose"}
+# The per-student lab keys the class sets itself.
+CLASS_KEYS = {"name": "<class>-<student>", "domain": "<student>.<root>", "network": "the address plan"}
+DS_MODES = ("root", "student")
+STUDENT_V4_PREFIX, STUDENT_V6_PREFIX = 24, 64
+
+
+@dataclass(frozen=True)
+class Student:
+    name: str  # a DNS label: the student's zone is <name>.<root>
+    lab: Lab
+
+
+@dataclass(frozen=True)
+class Class:
+    name: str
+    root: str  # the lab root zone
+    ds: str  # root: the root holds each student's DS; student: the trainer takes it in later
+    ipv4_network: ipaddress.IPv4Network  # the whole plan
+    ipv6_network: ipaddress.IPv6Network
+    root_ipv4: ipaddress.IPv4Network  # the root's own subnets: the first of the plan
+    root_ipv6: ipaddress.IPv6Network
+    students: tuple[Student, ...]
+    source: str
+
+    def student(self, name: str) -> Student:
+        found = next((s for s in self.students if s.name == name), None)
+        if found is None:
+            raise SpecError(f"{self.source}: no student {_show(name)} in class {self.name} "
+                            f"(students: {', '.join(s.name for s in self.students[:6])}"
+                            f"{', ...' if len(self.students) > 6 else ''})")
+        return found
+
+
+def load_class(path: str | Path) -> Class:
+    path = Path(path)
+    try:
+        data = yaml.load(read_lab_text(path), Loader=_SafeLabLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0][:200]}") from None
+    return parse_class(data, str(path))
+
+
+def _students(top: _Section) -> list[str]:
+    value = top.get("students", 3)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_STUDENTS:
+            top.fail(f"{value} is not a number of students from 1 to {MAX_STUDENTS}", "students")
+        return [f"s{i:02d}" for i in range(1, value + 1)]
+    if not isinstance(value, list) or not value:
+        top.fail("must be a number of students or a list of their names (DNS labels)", "students")
+    if len(value) > MAX_STUDENTS:
+        top.fail(f"{len(value)} students; a class has at most {MAX_STUDENTS}", "students")
+    seen: set[str] = set()
+    for i, name in enumerate(value):
+        where = f"students[{i}]"
+        if not isinstance(name, str) or not STUDENT_RE.fullmatch(name):
+            top.fail(f"{_show(name)} is not a student name: 1-15 lowercase letters, digits and '-', "
+                     "starting with a letter (it becomes a DNS label and names containers)", where)
+        if name in RESERVED:
+            top.fail(f"{_show(name)} is reserved: {RESERVED[name]}", where)
+        if name in seen:
+            top.fail(f"{_show(name)} is given twice", where)
+        seen.add(name)
+    return list(value)
+
+
+def _plan(net, count: int, prefix: int, where: str, fail) -> list:
+    """The root's subnet and one per student, in order, carved from the plan."""
+    if net.prefixlen > prefix:
+        fail(f"{net} is smaller than one /{prefix}; each student gets a /{prefix}", where)
+    have = 2 ** (prefix - net.prefixlen)
+    if have < count + 1:
+        need = prefix - (count).bit_length()
+        fail(f"{net} holds {have} /{prefix} subnets, too few for {count} students and the lab root; "
+             f"use a /{need} or larger", where)
+    subnets = net.subnets(new_prefix=prefix)
+    return [next(subnets) for _ in range(count + 1)]
+
+
+def parse_class(data: Any, source: str = "class.yml") -> Class:
+    top = _Section(data, "", source)
+    fail = top.fail
+    name = top.typed("name", str, "class")
+    if not CLASS_NAME_RE.fullmatch(name):
+        fail(f"{_show(name)} is not a valid class name: 1-16 lowercase letters, digits and '-', "
+             "starting with a letter (it names containers and networks)", "name")
+    root = domain_name(top.get("root", "class.example"), "root", fail)
+    students = _students(top)
+    ds = top.choice("ds", DS_MODES, "root")
+    net = top.section("network")
+    ipv4 = subnet(net.get("ipv4", "10.100.0.0/16"), net.key("ipv4"), 4, fail)
+    ipv6 = subnet(net.get("ipv6", "2001:db8:100::/48"), net.key("ipv6"), 6, fail)
+    net.done()
+    v4 = _plan(ipv4, len(students), STUDENT_V4_PREFIX, "network.ipv4", fail)
+    v6 = _plan(ipv6, len(students), STUDENT_V6_PREFIX, "network.ipv6", fail)
+    settings = top.get("lab", {})
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        fail("must be a mapping: the keys of a lab file, for every student's lab", "lab")
+    for key in CLASS_KEYS:
+        if key in settings:
+            fail(f"is set by the class ({CLASS_KEYS[key]}); remove it", f"lab.{key}")
+    top.done()
+    built = []
+    for i, student in enumerate(students, 1):
+        lab_data = {**settings, "name": f"{name}-{student}", "domain": f"{student}.{root}",
+                    "network": {"ipv4": str(v4[i]), "ipv6": str(v6[i])}}
+        try:
+            built.append(Student(student, parse(lab_data, source)))
+        except SpecError as exc:  # the lab keys live under lab: in a class file
+            raise SpecError(str(exc).replace(f"{source}: ", f"{source}: lab.", 1)) from None
+    return Class(name=name, root=root, ds=ds, ipv4_network=ipv4, ipv6_network=ipv6,
+                 root_ipv4=v4[0], root_ipv6=v6[0], students=tuple(built), source=source)
