@@ -15,21 +15,21 @@ from .render import data_dir, render
 from .spec import ENGINES, load
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    target = Path(args.dir) / "lab.yml"
+def cmd_init(args: argparse.Namespace, file_name: str = "lab.yml", render_hint: str = "labgen render") -> int:
+    target = Path(args.dir) / file_name
     if Path(args.dir).exists() and not Path(args.dir).is_dir():
-        raise SpecError(f"{args.dir}: is a file, not a folder for lab.yml")
+        raise SpecError(f"{args.dir}: is a file, not a folder for {file_name}")
     if (target.exists() or target.is_symlink()) and not args.force:
         raise SpecError(f"{target}: already exists; use --force to overwrite it")
     if target.is_dir() or target.is_symlink():
-        raise SpecError(f"{target}: is a folder or a link, not a lab file; not overwritten")
+        raise SpecError(f"{target}: is a folder or a link, not a file of labgen's; not overwritten")
     try:
         Path(args.dir).mkdir(parents=True, exist_ok=True)
-        target.write_text((data_dir("templates") / "lab.yml").read_text(encoding="utf-8"),
+        target.write_text((data_dir("templates") / file_name).read_text(encoding="utf-8"),
                           encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{target}: cannot write it: {exc.strerror}") from None
-    print(f"wrote {target}: edit it, then run 'labgen render -c {target}'")
+    print(f"wrote {target}: edit it, then run '{render_hint} -c {target}'")
     return 0
 
 
@@ -149,6 +149,25 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_class(args: argparse.Namespace) -> int:
+    from .classroom.rootzone import render_class
+    from .classroom.spec import load_class
+
+    if args.action == "init":
+        return cmd_init(args, "class.yml", "labgen class render")
+    klass = load_class(args.config)
+    folder = render_class(klass, Path(args.output) if args.output else Path(args.config).parent / "build")
+    print(f"rendered class {klass.name} into {folder}: the lab root {klass.root} and "
+          f"{len(klass.students)} student labs")
+    anchor = (folder / "root" / "dns" / f"{klass.root}.ds").read_text(encoding="utf-8").strip()
+    print(f"trust anchor of the class: {anchor}")
+    for student in klass.students:
+        secure = "with its DS" if klass.ds == "root" else "insecure until its DS is taken in"
+        print(f"  {student.name:<16} {student.lab.domain:<28} {student.lab.ipv4_network}  "
+              f"{student.lab.ipv6_network}  delegated {secure}")
+    return 0
+
+
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
     sub.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
     if output:
@@ -229,6 +248,25 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     ver.add_argument("--junitxml", metavar="FILE", help="also write pytest's JUnit XML")
     ver.set_defaults(func=cmd_verify)
+
+    cls = sub.add_parser("class", help="a class of student labs under one signed lab root",
+                         description="A class file describes many student labs under one signed "
+                                     "lab root zone; each student's lab is an ordinary lab.")
+    class_actions = cls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cinit = class_actions.add_parser("init", help="write a commented starter class.yml")
+    cinit.add_argument("dir", nargs="?", default=".", help="folder for class.yml (default: .)")
+    cinit.add_argument("--force", action="store_true", help="overwrite an existing class.yml")
+    cinit.set_defaults(func=cmd_class)
+    crender = class_actions.add_parser(
+        "render", help="render every student's lab and the signed lab root",
+        description="Validate the class file, render each student's lab (as labgen render does) "
+                    "into DIR/<class>/students/, then the lab root zone with one delegation per "
+                    "student (NS, glue, DS) into DIR/<class>/root/, signed; its DS is the class's "
+                    "one trust anchor.")
+    crender.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+    crender.add_argument("-o", "--output", default=None,
+                         help="build folder (default: build/ beside the class file)")
+    crender.set_defaults(func=cmd_class)
 
     exe = sub.add_parser("exercise", help="break-and-fix exercises graded by the checks",
                          description="Break the live lab the way real servers break, let a student "

@@ -1,0 +1,117 @@
+"""The class file: bad ones refused with their exact message, good ones give one ordinary Lab
+per student; the lab root zone delegates to every student with the DS of its zone, signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import dns.dnssec
+import dns.name
+import dns.rdatatype
+import dns.zone
+import pytest
+import yaml
+
+from labgen.classroom.rootzone import render_class
+from labgen.classroom.spec import load_class, parse_class
+from labgen.errors import SpecError
+from labgen.render import data_dir
+from labtest import run
+
+BAD = [
+    ({"students": 0}, "class.yml: students: 0 is not a number of students from 1 to 99"),
+    ({"students": ["ns"]}, "class.yml: students[0]: 'ns' is reserved: the lab root's name server"),
+    ({"students": ["a", "a"]}, "class.yml: students[1]: 'a' is given twice"),
+    ({"students": ["A b"]}, "class.yml: students[0]: 'A b' is not a student name: 1-15 lowercase "
+                            "letters, digits and '-', starting with a letter"),
+    ({"network": {"ipv4": "10.100.0.0/23"}}, "class.yml: network.ipv4: 10.100.0.0/23 holds 2 /24 "
+     "subnets, too few for 3 students and the lab root; use a /22 or larger"),
+    ({"network": {"ipv6": "2001:db8:100::/63"}}, "class.yml: network.ipv6: 2001:db8:100::/63 holds "
+     "2 /64 subnets, too few for 3 students and the lab root; use a /62 or larger"),
+    ({"network": {"ipv4": "10.88.0.0/16"}}, "class.yml: network.ipv4: 10.88.0.0/16 overlaps "
+     "10.88.0.0/16, a container engine's default network"),
+    ({"lab": {"name": "x"}}, "class.yml: lab.name: is set by the class (<class>-<student>); remove it"),
+    ({"lab": {"network": {}}}, "class.yml: lab.network: is set by the class (the address plan)"),
+    ({"lab": {"profile": "moden"}}, "class.yml: lab.profile: 'moden' is not one of modern, "
+     "intermediate (did you mean 'modern'?)"),
+    ({"lab": {"headers": {"X-Test": "a\nb"}}}, "class.yml: lab.headers.X-Test:"),
+    ({"name": "Bad"}, "class.yml: name: 'Bad' is not a valid class name"),
+    ({"ds": "both"}, "class.yml: ds: 'both' is not one of root, student"),
+    ({"student": 3}, "class.yml: student: unknown key (did you mean 'students'?)"),
+    ({"root": "bad_root.example"}, "class.yml: root:"),
+]
+
+
+@pytest.mark.parametrize("data,message", BAD, ids=[m.split(": ")[1] + str(i) for i, (_, m) in enumerate(BAD)])
+def test_a_bad_class_file_is_refused_with_its_key_and_problem(data, message):
+    with pytest.raises(SpecError) as caught:
+        parse_class(data)
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_the_cli_refuses_a_bad_class_file_with_exit_2_and_writes_nothing(tmp_path):
+    config = tmp_path / "class.yml"
+    config.write_text(yaml.safe_dump({"students": ["a", "a"]}))
+    result = run([sys.executable, "-m", "labgen", "class", "render", "-c", str(config)])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"labgen: error: {config}: students[1]: 'a' is given twice"
+    assert not (tmp_path / "build").exists()
+
+
+def test_each_student_gets_an_ordinary_lab_from_the_plan():
+    klass = parse_class({"name": "dnssec101", "students": ["alice", "bob"],
+                         "lab": {"profile": "intermediate", "servers": [{"name": "www", "software": "nginx"}]}})
+    assert [s.name for s in klass.students] == ["alice", "bob"]
+    alice = klass.student("alice").lab
+    assert (alice.name, alice.domain, alice.profile.name) == ("dnssec101-alice", "alice.class.example",
+                                                               "intermediate")
+    assert [h.name for h in alice.web] == ["www"]
+    assert str(klass.root_ipv4) == "10.100.0.0/24" and str(alice.ipv4_network) == "10.100.1.0/24"
+    assert str(klass.student("bob").lab.ipv6_network) == "2001:db8:100:2::/64"
+    with pytest.raises(SpecError, match="no student 'carol' in class dnssec101"):
+        klass.student("carol")
+
+
+def test_the_starter_class_file_is_the_defaults():
+    starter = load_class(data_dir("templates") / "class.yml")
+    assert starter == parse_class({}, str(data_dir("templates") / "class.yml"))
+    assert [s.name for s in starter.students] == ["s01", "s02", "s03"]
+
+
+def _zone(path, origin):
+    return dns.zone.from_file(str(path), origin=origin, relativize=False)
+
+
+@pytest.mark.parametrize("ds", ["root", "student"])
+def test_the_lab_root_delegates_to_every_student_and_validates(tmp_path, ds):
+    klass = parse_class({"name": "c", "students": 2, "ds": ds})
+    folder = render_class(klass, tmp_path, now=dt.datetime.now(dt.timezone.utc))
+    root = _zone(folder / "root" / "dns" / "db.class.example", "class.example")
+    origin = dns.name.from_text("class.example")
+    dnskey = root.find_rrset(origin, "DNSKEY")
+    anchor = (folder / "root" / "dns" / "class.example.ds").read_text().split()
+    assert dns.dnssec.make_ds(origin, dnskey[0], "SHA256").to_text() == " ".join(anchor[4:])
+    for name, node in root.nodes.items():  # every RRSIG verifies with the root's key
+        for rrsig in node.get_rdataset(1, "RRSIG") or []:
+            rrset = root.find_rrset(name, rrsig.type_covered)
+            dns.dnssec.validate_rrsig(rrset, rrsig, {origin: dnskey})
+    for student in klass.students:
+        child = dns.name.from_text(student.lab.domain)
+        assert root.find_rrset(child, "NS")[0].target.to_text() == f"ns1.{student.lab.domain}."
+        glue = root.find_rrset(dns.name.from_text(f"ns1.{student.lab.domain}"), "A")
+        assert glue[0].address == str(student.lab.role("authdns").ipv4)
+        published = root.get_rrset(child, "DS")
+        if ds == "student":
+            assert published is None  # insecure until the trainer takes the DS in
+            continue
+        zone = _zone(folder / "students" / student.lab.name / "dns" / f"db.{student.lab.domain}",
+                     student.lab.domain)
+        key = zone.find_rrset(child, "DNSKEY")[0]
+        assert published[0] == dns.dnssec.make_ds(child, key, "SHA256")  # the chain holds
+
+
+def test_a_second_render_keeps_the_root_key(tmp_path):
+    klass = parse_class({"name": "c", "students": 1})
+    first = (render_class(klass, tmp_path) / "root" / "dns" / "class.example.ds").read_text()
+    assert (render_class(klass, tmp_path) / "root" / "dns" / "class.example.ds").read_text() == first
