@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import signal
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ def cmd_init(args: argparse.Namespace, file_name: str = "lab.yml", render_hint: 
     if (target.exists() or target.is_symlink()) and not args.force:
         raise SpecError(f"{target}: already exists; use --force to overwrite it")
     if target.is_dir() or target.is_symlink():
-        raise SpecError(f"{target}: is a folder or a link, not a file of labgen's; not overwritten")
+        kind = file_name.replace(".yml", " file")
+        raise SpecError(f"{target}: is a folder or a link, not a {kind}; not overwritten")
     try:
         Path(args.dir).mkdir(parents=True, exist_ok=True)
         target.write_text((data_dir("templates") / file_name).read_text(encoding="utf-8"),
@@ -317,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (labgen ... | head): nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter's final flush
+        return 141
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

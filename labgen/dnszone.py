@@ -220,12 +220,19 @@ def bind_key_files(lab: Lab, key, now: dt.datetime) -> dict[str, tuple[str, bool
             f"{base}.private": (private, True)}
 
 
-def ds_line(lab: Lab, ds) -> str:
+def ds_line(domain: str, ds) -> str:
     """The DS in zone-file form: a trust anchor file for Unbound and ldns-verify-zone -k."""
-    return f"{lab.domain}. {TTL} IN DS {ds.to_text()}\n"
+    return f"{domain}. {TTL} IN DS {ds.to_text()}\n"
 
 
-def delv_anchors(lab: Lab, ds) -> str:
+def delv_anchors(domain: str, ds) -> str:
     """The same DS as a BIND trust-anchors clause, for delv -a."""
-    return (f'trust-anchors {{\n    {lab.domain}. static-ds {ds.key_tag} {ds.algorithm.value} '
+    return (f'trust-anchors {{\n    {domain}. static-ds {ds.key_tag} {ds.algorithm.value} '
             f'{ds.digest_type.value} "{ds.digest.hex().upper()}";\n}};\n')
+
+
+def anchor(lab: Lab, own_ds) -> tuple[str, str]:
+    """What the lab's resolver and client trust (zone-file line, delv clause): the lab's own
+    DS, or in a class the lab root's."""
+    ds = dns.rdata.from_text("IN", "DS", lab.parent.ds) if lab.parent else own_ds
+    return ds_line(lab.anchor_domain, ds), delv_anchors(lab.anchor_domain, ds)

@@ -79,7 +79,7 @@ def bogus_zone_path(lab: Lab) -> str:
 
 
 def anchor_path(lab: Lab) -> str:
-    return f"/etc/unbound/labgen/{lab.domain}.ds"
+    return f"/etc/unbound/labgen/{lab.anchor_domain}.ds"
 
 
 def ca_trust_path(lab: Lab) -> str:
@@ -96,7 +96,8 @@ class Material:
     zone: str
     zone_source: str  # the unsigned zone, for signing again on ns1
     zone_keys: dict[str, tuple[str, bool]]  # BIND key files: name -> (text, secret)
-    ds_line: str
+    ds_line: str  # the zone's own DS (a class's lab root publishes it)
+    anchor_line: str  # what the resolver and client trust: that DS, or the lab root's
     delv_anchors: str
     bogus_zone: str  # the child zone with a broken signature (dnszone.BOGUS)
 
@@ -253,8 +254,8 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
     dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
     ds = dnszone.ds_for(lab.domain, dnskey)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), source,
-                    dnszone.bind_key_files(lab, zsk, now), dnszone.ds_line(lab, ds),
-                    dnszone.delv_anchors(lab, ds), dnszone.zone_text(bogus))
+                    dnszone.bind_key_files(lab, zsk, now), dnszone.ds_line(lab.domain, ds),
+                    *dnszone.anchor(lab, ds), dnszone.zone_text(bogus))
 
 
 def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
@@ -272,7 +273,7 @@ def host_paths(lab: Lab, host: Host) -> dict[str, str]:
     if host.role == "resolver":
         return {"unbound_conf": "/etc/unbound/unbound.conf", "anchor": anchor_path(lab)}
     if host.role == "client":
-        return {"anchor": f"{CLIENT_DIR}/{lab.domain}.ds"}
+        return {"anchor": f"{CLIENT_DIR}/{lab.anchor_domain}.ds"}
     paths = {**{f"{part}_{kind}": path for kind in lab.profile.certificate_types
                 for part, path in cert_paths(host, kind).items()},
              "index": f"{WEBROOT}/index.html", "security_txt": f"{WEBROOT}/.well-known/security.txt"}
@@ -315,9 +316,9 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
     elif host.role == "resolver":
         files[paths["unbound_conf"]] = text("dns/unbound.conf.j2")
         files["/etc/default/unbound"] = text("dns/unbound.default.j2")
-        files[paths["anchor"]] = (m.ds_line.encode(), PUBLIC)
+        files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
     elif host.role == "client":
-        files[paths["anchor"]] = (m.ds_line.encode(), PUBLIC)
+        files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
         files[f"{CLIENT_DIR}/trust-anchors.conf"] = (m.delv_anchors.encode(), PUBLIC)
     else:
         for kind, (chain, key) in m.certs[host.name].items():

@@ -113,6 +113,17 @@ class SecurityTxt:
 
 
 @dataclass(frozen=True)
+class Parent:
+    """The zone above the lab's, in a class: the lab root. Its name server has an address on
+    this lab's network, and its DS replaces the lab's own DS as the trust anchor."""
+
+    domain: str
+    ns_ipv4: ipaddress.IPv4Address
+    ns_ipv6: ipaddress.IPv6Address
+    ds: str  # the lab root's DS rdata (key tag, algorithm, digest type, digest)
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     domain: str
@@ -129,7 +140,13 @@ class Lab:
     headers: tuple[tuple[str, str], ...]
     security_txt: SecurityTxt
     engine: str = "podman"
+    parent: Parent | None = None  # set for a student's lab in a class (classroom)
     source: str = field(default="lab.yml", compare=False)
+
+    @property
+    def anchor_domain(self) -> str:
+        """The zone whose DS the lab's resolver and client trust: the lab's, or the lab root's."""
+        return self.parent.domain if self.parent else self.domain
 
     @property
     def web(self) -> tuple[Host, ...]:

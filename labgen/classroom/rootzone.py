@@ -5,6 +5,7 @@ one trust anchor of the class. Students are rendered first; the root is built fr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -14,15 +15,26 @@ import dns.zone
 
 from .. import dnszone, pki
 from ..render import _locked, _umask, UMASK, render
-from .spec import Class
+from ..spec import Lab, Parent
+from .spec import Class, Student
 
 ROOT_NS = "ns"  # the root's name server: ns.<root>
 ROOT_NS_OFFSET = 10  # its address in the root's subnets
+# Its address on every student's network (labgen's own hosts start at .10): each student's
+# resolver asks it for the zones of the class, and each student's ns1 notifies it.
+ON_STUDENT_NET = 5
 ALGORITHM = "ECDSAP256SHA256"
 
 
 def root_ns_addresses(klass: Class):
     return klass.root_ipv4[ROOT_NS_OFFSET], klass.root_ipv6[ROOT_NS_OFFSET]
+
+
+def student_lab(klass: Class, student: Student, root_ds) -> Lab:
+    """The student's lab as the class runs it: under the lab root, trusting the root's DS."""
+    net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
+    return dataclasses.replace(student.lab, parent=Parent(
+        klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()))
 
 
 def student_ds(build: Path, domain: str):
@@ -61,20 +73,23 @@ def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> 
     out/<class>/: students/<lab>/ and root/ (pki/, dns/db.<root>, dns/<root>.ds)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     folder = out / klass.name
-    ds = {}
-    for student in klass.students:
-        build_dir = render(student.lab, folder / "students", now=now)
-        ds[student.name] = student_ds(build_dir, student.lab.domain) if klass.ds == "root" else None
     root = folder / "root"
-    with _umask(UMASK), _locked(folder):
-        store = pki.Store(root / "pki", root / "pki")  # the root's key is kept: its DS is the anchor
+    folder.mkdir(parents=True, exist_ok=True)
+    with _umask(UMASK), _locked(folder):  # the root's key first: every student trusts its DS
+        store = pki.Store(root / "pki", root / "pki")  # kept between renders
         key = pki.dnssec_key(store, ALGORITHM, zone="root")
         dnskey = dnszone.dnskey_for(key, ALGORITHM)
+    anchor = dnszone.ds_for(klass.root, dnskey)
+    ds = {}
+    for student in klass.students:
+        lab = student_lab(klass, student, anchor)
+        build_dir = render(lab, folder / "students", now=now)
+        ds[student.name] = student_ds(build_dir, lab.domain) if klass.ds == "root" else None
+    with _umask(UMASK), _locked(folder):
         zone = build(klass, ds, now)
         dnszone.sign(zone, key, dnskey, "nsec", now)
         (root / "dns").mkdir(parents=True, exist_ok=True)
         (root / "dns" / f"db.{klass.root}").write_text(dnszone.zone_text(zone), encoding="utf-8")
-        anchor = dnszone.ds_for(klass.root, dnskey)
-        (root / "dns" / f"{klass.root}.ds").write_text(
-            f"{klass.root}. {dnszone.TTL} IN DS {anchor.to_text()}\n", encoding="utf-8")
+        (root / "dns" / f"{klass.root}.ds").write_text(dnszone.ds_line(klass.root, anchor),
+                                                        encoding="utf-8")
     return folder
