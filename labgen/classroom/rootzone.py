@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 from pathlib import Path
+
+import yaml
 
 import dns.name
 import dns.rdata
 import dns.zone
 
 from .. import dnszone, pki
-from ..render import _locked, _umask, UMASK, render
+from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
 from ..spec import Lab, Parent
 from .spec import Class, Student
 
@@ -68,28 +71,73 @@ def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.z
     return zone
 
 
+ROOT_HOST = "root"  # the root's container: labgen-<class>-root; its labels name <class>-root
+
+
+def root_lab_name(klass: Class) -> str:
+    return f"{klass.name}-{ROOT_HOST}"
+
+
+def root_container(klass: Class) -> str:
+    return f"labgen-{klass.name}-{ROOT_HOST}"
+
+
+def root_anchor(klass: Class, folder: Path):
+    """The lab root's DS: its key is made once and kept, as every student's resolver trusts it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with _umask(UMASK), _locked(folder):
+        store = pki.Store(folder / "root" / "pki", folder / "root" / "pki")
+        key = pki.dnssec_key(store, ALGORITHM, zone="root")
+    return key, dnszone.ds_for(klass.root, dnszone.dnskey_for(key, ALGORITHM))
+
+
+def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime) -> Path:
+    """root/: the signed zone, its DS, and the root name server's tree, manifest and inventory."""
+    root = folder / "root"
+    dnskey = dnszone.dnskey_for(key, ALGORITHM)
+    zone = build(klass, ds, now)
+    dnszone.sign(zone, key, dnskey, "nsec", now)
+    text = dnszone.zone_text(zone)
+    with _umask(UMASK), _locked(folder):
+        (root / "dns").mkdir(parents=True, exist_ok=True)
+        (root / "dns" / f"db.{klass.root}").write_text(text, encoding="utf-8")
+        (root / "dns" / f"{klass.root}.ds").write_text(
+            dnszone.ds_line(klass.root, dnszone.ds_for(klass.root, dnskey)), encoding="utf-8")
+        tree = root / "hosts" / ROOT_NS
+        shutil.rmtree(tree, ignore_errors=True)
+        students = [{"domain": s.lab.domain, "ns_ipv4": s.lab.role("authdns").ipv4} for s in klass.students]
+        named = environment().get_template("dns/root-named.conf.j2").render(
+            klass=klass, fqdn=f"{ROOT_NS}.{klass.root}", zone_path=zone_file(klass.root), students=students)
+        for path, content in (("/etc/bind/named.conf", named), (zone_file(klass.root), text)):
+            (tree / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (tree / path.lstrip("/")).write_text(content, encoding="utf-8")
+        write_manifest(tree, root / "manifests" / f"{ROOT_NS}.json")
+        inventory = {"all": {"vars": {"labgen_lab": root_lab_name(klass), "labgen_domain": klass.root},
+                             "children": {"authdns": {"hosts": {ROOT_NS: {
+                                 "ansible_host": root_container(klass), "labgen_tree": f"hosts/{ROOT_NS}",
+                                 "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "common_announce": False}}}}}}
+        (root / "inventory.yml").write_text("# Ansible inventory of the lab root, rendered by labgen.\n"
+                                            + yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    return root
+
+
+def student_builds(klass: Class, folder: Path) -> Path:
+    return folder / "students"
+
+
+def class_ds(klass: Class, folder: Path) -> dict:
+    """What the root publishes for each student: the DS of its rendered zone, or None (ds: student)."""
+    return {s.name: student_ds(student_builds(klass, folder) / s.lab.name, s.lab.domain)
+            if klass.ds == "root" else None for s in klass.students}
+
+
 def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> Path:
-    """Render every student's lab (the single-lab render), then the signed lab root, into
-    out/<class>/: students/<lab>/ and root/ (pki/, dns/db.<root>, dns/<root>.ds)."""
+    """Render every student's lab (the single-lab render, under the lab root), then the signed
+    lab root, into out/<class>/: students/<lab>/ and root/."""
     now = now or dt.datetime.now(dt.timezone.utc)
     folder = out / klass.name
-    root = folder / "root"
-    folder.mkdir(parents=True, exist_ok=True)
-    with _umask(UMASK), _locked(folder):  # the root's key first: every student trusts its DS
-        store = pki.Store(root / "pki", root / "pki")  # kept between renders
-        key = pki.dnssec_key(store, ALGORITHM, zone="root")
-        dnskey = dnszone.dnskey_for(key, ALGORITHM)
-    anchor = dnszone.ds_for(klass.root, dnskey)
-    ds = {}
+    key, anchor = root_anchor(klass, folder)
     for student in klass.students:
-        lab = student_lab(klass, student, anchor)
-        build_dir = render(lab, folder / "students", now=now)
-        ds[student.name] = student_ds(build_dir, lab.domain) if klass.ds == "root" else None
-    with _umask(UMASK), _locked(folder):
-        zone = build(klass, ds, now)
-        dnszone.sign(zone, key, dnskey, "nsec", now)
-        (root / "dns").mkdir(parents=True, exist_ok=True)
-        (root / "dns" / f"db.{klass.root}").write_text(dnszone.zone_text(zone), encoding="utf-8")
-        (root / "dns" / f"{klass.root}.ds").write_text(dnszone.ds_line(klass.root, anchor),
-                                                        encoding="utf-8")
+        render(student_lab(klass, student, anchor), student_builds(klass, folder), now=now)
+    render_root(klass, folder, key, class_ds(klass, folder), now)
     return folder

@@ -87,3 +87,19 @@ def test_the_checkers_read_the_rendered_files(render_lab, debian13_root, softwar
     conf.write_text(conf.read_text().replace(old, new, 1))
     code, output = check(debian13_root, build, host)
     assert code != 0 and "TLSv9" in output, output
+
+
+def test_a_students_name_server_and_resolver_in_a_class_accept_their_config(target_root, tmp_path):
+    """In a class a student's ns1 notifies the lab root and lets it transfer the zone, and the
+    resolver trusts the root's DS and forwards the class's zones to it."""
+    from labgen.classroom.rootzone import render_class
+    from labgen.classroom.spec import parse_class
+
+    name, root = target_root
+    klass = parse_class({"name": "c", "students": 2, "lab": {"target": name}})
+    folder = render_class(klass, tmp_path)
+    for student in klass.students:
+        build = folder / "students" / student.lab.name
+        for host in (student.lab.role("authdns"), student.lab.role("resolver")):
+            code, output = check(root, build, host)
+            assert code == 0, f"{name} {host.role} of {student.name} refused its class config:\n{output}"
