@@ -37,12 +37,32 @@ def cmd_init(args: argparse.Namespace, file_name: str = "lab.yml", render_hint: 
 
 def build_folder(args: argparse.Namespace) -> Path:
     """The build folder: -o, else build/ beside the lab file, so the folder a command is typed
-    in never decides which keys a lab gets."""
-    return Path(args.output) if args.output else Path(args.config).parent / "build"
+    in never decides which keys a lab gets. A student's lab lives in its class's build."""
+    base = Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
+    if getattr(args, "student", None):
+        from .classroom.rootzone import student_builds
+        return student_builds(base / _class(args).name)
+    return base
+
+
+def _class(args: argparse.Namespace):
+    from .classroom.spec import load_class
+    return load_class(args.config)
+
+
+def load_lab(args: argparse.Namespace):
+    """The lab a command works on: the lab file's, or with --student that student's lab of the
+    class file (under the class's lab root)."""
+    if not getattr(args, "student", None):
+        return load(args.config)
+    from .classroom.rootzone import class_student_lab
+    base = Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
+    klass = _class(args)
+    return class_student_lab(klass, klass.student(args.student), base / klass.name)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    lab = load(args.config)
+    lab = load_lab(args)
     out = render(lab, build_folder(args))
     print(f"rendered lab {lab.name} into {out}\n")
     print((out / "SUMMARY.txt").read_text(encoding="utf-8"), end="")
@@ -52,7 +72,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_build, release_root, report
 
-    lab = load(args.config)
+    lab = load_lab(args)
     build = build_folder(args) / lab.name
     if args.render or not build.is_dir():
         build = render(lab, build_folder(args))
@@ -71,7 +91,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .exercises.session import end_all
     from .lifecycle import status, status_table, up
 
-    lab = load(args.config)
+    lab = load_lab(args)
     engine = _engine(args, lab)
     up(lab, build_folder(args), engine, verbose=args.verbose)
     for ended in end_all(build_folder(args) / lab.name, "ended by labgen up"):
@@ -83,7 +103,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from .lifecycle import count, down
 
-    lab = load(args.config)
+    lab = load_lab(args)
     removed = down(lab.name, _engine(args, lab))
     parts = [count(len(names), kind.rstrip("s")) for kind, names in removed.items() if names]
     print(f"lab {lab.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
@@ -93,7 +113,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .lifecycle import status, status_table
 
-    lab = load(args.config)
+    lab = load_lab(args)
     rows = status(lab, _engine(args, lab))
     print(status_table(lab, rows))
     return 0 if all(r.healthy for r in rows) else 1
@@ -104,7 +124,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from .lifecycle import require_up
 
-    lab = load(args.config)
+    lab = load_lab(args)
     require_up(lab, Engine(lab.engine), args.config)
     reports = [Path(p) for p in (args.json, args.html) if p]
     for path in reports + ([Path(args.junitxml)] if args.junitxml else []):
@@ -112,7 +132,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     now = dt.datetime.now(dt.timezone.utc)
     code, outcomes = verify.run_checks(Path(args.config),
-                                       Path(args.junitxml) if args.junitxml else None)
+                                       Path(args.junitxml) if args.junitxml else None,
+                                       student=args.student)
     if not outcomes:
         raise LabgenError(f"no check ran (pytest exit status {code})")
     report = verify.targets(outcomes)
@@ -128,12 +149,12 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     from .exercises import session
 
     if args.action == "list":
-        lab = load(args.config) if Path(args.config).exists() or args.config != "lab.yml" else None
+        lab = load_lab(args) if Path(args.config).exists() or args.config != "lab.yml" else None
         rows = session.listing(lab)
         print(session.as_json(rows) if args.json else session.markdown_table() if args.markdown
               else session.list_text(rows, lab), end="\n" if not args.json else "")
         return 0
-    lab = load(args.config)
+    lab = load_lab(args)
     build = build_folder(args) / lab.name
     engine = Engine(lab.engine)
     if args.action == "start":
@@ -141,7 +162,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     elif args.action == "hint":
         print(session.hint(lab, build, args.id))
     elif args.action == "check":
-        code, text = session.check(lab, args.config, build, engine, args.id)
+        code, text = session.check(lab, args.config, build, engine, args.id, args.student)
         print(text)
         return code
     elif args.action == "status":
@@ -153,11 +174,30 @@ def cmd_exercise(args: argparse.Namespace) -> int:
 
 def cmd_class(args: argparse.Namespace) -> int:
     from .classroom.rootzone import render_class
+    from .lifecycle import count
     from .classroom.spec import load_class
 
     if args.action == "init":
         return cmd_init(args, "class.yml", "labgen class render")
     klass = load_class(args.config)
+    if args.action in ("up", "down", "status"):
+        from .classroom import lifecycle as class_lifecycle
+
+        engine = Engine(args.engine or "podman")
+        out = Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
+        if args.action == "up":
+            class_lifecycle.up(klass, out, engine)
+            root, rows = class_lifecycle.status(klass, engine)
+            print(class_lifecycle.status_table(klass, root, rows))
+            return 0
+        if args.action == "down":
+            removed = class_lifecycle.down(klass, engine)
+            parts = [count(len(names), kind.rstrip("s")) for kind, names in removed.items() if names]
+            print(f"class {klass.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
+            return 0
+        root, rows = class_lifecycle.status(klass, engine)
+        print(class_lifecycle.status_table(klass, root, rows))
+        return 0 if root == "named active" and all(r.ok for r in rows) else 1
     folder = render_class(klass, Path(args.output) if args.output else Path(args.config).parent / "build")
     print(f"rendered class {klass.name} into {folder}: the lab root {klass.root} and "
           f"{len(klass.students)} student labs")
@@ -172,6 +212,8 @@ def cmd_class(args: argparse.Namespace) -> int:
 
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
     sub.add_argument("-c", "--config", default="lab.yml", help="lab file (default: lab.yml)")
+    sub.add_argument("--student", metavar="NAME", default=None,
+                     help="work on this student's lab; -c is then the class file")
     if output:
         sub.add_argument("-o", "--output", default=None,
                          help="build folder (default: build/ beside the lab file)")
@@ -269,6 +311,16 @@ def parser() -> argparse.ArgumentParser:
     crender.add_argument("-o", "--output", default=None,
                          help="build folder (default: build/ beside the class file)")
     crender.set_defaults(func=cmd_class)
+    for name, text in (("up", "bring every student's lab and the lab root up (converges like labgen up)"),
+                       ("down", "remove every container and network of the class, and nothing else"),
+                       ("status", "one line per student; exit 0 when every lab and the root are healthy")):
+        act = class_actions.add_parser(name, help=text, description=text)
+        act.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+        if name == "up":
+            act.add_argument("-o", "--output", default=None,
+                             help="build folder (default: build/ beside the class file)")
+        act.add_argument("--engine", choices=ENGINES, default=None, help="container engine (podman)")
+        act.set_defaults(func=cmd_class)
 
     exe = sub.add_parser("exercise", help="break-and-fix exercises graded by the checks",
                          description="Break the live lab the way real servers break, let a student "

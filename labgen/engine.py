@@ -224,6 +224,15 @@ class Engine:
                  "--label", f"{LABEL}={lab.name}", "--label", f"io.labgen.key={key}",
                  *SYSTEMD_ARGS[self.name], tag)
 
+    def create_multihomed(self, name: str, hostname: str, networks: list[tuple[str, str, str]],
+                          labels: dict[str, str], tag: str) -> None:
+        """A container with an address on each of several networks (network, IPv4, IPv6): the
+        lab root of a class, which every student's network reaches and which routes nothing."""
+        attach = [a for net, v4, v6 in networks for a in ("--network", f"{net}:ip={v4},ip6={v6}")]
+        marks = [a for key, value in labels.items() for a in ("--label", f"{key}={value}")]
+        self.run("run", "-d", "--name", name, "--hostname", hostname, *attach, "--dns", "127.0.0.1",
+                 *marks, *SYSTEMD_ARGS[self.name], tag)
+
     def start(self, container: str) -> None:
         self.run("start", container)
 

@@ -156,14 +156,18 @@ class Only:
             items[:] = kept
 
 
-def run_checks(config: Path, junitxml: Path | None = None, only=None) -> tuple[int, list[Outcome]]:
-    """Run the checks (those `only(check)` keeps, when given) and collect their outcomes."""
+def run_checks(config: Path, junitxml: Path | None = None, only=None,
+               student: str | None = None) -> tuple[int, list[Outcome]]:
+    """Run the checks (those `only(check)` keeps, when given) and collect their outcomes; with
+    student, config is a class file and the checks judge that student's lab."""
     collector = Collector()
     args = [str(CHECKS_DIR), "-p", "labgen.checks.plugin", "--lab-file", str(config),
             "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR),
             "-p", "no:terminal"]
     if junitxml:
         args.append(f"--junitxml={junitxml}")
+    if student:
+        args += ["--student", student]
     code = pytest.main(args, plugins=[collector] + ([Only(only)] if only else []))
     return int(code), collector.outcomes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 import subprocess
 
 import pytest
@@ -21,6 +22,8 @@ FAMILIES = ("ipv4", "ipv6")
 def pytest_addoption(parser):
     group = parser.getgroup("labgen")
     group.addoption("--lab-file", default="lab.yml", help="the lab file of the running lab")
+    group.addoption("--student", default=None,
+                    help="judge this student's lab; --lab-file is then the class file")
 
 
 LAB_KEY = pytest.StashKey[Lab]()
@@ -29,7 +32,17 @@ LAB_KEY = pytest.StashKey[Lab]()
 def _lab(config) -> Lab:
     """The lab file, read once per session (parametrization asks for it per test function)."""
     if LAB_KEY not in config.stash:
-        config.stash[LAB_KEY] = load(config.getoption("--lab-file"))
+        path, student = config.getoption("--lab-file"), config.getoption("--student")
+        if student:
+            from ..classroom.rootzone import class_student_lab
+            from ..classroom.spec import load_class
+
+            klass = load_class(path)
+            lab = class_student_lab(klass, klass.student(student),
+                                    Path(path).parent / "build" / klass.name)
+        else:
+            lab = load(path)
+        config.stash[LAB_KEY] = lab
     return config.stash[LAB_KEY]
 
 

@@ -18,6 +18,7 @@ import dns.zone
 
 from .. import dnszone, pki
 from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
+from ..errors import UsageError
 from ..spec import Lab, Parent
 from .spec import Class, Student
 
@@ -38,6 +39,17 @@ def student_lab(klass: Class, student: Student, root_ds) -> Lab:
     net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
     return dataclasses.replace(student.lab, parent=Parent(
         klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()))
+
+
+def class_student_lab(klass: Class, student: Student, folder: Path) -> Lab:
+    """A student's lab of a rendered class, trusting the lab root's DS as rendered."""
+    path = folder / "root" / "dns" / f"{klass.root}.ds"
+    try:
+        line = path.read_text(encoding="utf-8").split()
+    except OSError:
+        raise UsageError(f"class {klass.name} has no lab root yet ({path} is missing); run "
+                         f"labgen class up -c {klass.source} first") from None
+    return student_lab(klass, student, dns.rdata.from_text("IN", "DS", " ".join(line[4:])))
 
 
 def student_ds(build: Path, domain: str):

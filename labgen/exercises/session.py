@@ -111,7 +111,8 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str | None) -> tuple[int, str]:
+def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str | None,
+          student: str | None = None) -> tuple[int, str]:
     """Grade the exercise (or every active one): solved when its checks pass and no other
     required check fails that no other active exercise explains."""
     require_up(lab, engine, config)
@@ -121,8 +122,8 @@ def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str |
                          "labgen exercise start ID (labgen exercise list shows them)")
     graded = [_active(state, lab, exercise_id)] if exercise_id else [find(i) for i in state.active]
     active = [find(i) for i in state.active]
-    _, outcomes = verify.run_checks(Path(config), only=lambda c: c.level == "required" or any(
-        e.covers(c.id, c.needs, c.fetches) for e in graded))
+    _, outcomes = verify.run_checks(Path(config), student=student, only=lambda c: c.level == "required"
+                                    or any(e.covers(c.id, c.needs, c.fetches) for e in graded))
     if not outcomes:
         raise UsageError("no check ran; is the lab file the one of the running lab?")
     rows = [Row(o.check.id, o.check.needs, o.check.fetches, o.check.level, o.target, o.variant)

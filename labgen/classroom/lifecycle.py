@@ -1,0 +1,121 @@
+"""labgen class up / down / status: each student's lab through the single-lab lifecycle, then
+the lab root's name server, attached to every student's network.
+
+Each student's network stays internal, so a student's hosts reach their own lab and the lab
+root (which routes nothing) and no other student's hosts. DNS still crosses: the root keeps a
+copy of every student's zone, and every student's resolver asks it for the class's zones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import deploy, image, lifecycle
+from ..engine import LABEL, Engine, network_name
+from ..errors import UsageError
+from .rootzone import (ON_STUDENT_NET, ROOT_NS, class_ds, render_root, root_anchor, root_container,
+                       root_lab_name, student_builds, student_lab)
+from .spec import Class
+
+
+def _require_podman(engine: Engine) -> None:
+    if engine.name != "podman":
+        raise UsageError("a class runs on Podman (its lab root joins every student's network); "
+                         "use --engine podman")
+
+
+def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
+    _require_podman(engine)
+    folder = out / klass.name
+    key, anchor = root_anchor(klass, folder)
+    total = len(klass.students)
+    for n, student in enumerate(klass.students, 1):
+        log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})")
+        lifecycle.up(student_lab(klass, student, anchor), student_builds(klass, folder), engine,
+                     log=lambda line: log(f"   {line}"))
+    log(f"== lab root {klass.root} (container {root_container(klass)})")
+    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))
+    tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
+    log(f"   container: {_ensure_root(klass, engine, tag)}")
+    artifacts = (root / ".ansible").resolve()
+    stats = deploy.run_playbook(deploy.engine_inventory(root / "inventory.yml", artifacts, engine.connection),
+                                artifacts, {"labgen_build": str(root.resolve())}, envvars=engine.own_env,
+                                log=lambda line: log(f"   {line}"))
+    log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')}")
+    log(f"class {klass.name} is up: {total} student labs under {klass.root}. A student enters "
+        "their workstation with:")
+    for student in klass.students:
+        log(f"   {student.name}: {engine.name} exec -it {student.lab.container(student.lab.role('client'))} bash")
+
+
+def _attachments(klass: Class) -> list[tuple[str, str, str]]:
+    return [(network_name(s.lab), str(s.lab.ipv4_network[ON_STUDENT_NET]),
+             str(s.lab.ipv6_network[ON_STUDENT_NET])) for s in klass.students]
+
+
+def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
+    """The root's container: created, started, or replaced when its image or networks changed."""
+    name, nets = root_container(klass), _attachments(klass)
+    key = hashlib.sha256(repr((tag, nets)).encode()).hexdigest()[:16]
+    state = engine.state(name)
+    how = "running"
+    if state is not None and state.key != key:
+        engine.remove(name)
+        state, how = None, "replaced"
+    if state is None:
+        engine.create_multihomed(name, f"{ROOT_NS}.{klass.root}", nets,
+                                 {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag)
+        how = "created" if how == "running" else how
+    elif not state.running:
+        engine.start(name)
+        how = "started"
+    engine.wait_booted(name)
+    return how
+
+
+def down(klass: Class, engine: Engine) -> dict[str, list[str]]:
+    """The root first (it holds on to every student's network), then each student's lab."""
+    removed: dict[str, list[str]] = {}
+    for name in [root_lab_name(klass)] + [s.lab.name for s in klass.students]:
+        for kind, items in lifecycle.down(name, engine).items():
+            removed.setdefault(kind, []).extend(items)
+    return removed
+
+
+@dataclass(frozen=True)
+class StudentStatus:
+    name: str
+    lab: str
+    healthy: int
+    hosts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.healthy == self.hosts
+
+
+def status(klass: Class, engine: Engine) -> tuple[str, list[StudentStatus]]:
+    state = engine.state(root_container(klass))
+    if state is None or not state.running:
+        root = "missing" if state is None else "stopped"
+    else:
+        root = engine.exec(root_container(klass), "systemctl", "is-active", "named").stdout.strip()
+        root = "named " + (root or "unknown")
+    rows = [StudentStatus(s.name, s.lab.name, sum(r.healthy for r in lifecycle.status(s.lab, engine)),
+                          len(s.lab.hosts)) for s in klass.students]
+    return root, rows
+
+
+def status_table(klass: Class, root: str, rows: list[StudentStatus]) -> str:
+    lines = [f"class {klass.name}: lab root {klass.root} ({root_container(klass)}: {root}); "
+             f"DS {'in the root' if klass.ds == 'root' else 'taken in by the trainer'}",
+             f"{'STUDENT':<16} {'LAB':<32} {'ZONE':<30} HOSTS"]
+    by_name = {s.name: s for s in klass.students}
+    for r in rows:
+        lines.append(f"{r.name:<16} {r.lab:<32} {by_name[r.name].lab.domain:<30} "
+                     f"{r.healthy}/{r.hosts} healthy")
+    lines.append(f"{sum(r.ok for r in rows)} of {len(rows)} student labs healthy")
+    return "\n".join(lines)
