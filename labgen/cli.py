@@ -180,6 +180,8 @@ def cmd_class(args: argparse.Namespace) -> int:
     if args.action == "init":
         return cmd_init(args, "class.yml", "labgen class render")
     klass = load_class(args.config)
+    if args.action == "verify":
+        return _class_verify(args, klass)
     if args.action in ("up", "down", "status"):
         from .classroom import lifecycle as class_lifecycle
 
@@ -208,6 +210,28 @@ def cmd_class(args: argparse.Namespace) -> int:
         print(f"  {student.name:<16} {student.lab.domain:<28} {student.lab.ipv4_network}  "
               f"{student.lab.ipv6_network}  delegated {secure}")
     return 0
+
+
+def _class_verify(args: argparse.Namespace, klass) -> int:
+    import time
+
+    from .classroom import scoreboard
+
+    out = Path(args.config).parent / "build"
+    if args.html and not Path(args.html).parent.is_dir():
+        raise UsageError(f"cannot write {args.html}: folder {Path(args.html).parent} does not exist")
+    while True:
+        rows = scoreboard.collect(klass, Path(args.config), out)
+        now = dt.datetime.now(dt.timezone.utc)
+        if args.watch:
+            print("\033[H\033[2J", end="")  # clear the terminal: the board in place
+        print(scoreboard.table(klass, rows))
+        if args.html:
+            Path(args.html).write_text(scoreboard.html(klass, rows, now, args.watch), encoding="utf-8")
+        if not args.watch:
+            return 0 if all(r.passed for r in rows) else 1
+        print(f"(checked {now:%H:%M:%S} UTC; again in {args.watch} s; Ctrl-C stops)")
+        time.sleep(args.watch)
 
 
 def _lab_arguments(sub: argparse.ArgumentParser, output: bool = True, engine: bool = False) -> None:
@@ -311,6 +335,15 @@ def parser() -> argparse.ArgumentParser:
     crender.add_argument("-o", "--output", default=None,
                          help="build folder (default: build/ beside the class file)")
     crender.set_defaults(func=cmd_class)
+    cver = class_actions.add_parser("verify", help="every student's checks: the scoreboard",
+                                    description="Run labgen verify for every student (two at a time) "
+                                                "and print one row per student and standard; exit 0 "
+                                                "when every student passes every required check.")
+    cver.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+    cver.add_argument("--html", metavar="FILE", help="also write the scoreboard as one HTML page")
+    cver.add_argument("--watch", metavar="N", type=int, default=None,
+                      help="check again every N seconds (the page reloads itself too)")
+    cver.set_defaults(func=cmd_class)
     for name, text in (("up", "bring every student's lab and the lab root up (converges like labgen up)"),
                        ("down", "remove every container and network of the class, and nothing else"),
                        ("status", "one line per student; exit 0 when every lab and the root are healthy")):

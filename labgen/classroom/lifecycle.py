@@ -34,7 +34,7 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     total = len(klass.students)
     for n, student in enumerate(klass.students, 1):
         log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})")
-        lifecycle.up(student_lab(klass, student, anchor), student_builds(klass, folder), engine,
+        lifecycle.up(student_lab(klass, student, anchor), student_builds(folder), engine,
                      log=lambda line: log(f"   {line}"))
     log(f"== lab root {klass.root} (container {root_container(klass)})")
     root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))

@@ -133,13 +133,13 @@ def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime) -> 
     return root
 
 
-def student_builds(klass: Class, folder: Path) -> Path:
+def student_builds(folder: Path) -> Path:
     return folder / "students"
 
 
 def class_ds(klass: Class, folder: Path) -> dict:
     """What the root publishes for each student: the DS of its rendered zone, or None (ds: student)."""
-    return {s.name: student_ds(student_builds(klass, folder) / s.lab.name, s.lab.domain)
+    return {s.name: student_ds(student_builds(folder) / s.lab.name, s.lab.domain)
             if klass.ds == "root" else None for s in klass.students}
 
 
@@ -150,6 +150,6 @@ def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> 
     folder = out / klass.name
     key, anchor = root_anchor(klass, folder)
     for student in klass.students:
-        render(student_lab(klass, student, anchor), student_builds(klass, folder), now=now)
+        render(student_lab(klass, student, anchor), student_builds(folder), now=now)
     render_root(klass, folder, key, class_ds(klass, folder), now)
     return folder
