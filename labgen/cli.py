@@ -182,6 +182,13 @@ def cmd_class(args: argparse.Namespace) -> int:
     klass = load_class(args.config)
     if args.action == "verify":
         return _class_verify(args, klass)
+    if args.action == "ds":
+        from .classroom.lifecycle import take_in_ds
+
+        taken = take_in_ds(klass, Path(args.config).parent / "build", Engine("podman"), args.student,
+                           args.ds)
+        print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: {taken}")
+        return 0
     if args.action in ("up", "down", "status"):
         from .classroom import lifecycle as class_lifecycle
 
@@ -344,6 +351,15 @@ def parser() -> argparse.ArgumentParser:
     cver.add_argument("--watch", metavar="N", type=int, default=None,
                       help="check again every N seconds (the page reloads itself too)")
     cver.set_defaults(func=cmd_class)
+    cds = class_actions.add_parser(
+        "ds", help="ds: student: take a student's DS into the lab root",
+        description="Put a student's DS into the lab root and redeploy it: the DS given with --ds "
+                    "(as the student sends it), or one made from the zone's key-signing DNSKEY. A DS "
+                    "that matches no DNSKEY the student's name server publishes is refused.")
+    cds.add_argument("student", help="the student's name (s01, ...)")
+    cds.add_argument("--ds", default=None, metavar="'TAG ALG TYPE DIGEST'", help="the DS to take in")
+    cds.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+    cds.set_defaults(func=cmd_class)
     for name, text in (("up", "bring every student's lab and the lab root up (converges like labgen up)"),
                        ("down", "remove every container and network of the class, and nothing else"),
                        ("status", "one line per student; exit 0 when every lab and the root are healthy")):

@@ -59,7 +59,7 @@ class DeployError(LabgenError):
 
 
 class UsageError(LabgenError):
-    """The command cannot run as asked (verify before the lab is up, say)."""
+    """The command cannot run as asked (verify before the lab is up, say): one line, no phase."""
 
     exit_code = 2
-    phase = "verify"
+    phase = "labgen"

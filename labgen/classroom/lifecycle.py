@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+
+import dns.dnssec
+import dns.name
+import dns.rdata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from .. import deploy, image, lifecycle
 from ..engine import LABEL, Engine, network_name
 from ..errors import UsageError
 from .rootzone import (ON_STUDENT_NET, ROOT_NS, class_ds, render_root, root_anchor, root_container,
-                       root_lab_name, student_builds, student_lab)
+                       root_lab_name, student_builds, student_lab, take_ds)
 from .spec import Class
 
 
@@ -37,6 +41,15 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
         lifecycle.up(student_lab(klass, student, anchor), student_builds(folder), engine,
                      log=lambda line: log(f"   {line}"))
     log(f"== lab root {klass.root} (container {root_container(klass)})")
+    _root_up(klass, folder, engine, key, log)
+    log(f"class {klass.name} is up: {total} student labs under {klass.root}. A student enters "
+        "their workstation with:")
+    for student in klass.students:
+        log(f"   {student.name}: {engine.name} exec -it {student.lab.container(student.lab.role('client'))} bash")
+
+
+def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
+    """Render the root with the students' DS as they are now, and bring its name server up."""
     root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
     log(f"   container: {_ensure_root(klass, engine, tag)}")
@@ -45,10 +58,41 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
                                 artifacts, {"labgen_build": str(root.resolve())}, envvars=engine.own_env,
                                 log=lambda line: log(f"   {line}"))
     log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')}")
-    log(f"class {klass.name} is up: {total} student labs under {klass.root}. A student enters "
-        "their workstation with:")
-    for student in klass.students:
-        log(f"   {student.name}: {engine.name} exec -it {student.lab.container(student.lab.role('client'))} bash")
+    if deploy.changed(stats):  # the root zone changed: no resolver may answer from its cache
+        for student in klass.students:
+            resolver = student.lab.role("resolver")
+            if (state := engine.state(student.lab.container(resolver))) and state.running:
+                engine.exec(student.lab.container(resolver), "systemctl", "restart", "unbound")
+        log(f"   restarted the {len(klass.students)} students' resolvers to drop their caches")
+
+
+def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_text: str | None,
+               log=print) -> str:
+    """ds: student: put a student's DS into the lab root (given, or made from the zone's
+    published key), once it matches a DNSKEY the student's name server publishes."""
+    _require_podman(engine)
+    if klass.ds != "student":
+        raise UsageError(f"class {klass.name} has ds: root; labgen puts every student's DS in the "
+                         "root itself")
+    student = klass.student(name)
+    state = engine.state(root_container(klass))
+    if state is None or not state.running:
+        raise UsageError(f"class {klass.name} is not up; run labgen class up -c {klass.source} first")
+    ns = student.lab.role("authdns")
+    answer = engine.exec(root_container(klass), "dig", "+short", "+norecurse", "DNSKEY",
+                         student.lab.domain, f"@{ns.ipv4}").stdout
+    keys = [dns.rdata.from_text("IN", "DNSKEY", line) for line in answer.splitlines() if line.strip()]
+    if ds_text is None:
+        sep = [k for k in keys if k.flags & 1]
+        if not sep:
+            raise UsageError(f"{ns.fqdn} publishes no key-signing DNSKEY for {student.lab.domain}; "
+                             "is the zone signed?")
+        ds_text = dns.dnssec.make_ds(dns.name.from_text(student.lab.domain), sep[0], "SHA256").to_text()
+    folder = out / klass.name
+    taken = take_ds(klass, folder, student, ds_text, keys)
+    key, _ = root_anchor(klass, folder)
+    _root_up(klass, folder, engine, key, log)
+    return taken
 
 
 def _attachments(klass: Class) -> list[tuple[str, str, str]]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
 import yaml
 
+import dns.dnssec
+import dns.exception
 import dns.name
 import dns.rdata
 import dns.zone
@@ -19,7 +22,7 @@ import dns.zone
 from .. import dnszone, pki
 from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
 from ..errors import UsageError
-from ..spec import Lab, Parent
+from ..spec import Lab, Parent, _show
 from .spec import Class, Student
 
 ROOT_NS = "ns"  # the root's name server: ns.<root>
@@ -137,10 +140,44 @@ def student_builds(folder: Path) -> Path:
     return folder / "students"
 
 
+TAKEN = "taken-ds.json"  # ds: student: the DS the trainer took in, per student
+
+
 def class_ds(klass: Class, folder: Path) -> dict:
-    """What the root publishes for each student: the DS of its rendered zone, or None (ds: student)."""
-    return {s.name: student_ds(student_builds(folder) / s.lab.name, s.lab.domain)
-            if klass.ds == "root" else None for s in klass.students}
+    """What the root publishes for each student: the DS of its rendered zone (ds: root), or the
+    DS the trainer took in (ds: student; None until then: the delegation is insecure)."""
+    if klass.ds == "root":
+        return {s.name: student_ds(student_builds(folder) / s.lab.name, s.lab.domain)
+                for s in klass.students}
+    try:
+        taken = json.loads((folder / "root" / TAKEN).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        taken = {}
+    return {s.name: dns.rdata.from_text("IN", "DS", taken[s.name]) if s.name in taken else None
+            for s in klass.students}
+
+
+def take_ds(klass: Class, folder: Path, student: Student, ds_text: str, dnskeys: list) -> str:
+    """Record a student's DS for the root, if it matches one of the zone's DNSKEYs (with the
+    SEP flag, as a DS must); returns the DS as the root will publish it."""
+    try:
+        ds = dns.rdata.from_text("IN", "DS", ds_text)
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise UsageError(f"{_show(ds_text)} is not a DS record (key tag, algorithm, digest type, "
+                         f"digest): {exc}") from None
+    owner = dns.name.from_text(student.lab.domain)
+    digest = {1: "SHA1", 2: "SHA256", 4: "SHA384"}.get(ds.digest_type)
+    matches = digest and any(key.flags & 1 and dns.dnssec.make_ds(owner, key, digest) == ds
+                             for key in dnskeys)
+    if not matches:
+        tags = ", ".join(str(dns.dnssec.key_id(k)) for k in dnskeys) or "none"
+        raise UsageError(f"the DS {ds.to_text()} matches no DNSKEY of {student.lab.domain} "
+                         f"(the zone's key tags: {tags}); refused")
+    path = folder / "root" / TAKEN
+    taken = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    taken[student.name] = ds.to_text()
+    path.write_text(json.dumps(taken, indent=1) + "\n", encoding="utf-8")
+    return ds.to_text()
 
 
 def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> Path:
