@@ -182,6 +182,12 @@ def cmd_class(args: argparse.Namespace) -> int:
     klass = load_class(args.config)
     if args.action == "verify":
         return _class_verify(args, klass)
+    if args.action == "handouts":
+        from .classroom import handouts
+
+        written = handouts.write(klass, Path(args.config).parent / "build" / klass.name, Path(args.dir))
+        print(f"wrote {len(written)} handouts (Markdown and HTML) into {args.dir}")
+        return 0
     if args.action == "ds":
         from .classroom.lifecycle import take_in_ds
 
@@ -360,6 +366,13 @@ def parser() -> argparse.ArgumentParser:
     cds.add_argument("--ds", default=None, metavar="'TAG ALG TYPE DIGEST'", help="the DS to take in")
     cds.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
     cds.set_defaults(func=cmd_class)
+    chand = class_actions.add_parser("handouts", help="one page per student (Markdown and HTML)",
+                                     description="Write DIR/<student>.md and .html: the student's zone, "
+                                                 "addresses and hosts, how to enter the workstation, "
+                                                 "commands to try and the assigned exercises.")
+    chand.add_argument("dir", help="folder for the handouts")
+    chand.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+    chand.set_defaults(func=cmd_class)
     for name, text in (("up", "bring every student's lab and the lab root up (converges like labgen up)"),
                        ("down", "remove every container and network of the class, and nothing else"),
                        ("status", "one line per student; exit 0 when every lab and the root are healthy")):

@@ -47,6 +47,7 @@ class Class:
     root_ipv6: ipaddress.IPv6Network
     students: tuple[Student, ...]
     source: str
+    exercises: tuple[str, ...] = ()  # assigned to every student (the handouts list them)
 
     def student(self, name: str) -> Student:
         found = next((s for s in self.students if s.name == name), None)
@@ -127,6 +128,7 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
     for key in CLASS_KEYS:
         if key in settings:
             fail(f"is set by the class ({CLASS_KEYS[key]}); remove it", f"lab.{key}")
+    exercises = _exercises(top)
     top.done()
     built = []
     for i, student in enumerate(students, 1):
@@ -137,4 +139,19 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
         except SpecError as exc:  # the lab keys live under lab: in a class file
             raise SpecError(str(exc).replace(f"{source}: ", f"{source}: lab.", 1)) from None
     return Class(name=name, root=root, ds=ds, ipv4_network=ipv4, ipv6_network=ipv6,
-                 root_ipv4=v4[0], root_ipv6=v6[0], students=tuple(built), source=source)
+                 root_ipv4=v4[0], root_ipv6=v6[0], students=tuple(built), source=source,
+                 exercises=exercises)
+
+
+def _exercises(top: _Section) -> tuple[str, ...]:
+    from ..exercises import catalogue
+    from ..spec import _did_you_mean
+
+    value = top.get("exercises", [])
+    if not isinstance(value, list):
+        top.fail("must be a list of exercise ids (labgen exercise list)", "exercises")
+    for i, exercise_id in enumerate(value):
+        if exercise_id not in catalogue():
+            top.fail(f"{_show(exercise_id)} is not an exercise{_did_you_mean(str(exercise_id), list(catalogue()))}"
+                     "; labgen exercise list shows them", f"exercises[{i}]")
+    return tuple(value)

@@ -1,0 +1,37 @@
+"""labgen class handouts DIR: one page per student (Markdown, and HTML to print): the zone,
+addresses and hosts, how to enter the workstation, commands to try, assigned exercises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UsageError
+from ..exercises import catalogue
+from ..render import environment
+from .rootzone import class_student_lab
+from .spec import Class
+
+
+def write(klass: Class, folder: Path, dest: Path, engine: str = "podman") -> list[Path]:
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write handouts into {dest}: {exc.strerror}") from None
+    anchor = (folder / "root" / "dns" / f"{klass.root}.ds")
+    if not anchor.exists():
+        raise UsageError(f"class {klass.name} is not rendered yet; run labgen class up -c {klass.source}")
+    env = environment()
+    written = []
+    for i, student in enumerate(klass.students):
+        lab = class_student_lab(klass, student, folder)
+        other = klass.students[(i + 1) % len(klass.students)].lab.domain
+        exercises = [catalogue()[e] for e in klass.exercises]
+        markdown = env.get_template("class/handout.md.j2").render(
+            klass=klass, student=student, lab=lab, web=lab.web[0], other=other, engine=engine,
+            anchor=anchor.read_text(encoding="utf-8").strip(),
+            exercises=[e for e in exercises if e.not_applicable(lab) is None])
+        (dest / f"{student.name}.md").write_text(markdown, encoding="utf-8")
+        (dest / f"{student.name}.html").write_text(env.get_template("class/handout.html.j2").render(
+            lab=lab, student=student, markdown=markdown), encoding="utf-8")
+        written.append(dest / f"{student.name}.md")
+    return written
