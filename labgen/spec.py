@@ -493,14 +493,20 @@ class _SafeLabLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def resource_name(top: "_Section", default: str, pattern: re.Pattern, what: str, longest: int) -> str:
+    """The name of a lab or a class: it names containers and networks."""
+    name = top.typed("name", str, default)
+    if not pattern.fullmatch(name):
+        top.fail(f"{_show(name)} is not a valid {what} name: 1-{longest} lowercase letters, digits "
+                 "and '-', starting with a letter (it names containers and networks)", "name")
+    return name
+
+
 def parse(data: Any, source: str = "lab.yml") -> Lab:
     top = _Section(data, "", source)
     fail = top.fail
 
-    name = top.typed("name", str, "demo")
-    if not LAB_NAME_RE.fullmatch(name):
-        fail(f"{_show(name)} is not a valid lab name: 1-32 lowercase letters, digits and '-', "
-             "starting with a letter (it names containers and networks)", "name")
+    name = resource_name(top, "demo", LAB_NAME_RE, "lab", 32)
     domain = domain_name(top.get("domain", "lab.example"), "domain", fail)
     profile = load_profile(top.choice("profile", tuple(PROFILES), "modern"))
     target = _target(top)

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from ..errors import SpecError
-from ..spec import Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text, subnet
+from ..spec import (Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text,
+                    resource_name, subnet)
 
 CLASS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")  # 16: lab names are 32
 STUDENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,13}[a-z0-9]$|^[a-z]$")  # 15: <class>-<student>
@@ -107,10 +108,7 @@ def _plan(net, count: int, prefix: int, where: str, fail) -> list:
 def parse_class(data: Any, source: str = "class.yml") -> Class:
     top = _Section(data, "", source)
     fail = top.fail
-    name = top.typed("name", str, "class")
-    if not CLASS_NAME_RE.fullmatch(name):
-        fail(f"{_show(name)} is not a valid class name: 1-16 lowercase letters, digits and '-', "
-             "starting with a letter (it names containers and networks)", "name")
+    name = resource_name(top, "class", CLASS_NAME_RE, "class", 16)
     root = domain_name(top.get("root", "class.example"), "root", fail)
     students = _students(top)
     ds = top.choice("ds", DS_MODES, "root")
