@@ -154,6 +154,15 @@ def cmd_exercise(args: argparse.Namespace) -> int:
         print(session.as_json(rows) if args.json else session.markdown_table() if args.markdown
               else session.list_text(rows, lab), end="\n" if not args.json else "")
         return 0
+    if getattr(args, "all", False):  # every student of the class file, one after the other
+        if args.student:
+            raise UsageError("give --student NAME or --all, not both")
+        code = 0
+        for student in _class(args).students:
+            print(f"== {student.name}")
+            code = max(code, cmd_exercise(argparse.Namespace(**{**vars(args), "all": False,
+                                                                "student": student.name})))
+        return code
     lab = load_lab(args)
     build = build_folder(args) / lab.name
     engine = Engine(lab.engine)
@@ -402,6 +411,9 @@ def parser() -> argparse.ArgumentParser:
             act.add_argument("id", nargs=None if id_arg == "required" else "?", default=None,
                              help="exercise id (labgen exercise list)")
         _lab_arguments(act)
+        if name != "list":
+            act.add_argument("--all", action="store_true",
+                             help="every student of the class file given with -c")
         if name == "list":
             act.add_argument("--json", action="store_true", help="as JSON")
             act.add_argument("--markdown", action="store_true", help="as README's Markdown table")

@@ -114,6 +114,20 @@ def test_the_handouts_name_each_students_zone_hosts_and_exercises(klass, tmp_pat
         assert (tmp_path / f"{student.name}.html").read_text().startswith("<!DOCTYPE html>")
 
 
+def test_a_second_up_changes_nothing_and_a_killed_root_is_repaired(klass):
+    config, model, _ = klass
+    again = labgen(config, "class", "up")
+    assert again.returncode == 0, again.stderr
+    deploys = re.findall(r"deploy: (\d+) change", again.stdout)
+    assert len(deploys) == len(model.students) + 1 and set(deploys) == {"0"}, again.stdout
+    assert "container: running" in again.stdout
+    run(["podman", "kill", "labgen-ctest-root"])
+    repaired = labgen(config, "class", "up")
+    assert repaired.returncode == 0 and "container: started" in repaired.stdout, repaired.stdout[-2000:]
+    answer = client(klass, "s01", "dig +dnssec nginx.s02.class.example A").stdout
+    assert re.search(r"flags: [a-z ]*\bad\b", answer), answer
+
+
 def test_ds_student_leaves_a_delegation_insecure_until_the_trainer_takes_the_ds_in(klass):
     config, model, _ = klass
     data = {**CLASS, "ds": "student"}
@@ -131,6 +145,22 @@ def test_ds_student_leaves_a_delegation_insecure_until_the_trainer_takes_the_ds_
     finally:
         config.write_text(yaml.safe_dump(CLASS), encoding="utf-8")
         labgen(config, "class", "up")
+
+
+def test_an_exercise_for_the_whole_class_and_for_one_student(klass):
+    config, model, _ = klass
+    start = labgen(config, "exercise", "start", "hsts-one-day", "--all")
+    try:
+        assert start.returncode == 0, start.stderr
+        assert all(f"== {s.name}" in start.stdout for s in model.students)
+        assert start.stdout.count("exercise hsts-one-day started on lab ctest-") == 3
+        status = labgen(config, "exercise", "status", "--student", "s03")
+        assert "ACTIVE  hsts-one-day" in status.stdout
+        both = labgen(config, "exercise", "status", "--all", "--student", "s01")
+        assert both.returncode == 2 and "give --student NAME or --all, not both" in both.stderr
+    finally:
+        solved = labgen(config, "exercise", "solve", "hsts-one-day", "--all")
+    assert solved.returncode == 0 and solved.stdout.count("put back the rendered copy of 1 file") == 3
 
 
 def test_down_removes_the_class_and_nothing_else(klass, running_lab):
