@@ -115,3 +115,20 @@ def test_a_second_render_keeps_the_root_key(tmp_path):
     klass = parse_class({"name": "c", "students": 1})
     first = (render_class(klass, tmp_path) / "root" / "dns" / "class.example.ds").read_text()
     assert (render_class(klass, tmp_path) / "root" / "dns" / "class.example.ds").read_text() == first
+
+
+def test_taking_a_ds_in_is_refused_where_labgen_puts_every_ds_in_the_root(tmp_path):
+    config = tmp_path / "class.yml"
+    config.write_text(yaml.safe_dump({"name": "c", "students": 2}))
+    result = run([sys.executable, "-m", "labgen", "class", "ds", "s01", "-c", str(config)])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("labgen: error: class c has ds: root; labgen puts every "
+                                     "student's DS in the root itself")
+
+
+def test_a_student_of_a_class_that_is_not_rendered_is_refused(tmp_path):
+    config = tmp_path / "class.yml"
+    config.write_text(yaml.safe_dump({"name": "c", "students": 2}))
+    result = run([sys.executable, "-m", "labgen", "verify", "-c", str(config), "--student", "s01"])
+    assert result.returncode == 2
+    assert "class c has no lab root yet" in result.stderr and "labgen class up -c" in result.stderr
