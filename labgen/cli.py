@@ -35,10 +35,15 @@ def cmd_init(args: argparse.Namespace, file_name: str = "lab.yml", render_hint: 
     return 0
 
 
+def _base(args: argparse.Namespace) -> Path:
+    """-o, else build/ beside the lab or class file, so the folder a command is typed in never
+    decides which keys a lab gets."""
+    return Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
+
+
 def build_folder(args: argparse.Namespace) -> Path:
-    """The build folder: -o, else build/ beside the lab file, so the folder a command is typed
-    in never decides which keys a lab gets. A student's lab lives in its class's build."""
-    base = Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
+    """The build folder of a lab; a student's lab lives in its class's build."""
+    base = _base(args)
     if getattr(args, "student", None):
         from .classroom.rootzone import student_builds
         return student_builds(base / _class(args).name)
@@ -56,9 +61,8 @@ def load_lab(args: argparse.Namespace):
     if not getattr(args, "student", None):
         return load(args.config)
     from .classroom.rootzone import class_student_lab
-    base = Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
     klass = _class(args)
-    return class_student_lab(klass, klass.student(args.student), base / klass.name)
+    return class_student_lab(klass, klass.student(args.student), _base(args) / klass.name)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -194,13 +198,13 @@ def cmd_class(args: argparse.Namespace) -> int:
     if args.action == "handouts":
         from .classroom import handouts
 
-        written = handouts.write(klass, Path(args.config).parent / "build" / klass.name, Path(args.dir))
+        written = handouts.write(klass, _base(args) / klass.name, Path(args.dir))
         print(f"wrote {len(written)} handouts (Markdown and HTML) into {args.dir}")
         return 0
     if args.action == "ds":
         from .classroom.lifecycle import take_in_ds
 
-        taken = take_in_ds(klass, Path(args.config).parent / "build", Engine("podman"), args.student,
+        taken = take_in_ds(klass, _base(args), Engine("podman"), args.student,
                            args.ds)
         print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: {taken}")
         return 0
@@ -208,7 +212,7 @@ def cmd_class(args: argparse.Namespace) -> int:
         from .classroom import lifecycle as class_lifecycle
 
         engine = Engine(args.engine or "podman")
-        out = Path(args.output) if getattr(args, "output", None) else Path(args.config).parent / "build"
+        out = _base(args)
         if args.action == "up":
             class_lifecycle.up(klass, out, engine)
             root, rows = class_lifecycle.status(klass, engine)
@@ -222,7 +226,7 @@ def cmd_class(args: argparse.Namespace) -> int:
         root, rows = class_lifecycle.status(klass, engine)
         print(class_lifecycle.status_table(klass, root, rows))
         return 0 if root == "named active" and all(r.ok for r in rows) else 1
-    folder = render_class(klass, Path(args.output) if args.output else Path(args.config).parent / "build")
+    folder = render_class(klass, _base(args))
     print(f"rendered class {klass.name} into {folder}: the lab root {klass.root} and "
           f"{len(klass.students)} student labs")
     anchor = (folder / "root" / "dns" / f"{klass.root}.ds").read_text(encoding="utf-8").strip()
@@ -239,7 +243,7 @@ def _class_verify(args: argparse.Namespace, klass) -> int:
 
     from .classroom import scoreboard
 
-    out = Path(args.config).parent / "build"
+    out = _base(args)
     if args.html and not Path(args.html).parent.is_dir():
         raise UsageError(f"cannot write {args.html}: folder {Path(args.html).parent} does not exist")
     while True:

@@ -38,7 +38,7 @@ def signing_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=SIGNATURE_DAYS)
 
 
-def _serial(now: dt.datetime) -> int:
+def serial_for(now: dt.datetime) -> int:
     """The signing day as the SOA serial: same-day renders match."""
     return int(signing_window(now)[0].strftime("%Y%m%d00"))
 
@@ -46,7 +46,7 @@ def _serial(now: dt.datetime) -> int:
 def build(lab: Lab, tlsa: dict[str, list[str]], bogus_ds, now: dt.datetime) -> dns.zone.Zone:
     """The unsigned zone. tlsa maps a web host's name to its TLSA rdata texts; bogus_ds is the
     DS of the broken child zone, so the break is in its signatures, not in the chain."""
-    serial = _serial(now)
+    serial = serial_for(now)
     origin = dns.name.from_text(lab.domain)
     zone = dns.zone.Zone(origin)
     ns = lab.role("authdns")
@@ -81,7 +81,7 @@ def bogus_name(lab: Lab) -> str:
 
 def build_bogus(lab: Lab, now: dt.datetime) -> dns.zone.Zone:
     """The deliberately broken child zone: its apex A record, signed like the parent."""
-    serial = _serial(now)
+    serial = serial_for(now)
     ns = lab.role("authdns")
     zone = dns.zone.Zone(dns.name.from_text(bogus_name(lab)))
     for rdtype, text in (("SOA", f"{ns.fqdn}. hostmaster.{lab.domain}. {serial} 7200 3600 1209600 "

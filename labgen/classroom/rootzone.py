@@ -47,25 +47,27 @@ def student_lab(klass: Class, student: Student, root_ds) -> Lab:
 def class_student_lab(klass: Class, student: Student, folder: Path) -> Lab:
     """A student's lab of a rendered class, trusting the lab root's DS as rendered."""
     path = folder / "root" / "dns" / f"{klass.root}.ds"
-    try:
-        line = path.read_text(encoding="utf-8").split()
-    except OSError:
+    if not path.is_file():
         raise UsageError(f"class {klass.name} has no lab root yet ({path} is missing); run "
-                         f"labgen class up -c {klass.source} first") from None
-    return student_lab(klass, student, dns.rdata.from_text("IN", "DS", " ".join(line[4:])))
+                         f"labgen class up -c {klass.source} first")
+    return student_lab(klass, student, _read_ds(path))
+
+
+def _read_ds(path: Path):
+    """The DS of a trust anchor file as labgen writes it ('<zone>. TTL IN DS <rdata>')."""
+    return dns.rdata.from_text("IN", "DS", " ".join(path.read_text(encoding="utf-8").split()[4:]))
 
 
 def student_ds(build: Path, domain: str):
     """A student's DS as labgen rendered it (build/<lab>/dns/<zone>.ds)."""
-    line = (build / "dns" / f"{domain}.ds").read_text(encoding="utf-8").split()
-    return dns.rdata.from_text("IN", "DS", " ".join(line[4:]))
+    return _read_ds(build / "dns" / f"{domain}.ds")
 
 
 def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.zone.Zone:
     """The unsigned root zone; ds maps each student to the DS to publish (None: insecure)."""
     origin = dns.name.from_text(klass.root)
     zone = dns.zone.Zone(origin)
-    serial = int(dnszone.signing_window(now)[0].strftime("%Y%m%d00"))
+    serial = dnszone.serial_for(now)
 
     def add(name: str, rdtype: str, text: str) -> None:
         zone.find_rdataset(name, rdtype, create=True).add(

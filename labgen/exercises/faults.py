@@ -97,7 +97,8 @@ def reload_services(lab: Lab, engine: Engine, hosts) -> None:
 def restore(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> int:
     """Put back the rendered copy of every file the fault touched; returns how many."""
     hosts: dict[str, Host] = {}
-    for name, path in sorted(touched(lab, exercise)):
+    paths = sorted(touched(lab, exercise))
+    for name, path in paths:
         host = next(h for h in lab.hosts if h.name == name)
         rendered = build / "hosts" / name / path.lstrip("/")
         if rendered.is_file():
@@ -106,7 +107,7 @@ def restore(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> int:
             _sh(lab, engine, host, f"rm -rf {shlex.quote(path)}")
         hosts[name] = host
     reload_services(lab, engine, hosts.values())
-    return len(touched(lab, exercise))
+    return len(paths)
 
 
 def changed(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> bool:
