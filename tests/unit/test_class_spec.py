@@ -8,6 +8,8 @@ import sys
 
 import dns.dnssec
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 import pytest
@@ -83,6 +85,42 @@ def _zone(path, origin):
     return dns.zone.from_file(str(path), origin=origin, relativize=False)
 
 
+def _validate_signatures(zone, origin, dnskey) -> set:
+    """Validate every RRSIG of the zone with the zone's DNSKEY; returns the (name, type) of each
+    RRset signed. dnspython files an RRSIG rdataset under the type it covers (rdtype RRSIG,
+    covers A), so the signatures are found by their covered type, never as plain 'RRSIG'."""
+    signed = set()
+    for name, node in zone.nodes.items():
+        for rdataset in node.rdatasets:
+            if rdataset.rdtype != dns.rdatatype.RRSIG:
+                continue
+            covered = rdataset.covers
+            rrset = zone.find_rrset(name, covered)
+            rrsigs = zone.find_rdataset(name, dns.rdatatype.RRSIG, covers=covered)
+            for rrsig in rrsigs:
+                dns.dnssec.validate_rrsig(rrset, rrsig, {origin: dnskey})
+            signed.add((name, covered))
+    return signed
+
+
+def _authoritative(zone, origin) -> set:
+    """The (name, type) of every RRset a zone signs (RFC 4035 section 2.2): all of its own data,
+    at a delegation only the DS and NSEC, and never the glue below it."""
+    cuts = {n for n, node in zone.nodes.items()
+            if n != origin and node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NS)}
+    owned = set()
+    for name, node in zone.nodes.items():
+        if any(name != cut and name.is_subdomain(cut) for cut in cuts):
+            continue  # glue
+        for rdataset in node.rdatasets:
+            if rdataset.rdtype == dns.rdatatype.RRSIG:
+                continue
+            if name in cuts and rdataset.rdtype not in (dns.rdatatype.DS, dns.rdatatype.NSEC):
+                continue
+            owned.add((name, rdataset.rdtype))
+    return owned
+
+
 @pytest.mark.parametrize("ds", ["root", "student"])
 def test_the_lab_root_delegates_to_every_student_and_validates(tmp_path, ds):
     klass = parse_class({"name": "c", "students": 2, "ds": ds})
@@ -92,10 +130,9 @@ def test_the_lab_root_delegates_to_every_student_and_validates(tmp_path, ds):
     dnskey = root.find_rrset(origin, "DNSKEY")
     anchor = (folder / "root" / "dns" / "class.example.ds").read_text().split()
     assert dns.dnssec.make_ds(origin, dnskey[0], "SHA256").to_text() == " ".join(anchor[4:])
-    for name, node in root.nodes.items():  # every RRSIG verifies with the root's key
-        for rrsig in node.get_rdataset(1, "RRSIG") or []:
-            rrset = root.find_rrset(name, rrsig.type_covered)
-            dns.dnssec.validate_rrsig(rrset, rrsig, {origin: dnskey})
+    signed = _validate_signatures(root, origin, dnskey)  # every RRSIG verifies with the root's key
+    assert signed == _authoritative(root, origin)  # and every RRset the root must sign is signed
+    assert len(signed) >= 7 + (2 if ds == "root" else 0)  # SOA NS DNSKEY NSEC, ns A AAAA NSEC (+DS)
     for student in klass.students:
         child = dns.name.from_text(student.lab.domain)
         assert root.find_rrset(child, "NS")[0].target.to_text() == f"ns1.{student.lab.domain}."
@@ -109,6 +146,35 @@ def test_the_lab_root_delegates_to_every_student_and_validates(tmp_path, ds):
                      student.lab.domain)
         key = zone.find_rrset(child, "DNSKEY")[0]
         assert published[0] == dns.dnssec.make_ds(child, key, "SHA256")  # the chain holds
+
+
+@pytest.mark.parametrize("tamper", ["signature", "data", "unsigned"])
+def test_the_root_zone_check_fails_on_a_broken_signature(tmp_path, tamper):
+    """The check above can fail: one flipped bit in a signature, a record changed after signing,
+    or a signature removed."""
+    klass = parse_class({"name": "c", "students": 1})
+    folder = render_class(klass, tmp_path, now=dt.datetime.now(dt.timezone.utc))
+    root = _zone(folder / "root" / "dns" / "db.class.example", "class.example")
+    origin = dns.name.from_text("class.example")
+    dnskey = root.find_rrset(origin, "DNSKEY")
+    name = dns.name.from_text("ns.class.example")
+    rrsigs = root.find_rdataset(name, dns.rdatatype.RRSIG, covers=dns.rdatatype.A)
+    if tamper == "signature":
+        rrsig = rrsigs[0]
+        broken = rrsig.replace(signature=rrsig.signature[:-1] + bytes([rrsig.signature[-1] ^ 1]))
+        rrsigs.clear()
+        rrsigs.add(broken)
+    elif tamper == "data":
+        a = root.find_rdataset(name, dns.rdatatype.A)
+        a.clear()
+        a.add(dns.rdata.from_text("IN", "A", "10.100.0.99"))
+    else:
+        root.find_node(name).delete_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, dns.rdatatype.A)
+    if tamper == "unsigned":
+        assert _validate_signatures(root, origin, dnskey) != _authoritative(root, origin)
+    else:
+        with pytest.raises(dns.dnssec.ValidationFailure):
+            _validate_signatures(root, origin, dnskey)
 
 
 def test_a_second_render_keeps_the_root_key(tmp_path):
