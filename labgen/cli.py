@@ -175,7 +175,8 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     elif args.action == "hint":
         print(session.hint(lab, build, args.id))
     elif args.action == "check":
-        code, text = session.check(lab, args.config, build, engine, args.id, args.student)
+        code, text = session.check(lab, args.config, build, engine, args.id, args.student,
+                                   reload=lambda: load_lab(args))
         print(text)
         return code
     elif args.action == "status":

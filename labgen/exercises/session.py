@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import verify
@@ -14,6 +15,7 @@ from ..lifecycle import require_up
 from ..spec import Lab
 from . import Exercise, Row, catalogue
 from .faults import FaultError, changed, restore, run_steps, touched
+from .pin import changed_keys, fingerprint, key_names, require_unchanged
 from .state import State, duration, took
 
 
@@ -62,6 +64,7 @@ def start(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str) 
     if exercise.id in state.active:
         raise UsageError(f"exercise {exercise.id} is already active on lab {lab.name}; "
                          f"labgen exercise check {exercise.id} grades it")
+    require_unchanged(state.pins(), lab, config)  # every active exercise grades one lab
     mine = touched(lab, exercise)
     for other in state.active:
         if shared := mine & touched(lab, find(other)):
@@ -76,7 +79,7 @@ def start(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str) 
     except BaseException:
         restore(lab, build, engine, exercise)  # no half-broken lab
         raise
-    state.start(exercise.id)
+    state.start(exercise.id, fingerprint(lab))  # the lab it is graded against: see pin.py
     state.save()
     return (f"exercise {exercise.id} started on lab {lab.name} ({exercise.level}; "
             f"{', '.join(exercise.standards)})\n\n{exercise.title}\n\n{exercise.task}\n\n"
@@ -112,18 +115,23 @@ def _plural(n: int, noun: str) -> str:
 
 
 def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str | None,
-          student: str | None = None) -> tuple[int, str]:
+          student: str | None = None, reload: Callable[[], Lab] | None = None) -> tuple[int, str]:
     """Grade the exercise (or every active one): solved when its checks pass and no other
-    required check fails that no other active exercise explains."""
-    require_up(lab, engine, config)
+    required check fails that no other active exercise explains. The lab must be the one pinned
+    at start (the checks read their expected values from the lab file); reload gives the lab
+    file's lab again, to compare once more after the checks read it."""
     state = State.load(build)
     if exercise_id is None and not state.active:
         raise UsageError(f"no exercise is active on lab {lab.name}; start one with "
                          "labgen exercise start ID (labgen exercise list shows them)")
     graded = [_active(state, lab, exercise_id)] if exercise_id else [find(i) for i in state.active]
     active = [find(i) for i in state.active]
+    require_unchanged(state.pins(), lab, config)
+    require_up(lab, engine, config)
     _, outcomes = verify.run_checks(Path(config), student=student, only=lambda c: c.level == "required"
                                     or any(e.covers(c.id, c.needs, c.fetches) for e in graded))
+    if reload is not None:  # the file the checks read is the pinned lab too, not an edit made meanwhile
+        require_unchanged(state.pins(), reload(), config)
     if not outcomes:
         raise UsageError("no check ran; is the lab file the one of the running lab?")
     rows = [Row(o.check.id, o.check.needs, o.check.fetches, o.check.level, o.target, o.variant)
@@ -179,8 +187,12 @@ def status(lab: Lab, build: Path) -> str:
     state = State.load(build)
     lines = [f"lab {lab.name}: {_plural(len(state.active), 'active exercise')}"]
     for exercise_id, entry in state.active.items():
+        pinned = entry.get("lab")
+        keys = key_names(changed_keys(pinned, lab), lab) if pinned else []
+        note = (f"; the lab file changed since it started ({', '.join(keys)}): check refuses to "
+                "grade it" if keys else "")
         lines.append(f"  ACTIVE  {exercise_id:<24} for {duration(state.elapsed(exercise_id))}, "
-                     f"{entry['hints']} of {len(find(exercise_id).hints)} hints shown")
+                     f"{entry['hints']} of {len(find(exercise_id).hints)} hints shown{note}")
     for record in state.history:
         hints = _plural(record["hints"], "hint")
         lines.append(f"  {record['result'].upper() if record['result'] == 'solved' else 'ENDED':<7} "

@@ -35,7 +35,8 @@ def took(record: dict) -> float:
 @dataclass
 class State:
     path: Path
-    active: dict[str, dict] = field(default_factory=dict)  # id -> {"started": iso, "hints": n}
+    # id -> {"started": iso, "hints": n, "lab": {lab-file key: digest}} (the pinned lab)
+    active: dict[str, dict] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)  # ended ones: id, started, ended, hints, result
 
     @classmethod
@@ -55,14 +56,21 @@ class State:
                        encoding="utf-8")
         os.replace(tmp, self.path)
 
-    def start(self, exercise_id: str) -> None:
-        self.active[exercise_id] = {"started": now().isoformat(), "hints": 0}
+    def start(self, exercise_id: str, lab: dict[str, str]) -> None:
+        """lab: the pinned lab (pin.fingerprint), which check grades against."""
+        self.active[exercise_id] = {"started": now().isoformat(), "hints": 0, "lab": lab}
+
+    def pins(self, exercise_ids=None) -> dict[str, dict[str, str] | None]:
+        """Exercise id -> the lab pinned at its start (None: started by an older labgen)."""
+        ids = self.active if exercise_ids is None else exercise_ids
+        return {i: self.active[i].get("lab") for i in ids}
 
     def elapsed(self, exercise_id: str) -> float:
         return (now() - dt.datetime.fromisoformat(self.active[exercise_id]["started"])).total_seconds()
 
     def end(self, exercise_id: str, result: str) -> dict:
         entry = self.active.pop(exercise_id)
+        entry.pop("lab", None)  # the pin matters while the exercise runs
         record = {"id": exercise_id, **entry, "ended": now().isoformat(), "result": result}
         self.history.append(record)
         return record
