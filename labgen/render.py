@@ -272,7 +272,7 @@ def host_paths(lab: Lab, host: Host) -> dict[str, str]:
                 "zone_source": dnszone.source_path(zone_path(lab)), "key_dir": dnszone.KEY_DIR}
     if host.role == "resolver":
         return {"unbound_conf": "/etc/unbound/unbound.conf", "anchor": anchor_path(lab)}
-    if host.role == "client":
+    if host.role in ("client", "probe"):  # the student's workstation and the grader's
         return {"anchor": f"{CLIENT_DIR}/{lab.anchor_domain}.ds"}
     paths = {**{f"{part}_{kind}": path for kind in lab.profile.certificate_types
                 for part, path in cert_paths(host, kind).items()},
@@ -317,7 +317,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         files[paths["unbound_conf"]] = text("dns/unbound.conf.j2")
         files["/etc/default/unbound"] = text("dns/unbound.default.j2")
         files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
-    elif host.role == "client":
+    elif host.role in ("client", "probe"):
         files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
         files[f"{CLIENT_DIR}/trust-anchors.conf"] = (m.delv_anchors.encode(), PUBLIC)
     else:

@@ -23,6 +23,7 @@ import yaml
 from .capabilities import DEFAULT_TARGET, TARGETS, Target
 from .errors import SpecError
 from .profiles import PROFILES, Profile, load_profile
+from .text import printable
 
 SOFTWARE = ("nginx", "apache")
 ENGINES = ("podman", "docker")
@@ -31,7 +32,9 @@ DENIAL = ("nsec", "nsec3")
 # Infrastructure hosts: (name, role, address offset in the lab subnets). Web hosts follow.
 # The child zone served with a broken signature (dnszone): its name is taken too.
 BOGUS = "bogus"  # a child zone served with a broken signature: resolvers must refuse it
-INFRA_HOSTS = (("ns1", "authdns", 10), ("resolver", "resolver", 11), ("client", "client", 12))
+# The probe is labgen's own vantage point for the checks (labgen.vantage): no student gets it.
+INFRA_HOSTS = (("ns1", "authdns", 10), ("resolver", "resolver", 11), ("client", "client", 12),
+               ("probe", "probe", 13))
 WEB_OFFSET = 20
 # Ranges a lab may use: private and documentation space, never someone's real addresses.
 ALLOWED_V4 = tuple(ipaddress.ip_network(n) for n in (
@@ -70,7 +73,7 @@ RENDERED_RE = re.compile(r"^[A-Za-z0-9 '()*+,./:;=?@!&~_\[\]|^-]*$")
 @dataclass(frozen=True)
 class Host:
     name: str
-    role: str  # authdns | resolver | client | web
+    role: str  # authdns | resolver | client | probe | web
     fqdn: str
     ipv4: ipaddress.IPv4Address
     ipv6: ipaddress.IPv6Address
@@ -174,8 +177,7 @@ def _show(value: Any) -> str:
 
 def _escape(text: str, limit: int = 3 * EXCERPT) -> str:
     """Free text (a YAML or IDNA problem) for one line: escaped like _show, unquoted, cut."""
-    cut = f"... ({len(text)} characters)" if len(text) > limit else ""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:limit]) + cut
+    return printable(text, limit, keep_newlines=False)
 
 
 def _show_key(name: Any) -> str:

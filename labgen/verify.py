@@ -9,17 +9,28 @@ page, and pytest's own JUnit XML.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import inspect
+import itertools
 import json
+import os
+import pkgutil
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
-from .checks import Check
+from . import checks as checks_package
+from .checks import NOT_APPLICABLE, Check
+from .checks.plugin import FAMILIES, LAB_KEY
 from .checks.prerequisites import Cause, NotRun
 from .checks.untestable import NOT_TESTED
+from .errors import LabgenError
 from .render import environment
+from .spec import Lab
+from .text import printable
 
 CHECKS_DIR = Path(__file__).parent / "checks"
 LAB = "lab"  # the target of lab-wide checks (zone, resolver, name server)
@@ -98,6 +109,8 @@ class Collector:
 
     def __init__(self):
         self.outcomes: list[Outcome] = []
+        self.interrupted = False
+        self.errors: list[str] = []
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -114,13 +127,25 @@ class Collector:
         variant = "/".join(str(params[k]) for k in sorted(params) if k != "server")
         outcome = dict(check=meta, target=server.name if server else LAB, variant=variant,
                        passed=report.passed, message="")
-        if report.skipped:
+        if report.skipped and _reason(report).startswith(NOT_APPLICABLE):
             outcome.update(passed=True, applicable=False, message=_reason(report))
+        elif report.skipped:  # only a check's own `applies` makes it N/A: any other skip fails
+            outcome.update(passed=False, message=printable(f"skipped: {_reason(report)}"))
         elif report.failed and call.excinfo and call.excinfo.errisinstance(NotRun):
-            outcome.update(message=f"not run: {call.excinfo.value}", cause=call.excinfo.value.cause)
+            cause = call.excinfo.value.cause
+            cause = Cause(printable(cause.text), cause.fix)  # live text (OpenSSL's words)
+            outcome.update(message=f"not run: {cause.text}", cause=cause)
         elif report.failed:
-            outcome.update(message=failure_message(call.excinfo.value if call.excinfo else None))
+            outcome.update(message=printable(failure_message(call.excinfo.value if call.excinfo else None)))
         self.outcomes.append(Outcome(**outcome))
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        self.interrupted = True
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.errors.append(printable(str(report.longrepr).strip().splitlines()[-1]
+                                         if str(report.longrepr).strip() else report.nodeid))
 
 
 def _reason(report) -> str:
@@ -156,20 +181,111 @@ class Only:
             items[:] = kept
 
 
+class GivenLab:
+    """A pytest plugin: the checks judge this Lab (the one the caller loaded or pinned), and the
+    lab file is not read again."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+
+    def pytest_configure(self, config):
+        config.stash[LAB_KEY] = self.lab
+
+
+# What pytest reads from the environment: a verdict must not depend on the shell it runs in.
+PYTEST_VARIABLES = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DEBUG", "PYTEST_XDIST_AUTO_NUM_WORKERS")
+
+
+@contextmanager
+def _controlled_environment():
+    saved = {k: os.environ.pop(k) for k in PYTEST_VARIABLES if k in os.environ}
+    autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only labgen's plugin, none installed
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+        if autoload is None:
+            del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
+
+
+def registry() -> list:
+    """Every check function of labgen's check modules (the test_* modules of labgen.checks)."""
+    found = []
+    for info in pkgutil.iter_modules(checks_package.__path__):
+        if info.name.startswith("test_"):
+            module = importlib.import_module(f"{checks_package.__name__}.{info.name}")
+            found += [fn for _, fn in inspect.getmembers(module, inspect.isfunction)
+                      if getattr(fn, "labgen_check", None) and fn.__module__ == module.__name__]
+    return found
+
+
+def expected(lab: Lab, keep=None) -> set[tuple[str, str, str]]:
+    """The full matrix a run must produce: (check id, target, variant) for every check (that
+    keep keeps), every web server and address family it is parametrized over."""
+    keys = set()
+    for fn in registry():
+        meta = fn.labgen_check
+        if keep and not keep(meta):
+            continue
+        names = set(inspect.signature(fn).parameters)
+        axes: list[list[dict]] = []
+        if "server" in names:
+            axes.append([{"server": s.name} for s in lab.web])
+        if "family" in names:
+            axes.append([{"family": f} for f in FAMILIES])
+        for mark in getattr(fn, "pytestmark", []):
+            if mark.name == "parametrize":
+                argnames, values = mark.args[0], mark.args[1]
+                argnames = [a.strip() for a in argnames.split(",")] if isinstance(argnames, str) else list(argnames)
+                axes.append([dict(zip(argnames, v if len(argnames) > 1 else (v,))) for v in values])
+        for combo in itertools.product(*axes):
+            params = {k: v for part in combo for k, v in part.items()}
+            keys.add((meta.id, params.get("server", LAB),
+                      "/".join(str(params[k]) for k in sorted(params) if k != "server")))
+    return keys
+
+
+# What a check that produced no result is reported with: it fails the verdict, named.
+NO_RESULT = Cause("some checks produced no result (the run was cut short, or a check was left out)",
+                  "Run labgen verify again; a check that never reports is a defect of labgen.")
+
+
 def run_checks(config: Path, junitxml: Path | None = None, only=None,
-               student: str | None = None) -> tuple[int, list[Outcome]]:
+               student: str | None = None, lab: Lab | None = None) -> tuple[int, list[Outcome]]:
     """Run the checks (those `only(check)` keeps, when given) and collect their outcomes; with
-    student, config is a class file and the checks judge that student's lab."""
+    student, config is a class file and the checks judge that student's lab. Given lab, the
+    checks judge it without reading the file again.
+
+    A verdict counts only what ran: every (check, target, variant) of the registry's matrix
+    that produced no outcome is reported as not run. An interrupt (Ctrl-C, SIGTERM) raises
+    KeyboardInterrupt, so the caller records nothing."""
     collector = Collector()
-    args = [str(CHECKS_DIR), "-p", "labgen.checks.plugin", "--lab-file", str(config),
-            "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR),
-            "-p", "no:terminal"]
+    args = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
+            "-p", "labgen.checks.plugin", "--lab-file", str(config),
+            "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise"]
     if junitxml:
         args.append(f"--junitxml={junitxml}")
     if student:
         args += ["--student", student]
-    code = pytest.main(args, plugins=[collector] + ([Only(only)] if only else []))
-    return int(code), collector.outcomes
+    plugins = [collector] + ([Only(only)] if only else []) + ([GivenLab(lab)] if lab else [])
+    with _controlled_environment():
+        code = pytest.main(args, plugins=plugins)
+    if collector.interrupted:
+        raise KeyboardInterrupt
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        detail = collector.errors[0] if collector.errors else f"pytest exit status {int(code)}"
+        raise LabgenError(f"the checks could not run: {detail}")
+    if lab is None:
+        from .checks.plugin import lab_for
+        lab = lab_for(str(config), student)
+    seen = {(o.check.id, o.target, o.variant) for o in collector.outcomes}
+    checks = {fn.labgen_check.id: fn.labgen_check for fn in registry()}
+    missing = [Outcome(checks[c], target, variant, False, f"not run: {NO_RESULT.text}", NO_RESULT)
+               for c, target, variant in sorted(expected(lab, only) - seen)]
+    return int(code), collector.outcomes + missing
 
 
 def targets(outcomes: list[Outcome]) -> list[Target]:

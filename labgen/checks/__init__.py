@@ -19,6 +19,7 @@ NEEDS = {
     "dns": "looks the server's name up through the lab resolver",
     "tls": "completes a TLS handshake with the server at its address on port 443",
     "https": "fetches pages by name as a browser does (the name resolves, the server answers)",
+    "tools": "runs the distribution's own tools on the host (compared with the lab image's first)",
 }
 
 # A check that does not apply to a server of this lab (renegotiation under TLS 1.3 only,

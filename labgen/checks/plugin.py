@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
+import select
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import testinfra
 
 from ..engine import containers_conf
-from ..spec import Lab, load
+from .. import vantage
+from ..spec import Host, Lab, load
 from . import NOT_APPLICABLE
 from .prerequisites import NotRun, Prerequisites
 
@@ -29,20 +32,22 @@ def pytest_addoption(parser):
 LAB_KEY = pytest.StashKey[Lab]()
 
 
-def _lab(config) -> Lab:
-    """The lab file, read once per session (parametrization asks for it per test function)."""
-    if LAB_KEY not in config.stash:
-        path, student = config.getoption("--lab-file"), config.getoption("--student")
-        if student:
-            from ..classroom.rootzone import class_student_lab
-            from ..classroom.spec import load_class
+def lab_for(path: str, student: str | None) -> Lab:
+    """The lab of a lab file, or of one student of a class file."""
+    if not student:
+        return load(path)
+    from ..classroom.rootzone import class_student_lab
+    from ..classroom.spec import load_class
 
-            klass = load_class(path)
-            lab = class_student_lab(klass, klass.student(student),
-                                    Path(path).parent / "build" / klass.name)
-        else:
-            lab = load(path)
-        config.stash[LAB_KEY] = lab
+    klass = load_class(path)
+    return class_student_lab(klass, klass.student(student), Path(path).parent / "build" / klass.name)
+
+
+def _lab(config) -> Lab:
+    """The lab the checks judge: given by labgen verify (verify.GivenLab), else the lab file,
+    read once per session (parametrization asks for it per test function)."""
+    if LAB_KEY not in config.stash:
+        config.stash[LAB_KEY] = lab_for(config.getoption("--lab-file"), config.getoption("--student"))
     return config.stash[LAB_KEY]
 
 
@@ -52,51 +57,96 @@ def lab(pytestconfig) -> Lab:
 
 
 class Shell:
-    """One long-lived `<engine> exec -i <container> sh` behind a testinfra host.
+    """One long-lived `<engine> exec -i <container> env -i ... sh` behind a testinfra host.
 
     testinfra's container backends start one `exec` per command (about 0.2 s here, most of a
     verify run); through this shell a check's command costs what the command itself costs.
-    Each command runs in a subshell with its own stdin, output and exit status, as before.
+    Each command runs in a subshell with its own stdin, output and exit status, as before, in
+    the grader's clean environment (vantage.CLEAN_ENV) and within vantage.COMMAND_LIMIT: a
+    command that outlives it is stopped, the shell replaced, and the check told so.
     """
 
-    def __init__(self, engine: str, container: str):
-        self.container = container
-        self.proc = subprocess.Popen([engine, "exec", "-i", container, "sh"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    def __init__(self, engine: str, container: str, prelude: str = ""):
+        self.engine, self.container, self.prelude = engine, container, prelude
         self.files = f"/tmp/.labgen-verify-{secrets.token_hex(4)}"
+        self.proc: subprocess.Popen | None = None
 
-    def run(self, command: str) -> tuple[int, bytes, bytes]:
+    def _start(self) -> subprocess.Popen:
+        proc = subprocess.Popen([self.engine, "exec", "-i", self.container, *vantage.CLEAN_ENV,
+                                 "/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        if self.prelude:
+            proc.stdin.write(self.prelude.encode())
+        return proc
+
+    def _readline(self, deadline: float) -> bytes:
+        fd = self.proc.stdout.fileno()
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            line += chunk
+        return bytes(line)
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        fd, data = self.proc.stdout.fileno(), bytearray()
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, min(65536, n - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
+
+    def run(self, command: str, limit: float = vantage.COMMAND_LIMIT) -> tuple[int, bytes, bytes]:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
         marker = secrets.token_hex(8)
         out, err = f"{self.files}.out", f"{self.files}.err"
         script = (f"( {command}\n) </dev/null >{out} 2>{err}; echo \"{marker} $? $(wc -c <{out}) "
                   f"$(wc -c <{err})\"; cat {out} {err}; rm -f {out} {err}\n")
+        deadline = time.monotonic() + limit
         try:
             self.proc.stdin.write(script.encode())
             self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            line = self._readline(deadline)
             while line and not line.startswith(marker.encode()):
-                line = self.proc.stdout.readline()
+                line = self._readline(deadline)
+            if not line:
+                raise RuntimeError(f"lost the shell in {self.container}: is the lab up? (labgen status)")
+            _, rc, n_out, n_err = line.split()
+            return int(rc), self._read(int(n_out), deadline), self._read(int(n_err), deadline)
+        except TimeoutError:
+            self.close()
+            raise TimeoutError(f"no result in {limit:.0f} s from a command on {self.container}; "
+                               "stopped it") from None
         except BrokenPipeError:
-            line = b""
-        if not line:
-            raise RuntimeError(f"lost the shell in {self.container}: is the lab up? (labgen status)")
-        _, rc, n_out, n_err = line.split()
-        return int(rc), self.proc.stdout.read(int(n_out)), self.proc.stdout.read(int(n_err))
+            raise RuntimeError(f"lost the shell in {self.container}: is the lab up? (labgen status)") from None
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
 
 
-def _host(lab: Lab, name: str, shells: list[Shell]):
-    os.environ.setdefault("CONTAINERS_CONF", str(containers_conf()))
+def _host(lab: Lab, host: Host, shells: list[Shell]):
     engine = "docker" if lab.engine == "docker" else "podman"
-    container = f"labgen-{lab.name}-{name}"
-    host = testinfra.get_host(f"{engine}://{container}")
-    shell = Shell(engine, container)
+    container = lab.container(host)
+    testinfra_host = testinfra.get_host(f"{engine}://{container}")
+    shell = Shell(engine, container, vantage.PROBE_PRELUDE if host.role == vantage.PROBE else "")
     shells.append(shell)
-    backend = host.backend
+    backend = testinfra_host.backend
 
     def run(command: str, *args: str, **kwargs):
         cmd = backend.get_command(command, *args)
@@ -104,22 +154,24 @@ def _host(lab: Lab, name: str, shells: list[Shell]):
         return backend.result(rc, backend.encode(cmd), out, err)
 
     backend.run = run
-    return host
+    return testinfra_host
 
 
 @pytest.fixture(scope="session")
 def hosts(lab):
     """testinfra hosts for every lab host, by name."""
     shells: list[Shell] = []
-    yield {h.name: _host(lab, h.name, shells) for h in lab.hosts}
+    os.environ.setdefault("CONTAINERS_CONF", str(containers_conf()))
+    yield {h.name: _host(lab, h, shells) for h in lab.hosts}
     for shell in shells:
         shell.close()
 
 
 @pytest.fixture(scope="session")
 def client(hosts):
-    """The student's workstation: network checks run from here, through the lab resolver."""
-    return hosts["client"]
+    """Where network checks run from: labgen's probe on the lab network (never the student's
+    workstation, whose tools and files the student owns), through the lab resolver."""
+    return hosts[vantage.PROBE]
 
 
 def pytest_generate_tests(metafunc):
@@ -149,6 +201,7 @@ def _preconditions(request, lab):
     params = callspec.params if callspec else {}
     if reason := meta.not_applicable(lab, params.get("server")):
         pytest.skip(f"{NOT_APPLICABLE}: {reason}")
-    if meta.needs and (cause := request.getfixturevalue("prerequisites").missing(
-            meta.needs, params.get("server"), params.get("family", "ipv4"))):
+    host = lab.role(params["role"]) if "role" in params else None
+    if cause := request.getfixturevalue("prerequisites").missing(
+            meta.needs, params.get("server"), params.get("family", "ipv4"), host):
         raise NotRun(cause)

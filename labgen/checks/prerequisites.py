@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import vantage
+from ..engine import Engine
+from ..errors import LabgenError
+from ..image import cache_dir
 from ..spec import Host, Lab
 from .netutil import address, dig, endpoint, openssl_reason
 
-PROBE_TIMEOUT = 10  # seconds: a handshake on a loaded 2-core machine is well under this
+PROBE_TIMEOUT = 6  # seconds: a handshake on a loaded 2-core machine is well under this
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,17 @@ class Prerequisites:
     def __init__(self, lab: Lab, client):
         self.lab, self.client = lab, client
         self._seen: dict[tuple, Cause | None] = {}
+        self._replaced: dict[str, list[str]] | str | None = None
 
-    def missing(self, needs: tuple[str, ...], server: Host | None, family: str) -> Cause | None:
-        """The first missing prerequisite of a check, or None when it can run."""
+    def missing(self, needs: tuple[str, ...], server: Host | None, family: str,
+                host: Host | None = None) -> Cause | None:
+        """The first missing prerequisite of a check, or None when it can run. host: the host
+        a check of the host itself runs on (the server, or a DNS host)."""
+        if cause := self._once(("tools", vantage.PROBE), lambda: self._tools(self.lab.role(vantage.PROBE))):
+            return cause
+        if "tools" in needs and (host := host or server):
+            if cause := self._once(("tools", host.name), lambda: self._tools(host)):
+                return cause
         if {"dns", "https"} & set(needs) and (cause := self._once(("dns",), self._dns)):
             return cause
         if server and {"tls", "https"} & set(needs):
@@ -49,6 +61,27 @@ class Prerequisites:
         if key not in self._seen:
             self._seen[key] = probe()
         return self._seen[key]
+
+    def _tools(self, host: Host) -> Cause | None:
+        if self._replaced is None:  # every host at once: one engine call
+            kinds = {self.lab.container(h): h.software or h.role for h in self.lab.hosts
+                     if (h.software or h.role) in vantage.TOOLS}
+            try:
+                self._replaced = vantage.replaced(Engine(self.lab.engine), kinds, cache_dir())
+            except (OSError, ValueError, LabgenError) as exc:
+                self._replaced = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no answer"
+        if isinstance(self._replaced, str):
+            return Cause(f"the grader could not compare the tools on the hosts with the lab "
+                         f"image's ({self._replaced})",
+                         "Check that the lab is up (labgen status) and run labgen verify again.")
+        changed = self._replaced.get(self.lab.container(host), [])
+        if not changed:
+            return None
+        return Cause(f"the tools the grader runs on {host.name} are not the lab image's: "
+                     f"{', '.join(changed)} changed or appeared",
+                     f"Put the distribution's files back on {host.name} (remove what replaced "
+                     "them; /etc/ld.so.preload must not exist): the grader judges a host only "
+                     "with its own packaged tools.")
 
     def _dns(self) -> Cause | None:
         resolver = self.lab.role("resolver")

@@ -11,7 +11,8 @@ from labgen.lifecycle import service
 from labgen.render import cert_paths
 
 # What each web server's own configuration test is.
-CONFIG_TEST = {"nginx": "nginx -t", "apache": "apache2ctl configtest"}
+# What each web server's own configuration test is (the packaged binaries: labgen.vantage).
+CONFIG_TEST = {"nginx": "/usr/sbin/nginx -t", "apache": "/usr/sbin/apache2ctl configtest"}
 # ss's local address of a listener for each family; Apache's one dual-stack socket shows as *.
 LISTENERS = {"ipv4": ("0.0.0.0:443", "*:443"), "ipv6": ("[::]:443", "*:443")}
 
@@ -23,7 +24,7 @@ def unit_state(name: str, unit) -> str:
 
 @check("host.service", "The web server is enabled and running", standard="labgen lab",
        why="A service that is not enabled does not come back after a reboot.",
-       fix="systemctl enable --now <service>.")
+       fix="systemctl enable --now <service>.", needs=("tools",))
 def test_web_service(hosts, server):
     unit = hosts[server.name].service(service(server))
     assert unit.is_enabled and unit.is_running, unit_state(service(server), unit)
@@ -33,7 +34,7 @@ def test_web_service(hosts, server):
 @check("host.dns_service", "The name server and the resolver are enabled and running",
        standard="labgen lab",
        why="Without them nothing in the lab resolves, and nothing validates.",
-       fix="systemctl enable --now named / unbound.")
+       fix="systemctl enable --now named / unbound.", needs=("tools",))
 def test_dns_service(hosts, lab, role):
     host = lab.role(role)
     unit = hosts[host.name].service(service(host))
@@ -42,10 +43,11 @@ def test_dns_service(hosts, lab, role):
 
 @check("host.listen", "Listening on 0.0.0.0:443 and [::]:443", standard="RFC 8200; labgen lab",
        why="A server bound to one family or one address is unreachable on the others.",
-       fix="nginx: listen 0.0.0.0:443 ssl; listen [::]:443 ssl; Apache: Listen 443.")
+       fix="nginx: listen 0.0.0.0:443 ssl; listen [::]:443 ssl; Apache: Listen 443.",
+       needs=("tools",))
 def test_listening(hosts, server, family):
     local = {line.split()[3] for line in
-             hosts[server.name].run("ss -Hltn 'sport = :443'").stdout.splitlines()}
+             hosts[server.name].run("/usr/bin/ss -Hltn 'sport = :443'").stdout.splitlines()}
     assert local & set(LISTENERS[family]), \
         f"expected a listener on {' or '.join(LISTENERS[family])}; saw {', '.join(sorted(local)) or 'none on port 443'}"
 
@@ -54,7 +56,7 @@ def test_listening(hosts, server, family):
        standard="labgen lab; NIST SP 800-57 key protection",
        why="Anyone who reads the key can impersonate the server and, without forward secrecy, "
            "decrypt its traffic.",
-       fix="chown root:root and chmod 600 the key files.")
+       fix="chown root:root and chmod 600 the key files.", needs=("tools",))
 def test_key_files(hosts, server, lab):
     for kind in lab.profile.certificate_types:
         key = hosts[server.name].file(cert_paths(server, kind)["key"])
@@ -64,11 +66,11 @@ def test_key_files(hosts, server, lab):
 
 @check("host.config_test", "The server's own config test passes", standard="labgen lab",
        why="A config that does not pass its own test will fail the next reload.",
-       fix="Run nginx -t / apache2ctl configtest and fix what it names.")
+       fix="Run nginx -t / apache2ctl configtest and fix what it names.", needs=("tools",))
 def test_config_test(hosts, server):
     result = hosts[server.name].run(CONFIG_TEST[server.software])
     last = (result.stderr or result.stdout).strip().splitlines()
-    assert result.rc == 0, f"{CONFIG_TEST[server.software]} fails: {last[-1] if last else 'no output'}"
+    assert result.rc == 0, f"{CONFIG_TEST[server.software].rsplit('/', 1)[-1]} fails: {last[-1] if last else 'no output'}"
 
 
 @check("host.version_hidden", "The server does not tell its version",

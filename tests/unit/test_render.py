@@ -83,7 +83,7 @@ def test_inventory_lists_every_host_by_role(render_lab):
     lab, build = render_lab()
     inv = yaml.safe_load((build / "inventory.yml").read_text())
     groups = inv["all"]["children"]
-    assert set(groups) == {"authdns", "resolver", "client", "nginx", "apache"}
+    assert set(groups) == {"authdns", "resolver", "client", "probe", "nginx", "apache"}
     assert groups["nginx"]["hosts"]["nginx"]["ansible_host"] == "labgen-demo-nginx"
     assert groups["apache"]["hosts"]["apache"]["apache_modules"][:3] == ["ssl", "headers", "http2"]
     for host in lab.hosts:

@@ -243,11 +243,11 @@ BAD = [
                  'lab.yml: target.nginx: 1.2 is a number; write the version in quotes, such as "1.26"',
                  id="target-version-unquoted"),
     pytest.param({"network": {"ipv4": "10.1.0.0/28"}},
-                 "lab.yml: network.ipv4: 10.1.0.0/28 is too small for 5 hosts "
+                 "lab.yml: network.ipv4: 10.1.0.0/28 is too small for 6 hosts "
                  "(labgen uses the addresses 10.1.0.10 to 10.1.0.21); use a larger subnet",
                  id="ipv4-too-small"),
     pytest.param({"network": {"ipv6": "2001:db8:10::/124"}},
-                 "lab.yml: network.ipv6: 2001:db8:10::/124 is too small for 5 hosts "
+                 "lab.yml: network.ipv6: 2001:db8:10::/124 is too small for 6 hosts "
                  "(labgen uses the addresses 2001:db8:10::a to 2001:db8:10::15); use a larger subnet",
                  id="ipv6-too-small"),
     # ---- HSTS
@@ -431,7 +431,7 @@ def test_default_lab():
     assert lab.target.name == "debian13"
     assert [(h.name, h.software, h.fqdn) for h in lab.web] == [
         ("nginx", "nginx", "nginx.lab.example"), ("apache", "apache", "apache.lab.example")]
-    assert [h.name for h in lab.hosts] == ["ns1", "resolver", "client", "nginx", "apache"]
+    assert [h.name for h in lab.hosts] == ["ns1", "resolver", "client", "probe", "nginx", "apache"]
     assert lab.ipv4_network == ipaddress.ip_network("198.51.100.0/24")
     assert lab.ipv6_network == ipaddress.ip_network("2001:db8:10::/64")
     assert lab.role("authdns").ipv4 == ipaddress.ip_address("198.51.100.10")
@@ -474,12 +474,12 @@ def test_server_override_keeps_order_and_addresses():
 
 
 def test_smallest_subnet_that_fits():
-    # 3 infrastructure hosts at .10-.12 and 11 web hosts at .20-.30 fit a /27 (broadcast .31).
+    # 4 infrastructure hosts at .10-.13 and 11 web hosts at .20-.30 fit a /27 (broadcast .31).
     servers = web(*((f"web{i}", "nginx") for i in range(11)))
     lab = parse({**servers, "network": {"ipv4": "10.1.0.0/27"}})
     assert str(lab.web[-1].ipv4) == "10.1.0.30"
     servers = web(*((f"web{i}", "nginx") for i in range(12)))
-    with pytest.raises(SpecError, match=r"is too small for 15 hosts \(labgen uses the addresses 10.1.0.10 to 10.1.0.31\)"):
+    with pytest.raises(SpecError, match=r"is too small for 16 hosts \(labgen uses the addresses 10.1.0.10 to 10.1.0.31\)"):
         parse({**servers, "network": {"ipv4": "10.1.0.0/27"}})
 
 

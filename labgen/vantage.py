@@ -1,0 +1,133 @@
+"""The grader's vantage point: where the checks run from, and with what.
+
+A student is root in their own lab hosts and may want the point without the fix, so the grade
+leans on nothing a student owns:
+- network checks run on the probe, a host of every lab that labgen deploys and never hands to
+  anyone (no handout names it); its tools have time limits and read no user configuration, and
+  it resolves names only through the lab resolver;
+- every command the grader runs on a host (probe or server) runs in a clean environment (no
+  PATH of the host's, no HOME, no LD_PRELOAD), so /usr/local and dotfiles play no part;
+- before host checks run on a server, the binaries they call are compared, from outside the
+  container (through /proc/<pid>/root, never with the host's own tools), with the same files
+  of the pristine lab image: a replaced apache2ctl or a /etc/ld.so.preload is a root cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .engine import Engine
+
+PROBE = "probe"
+# The environment of every command the grader runs: nothing of the user's.
+CLEAN_ENV = ("/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent",
+             "LC_ALL=C.UTF-8")
+# Seconds: no single command may take longer (a stalled server costs this at most once).
+COMMAND_LIMIT = 30
+# The probe's network tools, defined once in its shell: time limits on every request, no curlrc
+# (-q), no digrc (HOME does not exist). A stalled listener costs seconds, not minutes.
+CURL_LIMIT, DIG_TIME, DIG_TRIES = 8, 2, 2
+PROBE_PRELUDE = (f"curl() {{ /usr/bin/curl -q --connect-timeout 4 --max-time {CURL_LIMIT} \"$@\"; }}\n"
+                 f"dig() {{ /usr/bin/dig +time={DIG_TIME} +tries={DIG_TRIES} \"$@\"; }}\n"
+                 f"delv() {{ /usr/bin/delv +time={DIG_TIME} +tries={DIG_TRIES} \"$@\"; }}\n")
+# The files the grader's commands use on each kind of host (the shell's own helpers first).
+# Compared with the lab image before host checks run; ld.so.preload must stay absent.
+SHELL_TOOLS = ("/usr/bin/env", "/bin/sh", "/usr/bin/dash", "/usr/bin/cat", "/usr/bin/wc",
+               "/usr/bin/rm", "/usr/bin/timeout", "/etc/ld.so.preload")
+TOOLS = {
+    "nginx": ("/usr/sbin/nginx", "/usr/bin/systemctl", "/usr/bin/ss", "/usr/bin/stat",
+              "/usr/bin/openssl"),
+    "apache": ("/usr/sbin/apache2ctl", "/usr/sbin/apache2", "/usr/bin/systemctl", "/usr/bin/ss",
+               "/usr/bin/stat", "/usr/bin/openssl"),
+    "authdns": ("/usr/bin/systemctl",),
+    "resolver": ("/usr/bin/systemctl",),
+    PROBE: ("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/delv", "/usr/bin/openssl",
+            "/usr/bin/sha256sum", "/usr/bin/ldns-dane"),
+}
+MISSING = "missing"
+
+
+def tools(kind: str) -> tuple[str, ...]:
+    return SHELL_TOOLS + TOOLS.get(kind, ())
+
+
+def _inside(root: str, path: str) -> str:
+    """path resolved inside a container's root: symlinks, absolute ones too, stay inside it
+    (the kernel would resolve an absolute link under /proc/<pid>/root against our own root)."""
+    parts, resolved, hops = [p for p in path.split("/") if p], "", 40
+    while parts:
+        part = parts.pop(0)
+        if part in (".", ""):
+            continue
+        if part == "..":
+            resolved = resolved.rsplit("/", 1)[0]
+            continue
+        candidate = f"{resolved}/{part}"
+        if os.path.islink(root + candidate):
+            hops -= 1
+            if hops < 0:
+                raise OSError(f"{path}: too many levels of symbolic links")
+            target = os.readlink(root + candidate)
+            if target.startswith("/"):
+                resolved = ""
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved = candidate
+    return root + resolved
+
+
+def digests(pid: int, paths: tuple[str, ...]) -> dict[str, str]:
+    """sha256 of each path as the process with this pid sees it, or MISSING."""
+    root = f"/proc/{pid}/root"
+    found = {}
+    for path in paths:
+        try:
+            with open(_inside(root, path), "rb") as f:
+                found[path] = hashlib.file_digest(f, "sha256").hexdigest()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            found[path] = MISSING
+    return found
+
+
+def reference(engine: Engine, image_id: str, cache: Path) -> dict[str, str]:
+    """What the grader's tools are in the lab image: read once per image from a fresh container
+    of it that never runs a service, and kept in the cache (labgen's cache folder)."""
+    path = cache / f"grader-tools-{image_id[:24]}.json"
+    every = tuple(sorted({p for kind in TOOLS for p in tools(kind)}))
+    try:
+        known = json.loads(path.read_text())
+        if set(known) == set(every):
+            return known
+    except (OSError, ValueError):
+        pass
+    name = f"labgen-reference-{image_id[:12]}-{os.getpid()}"
+    engine.run("run", "-d", "--rm", "--name", name, "--network", "none",
+               "--entrypoint", "/usr/bin/sleep", image_id, "120", timeout=120)
+    try:
+        first = engine.run("inspect", "-f", "{{.State.Pid}}", name, timeout=60).stdout
+        known = digests(int(first), every)
+    finally:
+        engine.run("rm", "-f", *(("-t", "0") if engine.name == "podman" else ()), name, check=False)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(known, indent=1))
+    os.replace(tmp, path)
+    return known
+
+
+def replaced(engine: Engine, containers: dict[str, str], cache: Path) -> dict[str, list[str]]:
+    """For each container (name -> kind of host): the grader's tools on it that differ from the
+    lab image's (an empty list: all genuine). One engine call for all of them."""
+    names = list(containers)
+    lines = engine.run("inspect", "-f", "{{.State.Pid}} {{.Image}}", *names, timeout=60).stdout.split("\n")
+    found = {}
+    for name, line in zip(names, lines):
+        pid, image_id = line.split()
+        known = reference(engine, image_id.removeprefix("sha256:"), cache)
+        wanted = tools(containers[name])
+        seen = digests(int(pid), wanted)
+        found[name] = [path for path in wanted if seen[path] != known.get(path)]
+    return found
