@@ -27,7 +27,9 @@ def test_tlsa_exists_and_validates(client, server):
 @check("dane.match", "The served certificate matches the TLSA record",
        standard="RFC 6698; RFC 7671; internet.nl DANE validity",
        why="A TLSA record that does not match makes DANE clients refuse the site.",
-       fix="Re-render after a key change (labgen up) so the TLSA record follows the key.",
+       fix="After a key change, publish TLSA 3 1 1 <SHA-256 of the new public key> in the zone, "
+           "sign it again and flush the name from the resolver's cache (unbound-control "
+           "flush_zone <zone>); in production, publish the new record one TTL before the key changes.",
        needs=("dns", "tls"))
 def test_certificate_matches_tlsa(client, server, family):
     flags, answers, _ = tlsa(client, server)

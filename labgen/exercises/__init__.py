@@ -60,7 +60,9 @@ class Step:
     run: str = ""
     files: tuple[str, ...] = ()  # names from render.host_paths, or absolute paths: what it changes
     certificate: str = ""  # one of CERTIFICATES, for the ECDSA certificate of the web server `on`
-    reload: bool = True  # False: leave the running service alone (a config that would not load)
+    # Faults only: False leaves the running service alone (a config that would not load). A
+    # student step never has labgen reload anything: it reloads what it changed itself.
+    reload: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class Exercise:
     fault: tuple[Step, ...]
     breaks: tuple[Selector, ...]
     student: tuple[Step, ...]
+    # What the fault also makes fail that grading does not ask back: recommended checks that
+    # compare a value with the lab file's, where a student may choose another valid value.
+    also_breaks: tuple[Selector, ...] = ()
 
     def server_host(self, lab: Lab) -> Host | None:
         return next((h for h in lab.web if h.software == self.server), None) if self.server else None
@@ -125,6 +130,12 @@ class Exercise:
         server = self.server_host(lab)
         name = server.name if server else None
         return {r.key for r in rows for s in self.breaks if s.matches(r, lab, name)}
+
+    def side_effects(self, lab: Lab, rows: list[Row]) -> set[Key]:
+        """The outcomes the fault also makes fail, which grading leaves alone (also_breaks)."""
+        server = self.server_host(lab)
+        name = server.name if server else None
+        return {r.key for r in rows for s in self.also_breaks if s.matches(r, lab, name)}
 
     def covers(self, check_id: str, needs: tuple[str, ...], fetches: bool) -> bool:
         """Whether a check is one this exercise's grading needs (whatever the target)."""
@@ -151,11 +162,14 @@ def _selector(entry, where: str) -> Selector:
     return Selector(**entry)
 
 
-def _step(entry: dict, where: str) -> Step:
+def _step(entry: dict, where: str, student: bool = False) -> Step:
     unknown = set(entry) - set(Step.__dataclass_fields__)
     if unknown:
         raise CatalogueError(f"{where}: unknown step keys {sorted(unknown)}")
-    step = Step(**{**entry, "files": tuple(entry.get("files", ()))})
+    if student and {"reload", "files"} & set(entry):
+        raise CatalogueError(f"{where}: a student step takes no reload or files: labgen reloads "
+                             "nothing after it, the step reloads what it changed itself")
+    step = Step(**{**entry, "files": tuple(entry.get("files", ()))}, **({"reload": False} if student else {}))
     if step.host not in SOFTWARE + ROLES:
         raise CatalogueError(f"{where}: host {step.host!r} is not one of {SOFTWARE + ROLES}")
     if bool(step.run) == bool(step.certificate):
@@ -188,7 +202,8 @@ def _exercise(doc: dict) -> Exercise:
             requires=tuple(doc.get("requires", ())),
             fault=tuple(_step(s, f"{where} fault") for s in doc["fault"]),
             breaks=tuple(_selector(s, f"{where} breaks") for s in doc["breaks"]),
-            student=tuple(_step(s, f"{where} student") for s in doc["student"]))
+            student=tuple(_step(s, f"{where} student", student=True) for s in doc["student"]),
+            also_breaks=tuple(_selector(s, f"{where} also_breaks") for s in doc.get("also_breaks", ())))
     except KeyError as exc:
         raise CatalogueError(f"{where}: {exc.args[0]} is missing") from None
 

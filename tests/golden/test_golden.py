@@ -7,6 +7,9 @@ A change to a template shows here as a unified diff. To accept it, run
 from __future__ import annotations
 
 import difflib
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,18 @@ def test_goldens_carry_no_dates_or_machine_paths():
             text = path.read_text(encoding="utf-8")
             assert "2026" not in text, f"{path} contains a date"
             assert "/work/" not in text and "/tmp/" not in text and "/root/" not in text, path
+
+
+@pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="unbound-checkconf is not installed")
+@pytest.mark.parametrize("profile,target", CASES, ids=[f"{p}-{t}" for p, t in CASES])
+def test_the_rendered_unbound_conf_passes_unbound_checkconf(render_lab, tmp_path, profile, target):
+    """The Unbound here (CI: Debian's) accepts the resolver's config: ede, remote-control."""
+    _, build = render_lab({"profile": profile, "target": target}, now=FIXED_NOW)
+    tree = build / "hosts" / "resolver"
+    text = (tree / "etc/unbound/unbound.conf").read_text(encoding="utf-8")
+    anchor = re.search(r'trust-anchor-file: "([^"]+)"', text).group(1)
+    local = tmp_path / "unbound.conf"
+    local.write_text(text.replace(anchor, str(tree / anchor.lstrip("/"))), encoding="utf-8")
+    result = subprocess.run(["unbound-checkconf", str(local)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ede: yes" in text and "control-interface: /run/unbound.ctl" in text

@@ -1,7 +1,8 @@
 """Every exercise of the catalogue on a live lab, as a class would do it: `labgen exercise start`
 breaks the lab, exactly the checks the exercise declares fail (and every other check passes),
-the model student fix edits the live hosts from the inside (not labgen up, not solve), and
-`labgen exercise check` says solved.
+the model student fix edits the live hosts from the inside and reloads what it changed itself
+(not labgen up, not solve; labgen reloads nothing after it), and `labgen exercise check` says
+solved.
 
 Exercises that change different hosts and fail different checks run together in one lab state
 (one verify, one check for the group); `labgen up` brings the lab back after each group.
@@ -41,12 +42,17 @@ def failing_and_rows(lab: RunningLab, tmp_path: Path) -> tuple[set, list[Row]]:
     return failing, rows
 
 
+def fails(lab: RunningLab, exercise, rows: list[Row]) -> set:
+    """Everything the fault makes fail: what grading asks back and its side effects."""
+    return exercise.expected(lab.lab, rows) | exercise.side_effects(lab.lab, rows)
+
+
 def groups(lab: RunningLab, exercises, rows: list[Row]) -> list[list]:
     """Greedy: an exercise joins the first group whose hosts and expected failures it shares
     nothing with (so each student fix meets only its own fault)."""
     found: list[tuple[list, set, set]] = []
     for e in exercises:
-        files, keys = {host for host, _ in touched(lab.lab, e)}, e.expected(lab.lab, rows)
+        files, keys = {host for host, _ in touched(lab.lab, e)}, fails(lab, e, rows)
         for members, used_files, used_keys in found:
             if not files & used_files and not keys & used_keys:
                 members.append(e)
@@ -76,7 +82,7 @@ class Results:
         lab = self.lab
         started = {e.id: labgen(lab, "exercise", "start", e.id) for e in group}
         failing, rows = failing_and_rows(lab, self.tmp_path)
-        expected = {e.id: e.expected(lab.lab, rows) for e in group}
+        expected = {e.id: fails(lab, e, rows) for e in group}
         everyone = set().union(*expected.values())
         for e in group:
             run_steps(lab.lab, lab.build, lab.engine, e, e.student)

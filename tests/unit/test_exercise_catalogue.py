@@ -79,3 +79,86 @@ def test_an_unknown_exercise_is_refused_before_anything_else(tmp_path):
     result = run([sys.executable, "-m", "labgen", "exercise", "hint", "no-such", "-c", str(config)])
     assert result.returncode == 2 and result.stdout == ""
     assert "unknown exercise 'no-such'; labgen exercise list shows them all" in result.stderr
+
+
+# Words of a fix that a title may share with it: the software, its tools, everyday words.
+GENERIC = {"nginx", "apache", "apache2", "apache2ctl", "systemctl", "reload", "configtest", "unbound",
+           "control", "sign", "zone", "site", "host", "self", "none", "with", "from", "that", "this"}
+WEB_RELOAD = {"nginx": "nginx -t && systemctl reload nginx",
+              "apache": "apache2ctl configtest && systemctl reload apache2"}
+
+
+def _words(text: str) -> set[str]:
+    """Words of four letters or more, lower-case; CamelCase, snake_case and kebab-case split."""
+    parts = re.findall(r"[A-Za-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", text))
+    return {w.lower() for w in parts if len(w) >= 4}
+
+
+def _student_texts(e):
+    return {"title": e.title, "task": e.task, "fix": e.fix,
+            **{f"hint {n}": h for n, h in enumerate(e.hints, 1)}}
+
+
+def test_titles_describe_the_symptom_and_never_name_the_fix():
+    for e in catalogue().values():
+        spans = set().union(set(), *(_words(code) for code in re.findall(r"`([^`]+)`", e.fix)))
+        named = _words(e.title) & (spans - GENERIC)
+        assert not named, f"{e.id}: the title '{e.title}' names the fix ({', '.join(sorted(named))})"
+
+
+def test_no_check_and_no_exercise_tells_a_student_to_run_labgen_up():
+    """labgen up during an exercise puts the lab back and ends every active exercise."""
+    for check in all_checks():
+        for field in ("title", "why", "fix"):
+            assert "labgen up" not in getattr(check, field), f"{check.id}: its {field} says labgen up"
+    for e in catalogue().values():
+        for where, text in _student_texts(e).items():
+            assert "labgen up" not in text, f"{e.id}: its {where} says labgen up"
+
+
+def test_model_student_fixes_reload_what_they_change_themselves():
+    """labgen reloads nothing after a student step: a web server step tests its config and
+    reloads when the fault needed a reload to show; a name server step signs (which restarts
+    named) or reloads."""
+    for e in catalogue().values():
+        for step in e.student:
+            assert not step.reload, f"{e.id}: labgen would reload after the student step"
+            reloaded = any(f.host == step.host and f.reload for f in e.fault)
+            if step.host in WEB_RELOAD and reloaded:
+                assert WEB_RELOAD[step.host] in step.run, f"{e.id}: {step.run} does not reload {step.host}"
+            if step.host == "authdns":
+                assert "{sign}" in step.run or "rndc reload" in step.run, f"{e.id}: named never reloads"
+
+
+def test_dns_exercises_flush_the_resolver_cache_instead_of_restarting_it():
+    dns = [e for e in catalogue().values() if any(s.host in ("authdns", "resolver") for s in e.student)]
+    assert len(dns) >= 6
+    for e in dns:
+        texts = " ".join(_student_texts(e).values()) + " ".join(s.run for s in e.student)
+        assert not re.search(r"restart(ing)? unbound|systemctl restart unbound", texts), e.id
+        resolver = [s.run for s in e.student if s.host == "resolver"]
+        assert resolver and all(r.startswith(("unbound-control ", "sed ")) for r in resolver), e.id
+        assert "unbound-control" in e.hints[-1] and "unbound-control" in e.fix, e.id
+        if any(s.host == "authdns" for s in e.student):
+            assert re.fullmatch(r"unbound-control (flush_zone \{domain\}|flush_bogus)", resolver[-1]), e.id
+
+
+def test_a_student_step_that_asks_labgen_to_reload_is_refused():
+    good = yaml.safe_load((Path(__file__).parents[2] / "labgen/exercises/catalogue.yml").read_text())[0]
+    step = {**good["student"][0], "reload": True}
+    with pytest.raises(CatalogueError, match="a student step takes no reload or files"):
+        _exercise({**good, "student": [step]})
+
+
+def test_also_breaks_names_only_recommended_checks_that_compare_with_the_lab_file():
+    checks = list(all_checks())
+    for e in catalogue().values():
+        for selector in e.also_breaks:
+            matched = [c for c in checks if selector.covers(c.id, c.needs, c.fetches)]
+            assert matched, f"{e.id}: also_breaks {selector.check} matches no check"
+            assert all(c.level != "required" for c in matched), (
+                f"{e.id}: a required check belongs in breaks, where grading asks it back")
+    for value_check in ("https.hsts", "headers.csp"):
+        for e in catalogue().values():
+            if any(s.check == value_check for s in e.breaks):
+                assert any(s.check == f"{value_check}_lab_value" for s in e.also_breaks), e.id
