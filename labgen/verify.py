@@ -281,11 +281,15 @@ def run_checks(config: Path, junitxml: Path | None = None, only=None,
     if lab is None:
         from .checks.plugin import lab_for
         lab = lab_for(str(config), student)
-    seen = {(o.check.id, o.target, o.variant) for o in collector.outcomes}
+    return int(code), complete(collector.outcomes, lab, only)
+
+
+def complete(outcomes: list[Outcome], lab: Lab, only=None) -> list[Outcome]:
+    """The outcomes, and a not-run failure for each part of the registry's matrix that has none."""
+    seen = {(o.check.id, o.target, o.variant) for o in outcomes}
     checks = {fn.labgen_check.id: fn.labgen_check for fn in registry()}
-    missing = [Outcome(checks[c], target, variant, False, f"not run: {NO_RESULT.text}", NO_RESULT)
-               for c, target, variant in sorted(expected(lab, only) - seen)]
-    return int(code), collector.outcomes + missing
+    return outcomes + [Outcome(checks[c], target, variant, False, f"not run: {NO_RESULT.text}", NO_RESULT)
+                       for c, target, variant in sorted(expected(lab, only) - seen)]
 
 
 def targets(outcomes: list[Outcome]) -> list[Target]:

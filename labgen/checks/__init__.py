@@ -17,6 +17,7 @@ LEVELS = ("required", "recommended", "informational")
 # answer, its name does not resolve), the check is not run: the report names that cause once.
 NEEDS = {
     "dns": "looks the server's name up through the lab resolver",
+    "http": "gets an HTTP answer from the server at its address on port 80",
     "tls": "completes a TLS handshake with the server at its address on port 443",
     "https": "fetches pages by name as a browser does (the name resolves, the server answers)",
     "tools": "runs the distribution's own tools on the host (compared with the lab image's first)",

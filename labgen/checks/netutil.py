@@ -8,6 +8,8 @@ import time
 
 from ..spec import Host
 
+FAMILIES = ("ipv4", "ipv6")
+
 
 def address(server: Host, family: str) -> str:
     return str(server.ipv4 if family == "ipv4" else server.ipv6)

@@ -17,9 +17,9 @@ from ..engine import containers_conf
 from .. import vantage
 from ..spec import Host, Lab, load
 from . import NOT_APPLICABLE
+from .netutil import FAMILIES
 from .prerequisites import NotRun, Prerequisites
 
-FAMILIES = ("ipv4", "ipv6")
 
 
 def pytest_addoption(parser):

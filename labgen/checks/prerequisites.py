@@ -15,7 +15,7 @@ from ..engine import Engine
 from ..errors import LabgenError
 from ..image import cache_dir
 from ..spec import Host, Lab
-from .netutil import address, dig, endpoint, openssl_reason
+from .netutil import FAMILIES, address, dig, endpoint, openssl_reason
 
 PROBE_TIMEOUT = 6  # seconds: a handshake on a loaded 2-core machine is well under this
 
@@ -36,11 +36,28 @@ class NotRun(Exception):
         self.cause = cause
 
 
+def parallel(probe, commands: list[str]) -> list[tuple[int, str]]:
+    """(exit status, output) of each command, run side by side in one shell command on the
+    probe: the slowest one sets the time, not their sum."""
+    jobs = " ".join(f"( ( {c} ) >$d/{i} 2>&1; echo $? >$d/{i}.rc ) &" for i, c in enumerate(commands))
+    marker = "@@labgen-job"
+    script = (f"d=$(mktemp -d); {jobs} wait; for i in $(seq 0 {len(commands) - 1}); do "
+              f"echo \"{marker} $i $(cat $d/$i.rc)\"; cat $d/$i; echo; done; rm -rf $d")
+    text = probe.run(script).stdout_bytes.decode("utf-8", "replace")
+    found: dict[int, tuple[int, str]] = {}
+    for part in text.split(f"{marker} ")[1:]:
+        head, _, body = part.partition("\n")
+        index, rc = head.split()
+        found[int(index)] = (int(rc), body.removesuffix("\n"))
+    return [found.get(i, (-1, "")) for i in range(len(commands))]
+
+
 class Prerequisites:
     def __init__(self, lab: Lab, client):
         self.lab, self.client = lab, client
         self._seen: dict[tuple, Cause | None] = {}
         self._replaced: dict[str, list[str]] | str | None = None
+        self._answers: dict[tuple, tuple[int, str]] | None = None
 
     def missing(self, needs: tuple[str, ...], server: Host | None, family: str,
                 host: Host | None = None) -> Cause | None:
@@ -53,9 +70,31 @@ class Prerequisites:
                 return cause
         if {"dns", "https"} & set(needs) and (cause := self._once(("dns",), self._dns)):
             return cause
+        if server and "http" in needs and (cause := self._answer("http", server, family)):
+            return cause
         if server and {"tls", "https"} & set(needs):
-            return self._once(("tls", server.name, family), lambda: self._tls(server, family))
+            return self._answer("tls", server, family)
         return None
+
+    def _answer(self, kind: str, server: Host, family: str) -> Cause | None:
+        """Whether the server answers (HTTP on port 80 or TLS on 443) over the family. Every
+        server's answers are asked for at once, in parallel: a stalled server costs one time
+        limit (PROBE_TIMEOUT), not one per check or per address."""
+        if self._answers is None:
+            jobs = [(k, s, f) for s in self.lab.web for f in FAMILIES for k in ("tls", "http")]
+            commands = [self._command(k, s, f) for k, s, f in jobs]
+            self._answers = dict(zip([(k, s.name, f) for k, s, f in jobs], parallel(self.client, commands)))
+        rc, out = self._answers[(kind, server.name, family)]
+        return self._http(server, family, rc, out) if kind == "http" else self._tls(server, family, rc, out)
+
+    @staticmethod
+    def _command(kind: str, server: Host, family: str) -> str:
+        if kind == "tls":
+            return (f"timeout {PROBE_TIMEOUT} openssl s_client -brief -connect {endpoint(server, family)} "
+                    f"-servername {server.fqdn} </dev/null 2>&1")
+        host = f"[{address(server, family)}]" if family == "ipv6" else address(server, family)
+        return (f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {PROBE_TIMEOUT} "
+                f"-H 'Host: {server.fqdn}' http://{host}/")
 
     def _once(self, key: tuple, probe) -> Cause | None:
         if key not in self._seen:
@@ -97,17 +136,25 @@ class Prerequisites:
                      "(a resolver that validates refuses a zone whose signatures do not match "
                      "its trust anchor).")
 
-    def _tls(self, server: Host, family: str) -> Cause | None:
-        result = self.client.run(
-            f"timeout {PROBE_TIMEOUT} openssl s_client -brief -connect {endpoint(server, family)} "
-            f"-servername {server.fqdn} </dev/null 2>&1")
-        if result.rc == 0:
+    def _http(self, server: Host, family: str, rc: int, out: str) -> Cause | None:
+        if rc == 0 and out.strip() not in ("", "000"):
             return None
-        out = result.stdout_bytes.decode("utf-8", "replace")
+        where = f"{server.name} does not answer HTTP on {address(server, family)} port 80"
+        fix = (f"Check that {server.software} runs (systemctl status on {server.name}) and "
+               f"listens on port 80 over {family.replace('ip', 'IP')} (ss -ltn).")
+        if rc == 28:  # curl: operation timed out
+            return Cause(f"{where}: no answer in {PROBE_TIMEOUT} s", fix)
+        if rc == 7:
+            return Cause(f"{where}: connection refused (nothing listens there)", fix)
+        return Cause(f"{where} (curl exit status {rc})", fix)
+
+    def _tls(self, server: Host, family: str, rc: int, out: str) -> Cause | None:
+        if rc == 0:
+            return None
         where = f"{server.name} does not answer on {address(server, family)} port 443"
         fix = (f"Check that {server.software} runs (systemctl status on {server.name}) and "
                f"listens on port 443 over {family.replace('ip', 'IP')} (ss -ltn).")
-        if result.rc == 124:
+        if rc == 124:
             return Cause(f"{where}: no answer in {PROBE_TIMEOUT} s", fix)
         if "Connection refused" in out:
             return Cause(f"{where}: connection refused (nothing listens there)", fix)

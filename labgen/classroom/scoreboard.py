@@ -37,11 +37,19 @@ class Row:
         return round(100 * passing / required) if required else 0
 
 
+# Seconds one student's verify may take: every probe has its own time limit (a stalled server
+# costs seconds), so a run this long is stuck; the board shows that student as timed out.
+VERIFY_LIMIT = 300
+
+
 def _verify(config: Path, student: str, folder: Path) -> dict | str:
     report = folder / f"{student}.json"
-    result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(config),
-                             "--student", student, "--json", str(report)],
-                            capture_output=True, text=True, timeout=900)
+    try:
+        result = subprocess.run([sys.executable, "-m", "labgen", "verify", "-c", str(config),
+                                 "--student", student, "--json", str(report)],
+                                capture_output=True, text=True, timeout=VERIFY_LIMIT)
+    except subprocess.TimeoutExpired:
+        return f"timed out (no verdict in {VERIFY_LIMIT} s)"
     if result.returncode not in (0, 1) or not report.exists():
         return (result.stderr.strip().splitlines() or ["verify failed"])[-1].removeprefix("labgen: error: ")
     return json.loads(report.read_text(encoding="utf-8"))

@@ -152,3 +152,55 @@ def test_a_server_that_does_not_answer_is_named_once_and_its_checks_are_not_run(
     doc = json.loads(verify.as_json(LAB, report, NOW))
     assert doc["root_causes"] == [{"text": down.text, "fix": "Start nginx.",
                                    "not_run": ["https.tls12 (ipv4)", "https.tls13 (ipv4)"]}]
+
+
+# ---------------------------------------------------------------- a verdict counts only what ran
+
+
+def test_the_matrix_names_every_check_target_and_family():
+    keys = verify.expected(LAB)
+    assert ("https.hsts", "nginx", "ipv4") in keys and ("https.hsts", "apache", "ipv6") in keys
+    assert ("host.dns_service", "lab", "authdns") in keys  # parametrized by role
+    assert ("dnssec.validated", "nginx", "TLSA") in keys  # a parametrize mark on the check
+    assert {k[1] for k in keys} == {"lab", "nginx", "apache"}
+
+
+def test_a_check_that_produced_no_outcome_is_not_run_and_fails_the_verdict():
+    ran = [verify.Outcome(fn.labgen_check, t, v, True, "") for fn in verify.registry()
+           for (c, t, v) in sorted(verify.expected(LAB)) if c == fn.labgen_check.id]
+    assert verify.all_required_pass(verify.targets(verify.complete(ran, LAB)))
+    dropped = [o for o in ran if (o.check.id, o.target, o.variant) != ("https.hsts", "nginx", "ipv6")]
+    report = verify.targets(verify.complete(dropped, LAB))
+    assert not verify.all_required_pass(report)
+    nginx = next(t for t in report if t.name == "nginx")
+    hsts = next(r for r in nginx.results if r.check.id == "https.hsts")
+    assert hsts.status == "not run" and hsts.failed[0].variant == "ipv6"
+    text = verify.scorecard(report)
+    assert "some checks produced no result" in text and "https.hsts (ipv6)" in text
+    assert text.endswith("verdict: 1 required check fail")
+
+
+def test_only_narrows_the_matrix():
+    keys = verify.expected(LAB, lambda c: c.id == "https.hsts")
+    assert {k[0] for k in keys} == {"https.hsts"} and len(keys) == 4
+
+
+def test_live_text_is_escaped_and_cut():
+    from labgen.text import printable
+    assert printable("Server: nginx\x1b]0;owned\x07\x1b[2J") == "Server: nginx\\x1b]0;owned\\x07\\x1b[2J"
+    assert printable("a\u202eb") == "a\\u202eb"
+    long = printable("x" * 5000)
+    assert len(long) < 450 and long.endswith("(5000 characters)")
+
+
+def test_a_stuck_student_is_a_timed_out_row_and_the_board_goes_on(monkeypatch, tmp_path):
+    import subprocess
+
+    from labgen.classroom import scoreboard
+
+    def stuck(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(scoreboard.subprocess, "run", stuck)
+    assert scoreboard._verify(tmp_path / "class.yml", "s01", tmp_path) == \
+        f"timed out (no verdict in {scoreboard.VERIFY_LIMIT} s)"
