@@ -35,6 +35,8 @@ class Progress:
     log: callable = print
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     count: int = 0
+    # (host, path, where it went): entries of include folders labgen does not own, moved aside
+    moved: list[tuple[str, str, str]] = field(default_factory=list)
 
     def event(self, data: dict) -> bool:
         kind = data.get("event", "")
@@ -51,7 +53,18 @@ class Progress:
             return True
         self.count += 1
         self.log(f"  {host:<12} {outcome:<9} {task}")
+        for entry in res.get("moved") or [] if outcome == "changed" else []:
+            if isinstance(entry, dict) and entry.get("to"):
+                self.moved.append((host, str(entry.get("path")), str(entry["to"])))
+                self.log(f"  {host:<12} {'moved':<9} {_printable(entry.get('path'))}: labgen does not "
+                         f"own it; now {_printable(entry['to'])}")
         return True
+
+
+def _printable(text) -> str:
+    """A path from a host, for the terminal: control characters escaped, cut to a sane length."""
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
 
 
 def _message(res: dict) -> str:
@@ -67,15 +80,16 @@ def _message(res: dict) -> str:
 
 
 def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: dict | None = None,
-                 verbose: bool = False, log=print) -> dict:
-    """Run site.yml; return ansible-runner's stats (ok, changed, failures per host)."""
+                 verbose: bool = False, log=print, moved: list | None = None) -> dict:
+    """Run site.yml; return ansible-runner's stats (ok, changed, failures per host). moved, when
+    given, receives (host, path, where it went) of each include-folder entry moved aside."""
     import ansible_runner  # slow to import: only the commands that deploy need it
 
     try:  # ansible-runner starts it by name, through the PATH given below
         tools.find("ansible-playbook", "ansible")
     except ToolError as exc:
         raise DeployError(str(exc)) from None
-    progress = Progress(log=log)
+    progress = Progress(log=log, moved=moved if moved is not None else [])
     artifacts.mkdir(parents=True, exist_ok=True)
     os.chmod(artifacts, 0o700)
     env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False",

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, deploy, image
+from . import __version__, deploy, image, includes
 from .engine import LABEL, Engine, network_name
 from .errors import EngineError, ImageError, UsageError
 from .render import data_dir, render, write_manifest
@@ -118,12 +118,19 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
     for host in lab.hosts:
         write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
     artifacts = (build / ".ansible").resolve()
+    # The include folders of each server kind as the image has them: what is not there, not
+    # rendered and not enabled by a role is moved aside on the host (includes.py).
+    folders = includes.playbook_folders(includes.pristine_folders(engine, tag))
+    moved: list = []
     stats = deploy.run_playbook(
         deploy.engine_inventory(build / "inventory.yml", artifacts, engine.connection), artifacts,
-        {"labgen_build": str(build.resolve())},
+        {"labgen_build": str(build.resolve()), "labgen_folders": folders},
         envvars=engine.own_env,
-        verbose=verbose, log=log)
-    phase.done(count(deploy.changed(stats), "change"))
+        verbose=verbose, log=log, moved=moved)
+    aside = (f"; {count(len(moved), 'file')} labgen does not own moved aside into "
+             f"{includes.BACKUP}/ on {', '.join(sorted({h for h, _, _ in moved}))}") if moved else ""
+    phase.done(count(deploy.changed(stats), "change") + aside)
+    stats["moved"] = moved
     changed = stats.get("changed") or {}  # per inventory host name
     ns, resolver = lab.role("authdns"), lab.role("resolver")
     if changed.get(ns.name) and not changed.get(resolver.name):

@@ -12,7 +12,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 MODULE = "labgen_tree"
-PASSED_ON = ("validate", "service", "change", "restart", "announce")
+PASSED_ON = ("validate", "service", "change", "restart", "announce", "folders", "enable", "backup")
 
 
 class ActionModule(ActionBase):

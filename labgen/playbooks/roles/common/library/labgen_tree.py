@@ -71,6 +71,27 @@ options:
       containers; a real server does not need it).
     type: bool
     default: false
+  folders:
+    description:
+      - The include folders the server reads (folder -> entry name -> how the pristine image
+        has it, as {link, target}, {sha256} or {dir}). An entry of such a folder that is not in
+        the manifest, not in the image's copy of the folder and not in O(enable) is moved aside
+        into O(backup)/<UTC time>/<its path>, as is an image entry that differs from the image's
+        (a link the image had is then made again). The service is validated and reloaded as
+        after a file change; when the checker refuses, everything moved goes back.
+      - Empty (the default, and on servers labgen did not create) sweeps nothing.
+    type: dict
+    default: {}
+  enable:
+    description: Names a role enabled in a Debian *-enabled folder (folder -> names), with
+      a2enmod's rules - in mods-enabled NAME.load and NAME.conf and the modules its .load file
+      depends on, elsewhere NAME.conf, each a link to ../*-available/.
+    type: dict
+    default: {}
+  backup:
+    description: Where moved entries go, in a folder named by the UTC time of the run.
+    type: str
+    default: /var/backups/labgen
 """
 
 RETURN = r"""
@@ -90,6 +111,10 @@ service:
   description: What was done to the service (enabled, started, reloaded, restarted) or "".
   type: str
   returned: always
+moved:
+  description: Entries of the include folders moved aside, each {path, to}.
+  type: list
+  returned: always
 """
 
 import fcntl
@@ -100,6 +125,7 @@ import socket
 import stat
 import struct
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -197,6 +223,112 @@ def put_back(saved):
         os.chmod(path, mode)
 
 
+def _enabled(folder, names):
+    """What a role enabling names in a Debian *-enabled folder owns: entry -> {link: target}."""
+    available = folder[: -len("enabled")] + "available"
+    relative = "../" + os.path.basename(available) + "/"
+    owned, todo, seen = {}, list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        suffixes = (".load", ".conf") if folder.endswith("/mods-enabled") else (".conf",)
+        for suffix in suffixes:  # the target may arrive with this deploy (a rendered site)
+            owned[name + suffix] = {"link": relative + name + suffix}
+        if folder.endswith("/mods-enabled"):  # a2enmod also enables what a module depends on
+            try:
+                with open(os.path.join(available, name + ".load"), encoding="utf-8") as handle:
+                    for line in handle:
+                        if line.lower().startswith("# depends:"):
+                            todo += line.split(":", 1)[1].split()
+            except OSError:
+                pass
+    return owned
+
+
+def _matches(path, want):
+    if "link" in want:
+        return os.path.islink(path) and os.readlink(path) == want["link"]
+    if os.path.islink(path):
+        return False
+    if want.get("dir"):
+        return os.path.isdir(path)
+    if "sha256" in want:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest() == want["sha256"]
+    return False
+
+
+def strays(params):
+    """(path, link to make again or None) of every entry of the include folders labgen does not
+    own: not in the manifest, not as the image has it, not enabled by the role."""
+    owned_paths = set(params["files"]) | set(params["dirs"])
+    found = []
+    for folder, image in sorted(params["folders"].items()):
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            continue
+        wanted = {**(image or {}), **_enabled(folder, params["enable"].get(folder) or [])}
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if path in owned_paths:
+                continue  # the manifest's: compared and installed like every rendered file
+            want = wanted.get(name)
+            if want is not None and _matches(path, want):
+                continue
+            found.append((path, want.get("link") if want else None))
+    return found
+
+
+def sweep(found, backup):
+    """Move each stray into backup/<UTC time>/<its path> (never deleted), and make a link the
+    image or the role has there again. Returns [{path, to, link}], for put_aside_back."""
+    if not found:
+        return []
+    root = os.path.join(backup, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    os.chmod(os.path.dirname(root), 0o700)  # the moved files may hold secrets
+    moved = []
+    for path, link in found:
+        dest = root + path
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        n = 0
+        while os.path.lexists(dest if not n else f"{dest}.{n}"):
+            n += 1
+        dest = dest if not n else f"{dest}.{n}"
+        shutil.move(path, dest)
+        if link:
+            os.symlink(link, path)
+        moved.append({"path": path, "to": dest, "link": link or ""})
+    return moved
+
+
+def put_aside_back(moved):
+    for entry in reversed(moved):
+        if entry["link"] and os.path.islink(entry["path"]):
+            os.unlink(entry["path"])
+        shutil.move(entry["to"], entry["path"])
+
+
+def validate_or_restore(module, saved, moved, files, dirs):
+    """Run the server's checker; when it refuses, put back the files and what was moved."""
+    params = module.params
+    if not params["validate"]:
+        return
+    rc, out, err = module.run_command(params["validate"])
+    if rc == 0:
+        return
+    put_back(saved)
+    put_aside_back(moved)
+    what = "rendered config" if files or dirs else "config without the files labgen does not own"
+    module.fail_json(
+        msg=f"'{params['validate']}' refused the {what}, so nothing was reloaded and the previous "
+            f"files are back in place: {' '.join((err or out).split())}",
+        files=files, dirs=dirs, moved=[m["path"] for m in moved])
+
+
 def systemctl(module, *args):
     return module.run_command(["systemctl", *args])
 
@@ -230,9 +362,10 @@ def ensure_service(module, name, files_changed):
     return ", ".join(done)
 
 
-def apply(module, files, dirs):
+def apply(module, files, dirs, found):
     params = module.params
     saved = keep(files)
+    moved = []
     try:
         rc, out, err = module.run_command(["tar", "-C", "/", "--numeric-owner", "-xpf",
                                            params["archive"]])
@@ -240,15 +373,8 @@ def apply(module, files, dirs):
             put_back(saved)
             module.fail_json(msg=f"unpacking the archive failed: {err.strip()}", files=files,
                              dirs=dirs)
-        if params["validate"]:
-            rc, out, err = module.run_command(params["validate"])
-            if rc != 0:
-                put_back(saved)
-                module.fail_json(
-                    msg=f"'{params['validate']}' refused the rendered config, so nothing was "
-                        f"reloaded and the previous files are back in place: "
-                        f"{' '.join((err or out).split())}",
-                    files=files, dirs=dirs)
+        moved = sweep(found, params["backup"])
+        validate_or_restore(module, saved, moved, files, dirs)
     finally:
         stage = os.path.dirname(params["archive"])
         if os.path.basename(stage).startswith(".labgen-deploy-"):
@@ -262,6 +388,19 @@ def apply(module, files, dirs):
         rc, out, err = module.run_command(["update-ca-certificates"])
         if rc != 0:
             module.fail_json(msg=f"update-ca-certificates failed: {err.strip()}")
+    return moved
+
+
+def sweep_only(module, found):
+    """No rendered file differs, but the include folders hold entries labgen does not own: move
+    them aside, let the checker judge what is left (putting them back on refusal)."""
+    moved = sweep(found, module.params["backup"])
+    validate_or_restore(module, {}, moved, [], [])
+    return moved
+
+
+def _shown(moved):
+    return [{"path": m["path"], "to": m["to"]} for m in moved]
 
 
 def main():
@@ -276,7 +415,10 @@ def main():
                        "change": {"type": "str", "default": "reload",
                                   "choices": ["reload", "restart"]},
                        "restart": {"type": "bool", "default": False},
-                       "announce": {"type": "bool", "default": False}},
+                       "announce": {"type": "bool", "default": False},
+                       "folders": {"type": "dict", "default": {}},
+                       "enable": {"type": "dict", "default": {}},
+                       "backup": {"type": "str", "default": "/var/backups/labgen"}},
         supports_check_mode=True)
     # One deploy at a time on a host: a deploy cut off on this machine (Ctrl-C) does not stop the
     # module already running on the host, and the next deploy must not overlap it.
@@ -284,6 +426,7 @@ def main():
                                 "labgen-tree.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     files, dirs = compare(module.params)
+    found = strays(module.params)
     if module.params["archive"] is None:
         if module.params["announce"] and not module.check_mode:
             announce()
@@ -296,13 +439,19 @@ def main():
             stage = ""
             if module.params["prepare"] and not module.check_mode:
                 stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
-            module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="")
-        done = ensure_service(module, module.params["service"], False)
-        module.exit_json(changed=bool(done), files=[], dirs=[], stage="", service=done)
-    if not module.check_mode:
-        apply(module, files, dirs)
-    done = ensure_service(module, module.params["service"], bool(files or dirs))
-    module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done)
+            module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="",
+                             moved=[])
+        if found and module.check_mode:
+            module.exit_json(changed=True, files=[], dirs=[], stage="", service="",
+                             moved=[{"path": path, "to": ""} for path, _ in found])
+        moved = sweep_only(module, found) if found else []
+        done = ensure_service(module, module.params["service"], bool(moved))
+        module.exit_json(changed=bool(done or moved), files=[], dirs=[], stage="", service=done,
+                         moved=_shown(moved))
+    moved = [] if module.check_mode else apply(module, files, dirs, found)
+    done = ensure_service(module, module.params["service"], bool(files or dirs or moved))
+    module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done,
+                     moved=_shown(moved))
 
 
 if __name__ == "__main__":
