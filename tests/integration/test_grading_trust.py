@@ -1,0 +1,164 @@
+"""Grades a trainer can trust, tried on the live lab as a student who wants the point without
+the fix would: interrupts, the student's own tools and configuration, a stalled server, text
+served to the trainer's terminal, pytest's options from the environment.
+
+Each test leaves the shared lab as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import RunningLab
+
+from labtest import run
+
+LABGEN = [sys.executable, "-m", "labgen"]
+
+
+def labgen(lab: RunningLab, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run([*LABGEN, *args, "-c", str(lab.config)], timeout=600, env=env)
+
+
+def sh(lab: RunningLab, host: str, script: str) -> subprocess.CompletedProcess:
+    result = lab.exec(host, "sh", "-c", script)
+    assert result.returncode == 0, f"{host}: {script}: {result.stderr}"
+    return result
+
+
+def interrupted(lab: RunningLab, sig: int, *args: str, after: float = 2.5) -> subprocess.CompletedProcess:
+    """labgen ... with sig sent after a few seconds (the checks are then half-way)."""
+    proc = subprocess.Popen([*LABGEN, *args, "-c", str(lab.config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def active(lab: RunningLab) -> list[str]:
+    state = json.loads((lab.build / "exercises.json").read_text())
+    return list(state["active"])
+
+
+@pytest.fixture
+def config_broken(running_lab):
+    """The exercise config-broken, active; solved by the trainer afterwards if still active."""
+    assert labgen(running_lab, "exercise", "start", "config-broken").returncode == 0
+    yield running_lab
+    if "config-broken" in active(running_lab):
+        assert labgen(running_lab, "exercise", "solve", "config-broken").returncode == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_verify_exits_130_and_prints_no_verdict(running_lab, sig):
+    result = interrupted(running_lab, sig, "verify")
+    assert result.returncode == 130, result.stdout[-500:] + result.stderr
+    assert "verdict" not in result.stdout and "interrupted" in result.stderr
+
+
+def test_an_interrupted_check_records_nothing(config_broken):
+    result = interrupted(config_broken, signal.SIGINT, "exercise", "check", "config-broken")
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert "solved" not in result.stdout
+    assert active(config_broken) == ["config-broken"]
+    result = labgen(config_broken, "exercise", "check", "config-broken")
+    assert result.returncode == 1 and "not solved yet" in result.stdout, result.stdout
+
+
+def test_a_fake_config_test_on_path_or_in_place_of_the_real_one_solves_nothing(config_broken):
+    lab = config_broken
+    sh(lab, "apache", "printf '#!/bin/sh\\nexit 0\\n' > /usr/local/sbin/apache2ctl; "
+                      "chmod +x /usr/local/sbin/apache2ctl; cp /usr/sbin/apache2ctl /root/apache2ctl.orig")
+    try:
+        result = labgen(lab, "exercise", "check", "config-broken")
+        assert result.returncode == 1 and "apache2ctl configtest fails" in result.stdout, result.stdout
+        sh(lab, "apache", "cp /usr/local/sbin/apache2ctl /usr/sbin/apache2ctl")
+        result = labgen(lab, "exercise", "check", "config-broken")
+        assert result.returncode == 1 and "not solved yet" in result.stdout, result.stdout
+        result = labgen(lab, "verify")
+        assert result.returncode == 1
+        assert "the tools the grader runs on apache are not the lab image's: /usr/sbin/apache2ctl" \
+            in result.stdout
+        assert "NOT RUN  The server's own config test passes" in result.stdout
+    finally:
+        sh(lab, "apache", "cp /root/apache2ctl.orig /usr/sbin/apache2ctl; rm -f /usr/local/sbin/apache2ctl "
+                          "/root/apache2ctl.orig")
+    assert active(lab) == ["config-broken"]
+
+
+def test_the_students_workstation_configuration_changes_no_grade(running_lab):
+    """A ~/.curlrc that sends every request to another server, /etc/hosts entries and a fake
+    curl on the workstation: the grader does not run there."""
+    lab, apache = running_lab, running_lab.lab.web[1]
+    sh(lab, "client", f"echo 'connect-to = ::{apache.ipv4}:' > /root/.curlrc; "
+                      f"echo '{apache.ipv4} {lab.lab.web[0].fqdn}' >> /etc/hosts; "
+                      "printf '#!/bin/sh\\necho HTTP/1.1 200 OK\\n' > /usr/local/bin/curl; chmod +x /usr/local/bin/curl")
+    try:
+        result = labgen(lab, "verify")
+        assert result.returncode == 0, result.stdout[-2000:]
+    finally:
+        sh(lab, "client", "rm -f /root/.curlrc /usr/local/bin/curl; sed -i '$d' /etc/hosts")
+
+
+def test_pytest_options_from_the_environment_change_nothing(running_lab, tmp_path):
+    report = tmp_path / "verify.json"
+    env = {**os.environ, "PYTEST_ADDOPTS": "-k no_such_check --maxfail=1 --deselect labgen/checks",
+           "PYTEST_PLUGINS": "no_such_plugin"}
+    result = labgen(running_lab, "verify", "--json", str(report), env=env)
+    assert result.returncode == 0, result.stdout[-1000:] + result.stderr
+    doc = json.loads(report.read_text())
+    ran = {(c["id"], t["name"], v["variant"]) for t in doc["targets"] for c in t["checks"]
+           for v in c["variants"]}
+    from labgen import verify
+    assert ran == verify.expected(running_lab.lab)
+
+
+def test_a_stalled_server_costs_seconds_and_is_named(running_lab):
+    """nginx replaced by a listener that accepts on 80 and 443 and never answers."""
+    lab = running_lab
+    stall = ("import socket,threading,time\n"
+             "def serve(f,a,p):\n"
+             " s=socket.socket(f);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+             " f==socket.AF_INET6 and s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,1)\n"
+             " s.bind((a,p));s.listen(50);h=[]\n"
+             " while True: h.append(s.accept())\n"
+             "for f,a in ((socket.AF_INET,'0.0.0.0'),(socket.AF_INET6,'::')):\n"
+             " for p in (80,443): threading.Thread(target=serve,args=(f,a,p),daemon=True).start()\n"
+             "time.sleep(600)\n")
+    sh(lab, "nginx", f"cat > /root/stall.py <<'EOF'\n{stall}EOF\nsystemctl stop nginx; "
+                     "(setsid python3 /root/stall.py >/dev/null 2>&1 &); sleep 1")
+    try:
+        started = time.monotonic()
+        result = labgen(lab, "verify")
+        took = time.monotonic() - started
+        assert result.returncode == 1
+        nginx = lab.lab.web[0]
+        assert f"nginx does not answer on {nginx.ipv4} port 443: no answer in" in result.stdout
+        assert took < 30, f"verify took {took:.0f} s against a stalled server"
+    finally:
+        sh(lab, "nginx", "pkill -f /root/stall[.]py; rm -f /root/stall.py; systemctl start nginx")
+
+
+def test_text_a_server_sends_is_escaped_for_the_terminal(running_lab, tmp_path):
+    """An escape sequence in a header the checks quote reaches the scorecard as text."""
+    lab, nginx = running_lab, running_lab.lab.web[0]
+    site = f"/etc/nginx/conf.d/{nginx.fqdn}.conf"
+    edit = ("import sys; p = sys.argv[1]; t = open(p).read(); open(p, 'w').write(t.replace("
+            "'Referrer-Policy \"no-referrer\"', 'Referrer-Policy \"unsafe-url\\x1b]0;owned\\x07\\x1b[2J\"'))")
+    sh(lab, "nginx", f"cp {site} /root/site.orig; python3 -c {shlex.quote(edit)} {site}; grep -c owned {site}; "
+                     "nginx -t && systemctl reload nginx")
+    try:
+        result = labgen(lab, "verify")
+        assert result.returncode == 1
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert "\\x1b]0;owned\\x07\\x1b[2J" in result.stdout, result.stdout[-3000:]
+    finally:
+        sh(lab, "nginx", f"cp /root/site.orig {site}; rm /root/site.orig; nginx -t && systemctl reload nginx")
