@@ -162,3 +162,45 @@ def test_text_a_server_sends_is_escaped_for_the_terminal(running_lab, tmp_path):
         assert "\\x1b]0;owned\\x07\\x1b[2J" in result.stdout, result.stdout[-3000:]
     finally:
         sh(lab, "nginx", f"cp /root/site.orig {site}; rm /root/site.orig; nginx -t && systemctl reload nginx")
+
+
+def test_a_fix_that_breaks_another_check_is_not_solved(config_broken):
+    lab = config_broken
+    sh(lab, "apache", "rm /etc/apache2/conf-enabled/zz-local.conf")
+    sh(lab, "nginx", "systemctl stop nginx")  # the student's "fix" took nginx down with it
+    try:
+        result = labgen(lab, "exercise", "check", "config-broken")
+        assert result.returncode == 1, result.stdout
+        assert "also failing, and not part of this exercise (something else broke)" in result.stdout
+        assert "not run: nginx does not answer on" in result.stdout
+        assert active(lab) == ["config-broken"]
+    finally:
+        sh(lab, "nginx", "systemctl start nginx")
+    result = labgen(lab, "exercise", "check", "config-broken")
+    assert result.returncode == 0 and "config-broken: solved" in result.stdout, result.stdout
+
+
+def test_a_check_that_cannot_run_during_grading_is_no_pass(config_broken):
+    """The fix is in place but Apache is down: its checks are not run, so nothing is solved."""
+    lab = config_broken
+    sh(lab, "apache", "rm /etc/apache2/conf-enabled/zz-local.conf; systemctl stop apache2")
+    try:
+        result = labgen(lab, "exercise", "check", "config-broken")
+        assert result.returncode == 1 and "not solved yet" in result.stdout, result.stdout
+        assert "not run: apache does not answer on" in result.stdout
+    finally:
+        sh(lab, "apache", "systemctl start apache2")
+
+
+def test_a_failure_another_active_exercise_explains_is_no_regression(config_broken):
+    lab = config_broken
+    assert labgen(lab, "exercise", "start", "tls-old-versions").returncode == 0
+    try:
+        sh(lab, "apache", "rm /etc/apache2/conf-enabled/zz-local.conf && apache2ctl configtest")
+        result = labgen(lab, "exercise", "check", "config-broken")
+        assert result.returncode == 0 and "config-broken: solved" in result.stdout, result.stdout
+        assert active(lab) == ["tls-old-versions"]
+        result = labgen(lab, "exercise", "check")  # every active one: tls-old-versions is not fixed
+        assert result.returncode == 1 and "tls-old-versions: not solved yet" in result.stdout
+    finally:
+        assert labgen(lab, "exercise", "solve", "tls-old-versions").returncode == 0
