@@ -92,6 +92,8 @@ def test_the_scoreboard_shows_every_student_and_a_broken_nginx_lowers_only_its_r
     assert labgen(config, "exercise", "start", "hsts-one-day", "--student", "s02").returncode == 0
     try:
         broken = labgen(config, "class", "verify", "--html", str(html))
+        graded = labgen(config, "exercise", "check", "hsts-one-day", "--student", "s02")
+        assert graded.returncode == 1 and "hsts-one-day: not solved yet" in graded.stdout, graded.stdout
     finally:
         assert labgen(config, "exercise", "solve", "hsts-one-day", "--student", "s02").returncode == 0
     assert broken.returncode == 1
