@@ -98,14 +98,16 @@ def test_the_students_workstation_configuration_changes_no_grade(running_lab):
     """A ~/.curlrc that sends every request to another server, /etc/hosts entries and a fake
     curl on the workstation: the grader does not run there."""
     lab, apache = running_lab, running_lab.lab.web[1]
-    sh(lab, "client", f"echo 'connect-to = ::{apache.ipv4}:' > /root/.curlrc; "
+    sh(lab, "client", f"cp /etc/hosts /root/hosts.orig; echo 'connect-to = ::{apache.ipv4}:' > /root/.curlrc; "
                       f"echo '{apache.ipv4} {lab.lab.web[0].fqdn}' >> /etc/hosts; "
                       "printf '#!/bin/sh\\necho HTTP/1.1 200 OK\\n' > /usr/local/bin/curl; chmod +x /usr/local/bin/curl")
     try:
         result = labgen(lab, "verify")
         assert result.returncode == 0, result.stdout[-2000:]
     finally:
-        sh(lab, "client", "rm -f /root/.curlrc /usr/local/bin/curl; sed -i '$d' /etc/hosts")
+        # /etc/hosts is the engine's bind mount: written in place, not replaced
+        sh(lab, "client", "rm -f /root/.curlrc /usr/local/bin/curl; cat /root/hosts.orig > /etc/hosts; "
+                          "rm /root/hosts.orig")
 
 
 def test_pytest_options_from_the_environment_change_nothing(running_lab, tmp_path):
