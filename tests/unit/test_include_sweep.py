@@ -128,3 +128,15 @@ def test_up_names_each_moved_file():
                         "conf-enabled/zz-local.conf")
     assert "\x1b" not in lines[2] and "\\x1b[2J.conf" in lines[2]
     assert [m[0] for m in progress.moved] == ["apache", "apache"]
+
+
+def test_a_backup_folder_made_a_link_is_not_followed(tree_module, tmp_path):
+    """A student who points /var/backups/labgen at an include folder would have every stray moved
+    back into it: the link goes, a private folder takes its place."""
+    etc, params = _apache(tmp_path)
+    (etc / "conf-enabled/zz-local.conf").write_text("NoSuchDirective on\n")
+    backup = tmp_path / "backups"
+    os.symlink(etc / "conf-enabled", backup)
+    moved = tree_module.sweep(tree_module.strays(params), str(backup))
+    assert not backup.is_symlink() and backup.is_dir()
+    assert moved[0]["to"].startswith(str(backup) + "/") and os.listdir(etc / "conf-enabled") == ["security.conf"]

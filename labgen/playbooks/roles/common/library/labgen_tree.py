@@ -18,7 +18,7 @@ description:
     changed, enables the service and starts it, or reloads (or restarts) it when it runs.
   - The archive is removed in every case (and a folder left by a deploy that was cut off, by
     the next comparison). File contents never appear in the arguments or the results.
-  - The role's action plugin of the same name runs on the controller: it reads O(manifest),
+  - The role's action plugin of the same name runs on the controller; it reads O(manifest),
     calls the module to compare (one call; with nothing to do, the only one), packs what
     differs from O(tree) into one tar archive, sends it into the private folder that call made,
     and calls the module again to install it.
@@ -287,6 +287,8 @@ def sweep(found, backup):
     image or the role has there again. Returns [{path, to, link}], for put_aside_back."""
     if not found:
         return []
+    if os.path.islink(backup):  # a link would send what is moved elsewhere (even back in)
+        os.unlink(backup)
     root = os.path.join(backup, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     os.makedirs(root, mode=0o700, exist_ok=True)
     os.chmod(os.path.dirname(root), 0o700)  # the moved files may hold secrets
