@@ -186,3 +186,15 @@ def test_a_bad_id_a_lab_that_is_down_a_conflict_and_a_wrong_profile_are_refused(
     finally:
         assert labgen(lab, "exercise", "solve", "early-data").returncode == 0
     assert labgen(lab, "verify").returncode == 0
+
+
+def test_the_resolver_says_why_validation_failed_and_unbound_control_flushes(running_lab):
+    """Extended DNS Errors (RFC 8914) reach dig on the workstation, and unbound-control works on
+    the resolver over its local socket, as the DNS exercises' hints say."""
+    lab = running_lab
+    answer = lab.client("dig", "+time=5", "+tries=2", f"bogus.{lab.lab.domain}", "A")
+    assert "status: SERVFAIL" in answer.stdout and "EDE: 6 (DNSSEC Bogus)" in answer.stdout, answer.stdout
+    resolver = lab.lab.role("resolver").name
+    for command in (("flush_zone", lab.lab.domain), ("flush_bogus",)):
+        flushed = lab.exec(resolver, "unbound-control", *command)
+        assert flushed.returncode == 0 and flushed.stdout.startswith("ok"), flushed.stdout + flushed.stderr
