@@ -14,7 +14,7 @@ from labgen.dnszone import alpn
        standard="RFC 6797 section 7.2; internet.nl HTTPS",
        why="Visitors who type the bare name must end up on the encrypted site, not stay on HTTP.",
        fix="Answer every http:// request with 301 to https://<same host>/<same path>.",
-       needs=("dns",))
+       needs=("dns", "http"))
 def test_http_redirects_to_https(client, server, family):
     out = client.run(f"curl {curl_flag(family)} -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' "
                      f"http://{server.fqdn}/x").stdout.split()

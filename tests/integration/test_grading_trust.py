@@ -18,7 +18,7 @@ import time
 import pytest
 from conftest import RunningLab
 
-from labtest import run
+from labtest import run, stall_script, unstall_script
 
 LABGEN = [sys.executable, "-m", "labgen"]
 
@@ -126,27 +126,15 @@ def test_pytest_options_from_the_environment_change_nothing(running_lab, tmp_pat
 def test_a_stalled_server_costs_seconds_and_is_named(running_lab):
     """nginx replaced by a listener that accepts on 80 and 443 and never answers."""
     lab = running_lab
-    stall = ("import socket,threading,time\n"
-             "def serve(f,a,p):\n"
-             " s=socket.socket(f);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-             " f==socket.AF_INET6 and s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,1)\n"
-             " s.bind((a,p));s.listen(50);h=[]\n"
-             " while True: h.append(s.accept())\n"
-             "for f,a in ((socket.AF_INET,'0.0.0.0'),(socket.AF_INET6,'::')):\n"
-             " for p in (80,443): threading.Thread(target=serve,args=(f,a,p),daemon=True).start()\n"
-             "time.sleep(600)\n")
-    sh(lab, "nginx", f"cat > /root/stall.py <<'EOF'\n{stall}EOF\nsystemctl stop nginx; "
-                     "(setsid python3 /root/stall.py >/dev/null 2>&1 &); sleep 1")
+    sh(lab, "nginx", stall_script("nginx"))
     try:
-        started = time.monotonic()
-        result = labgen(lab, "verify")
-        took = time.monotonic() - started
+        result = labgen(lab, "verify")  # bench/bench_verify.py --stalled times it
         assert result.returncode == 1
         nginx = lab.lab.web[0]
         assert f"nginx does not answer on {nginx.ipv4} port 443: no answer in" in result.stdout
-        assert took < 30, f"verify took {took:.0f} s against a stalled server"
+        assert "ROOT CAUSES" in result.stdout and "verdict: " in result.stdout
     finally:
-        sh(lab, "nginx", "pkill -f /root/stall[.]py; rm -f /root/stall.py; systemctl start nginx")
+        sh(lab, "nginx", unstall_script("nginx"))
 
 
 def test_text_a_server_sends_is_escaped_for_the_terminal(running_lab, tmp_path):
