@@ -20,6 +20,8 @@ from conftest import RunningLab
 
 from labtest import run, stall_script, unstall_script
 
+from labgen.render import host_paths
+
 LABGEN = [sys.executable, "-m", "labgen"]
 
 
@@ -137,21 +139,23 @@ def test_a_stalled_server_costs_seconds_and_is_named(running_lab):
         sh(lab, "nginx", unstall_script("nginx"))
 
 
-def test_text_a_server_sends_is_escaped_for_the_terminal(running_lab, tmp_path):
-    """An escape sequence in a header the checks quote reaches the scorecard as text."""
+def test_text_a_server_sends_is_escaped_for_the_terminal(running_lab):
+    """An escape sequence in the security.txt a student's server serves (curl refuses control
+    characters in headers, not in a body) reaches the scorecard as text, not as a command to
+    the trainer's terminal."""
     lab, nginx = running_lab, running_lab.lab.web[0]
-    site = f"/etc/nginx/conf.d/{nginx.fqdn}.conf"
-    edit = ("import sys; p = sys.argv[1]; t = open(p).read(); open(p, 'w').write(t.replace("
-            "'Referrer-Policy \"no-referrer\"', 'Referrer-Policy \"unsafe-url\\x1b]0;owned\\x07\\x1b[2J\"'))")
-    sh(lab, "nginx", f"cp {site} /root/site.orig; python3 -c {shlex.quote(edit)} {site}; grep -c owned {site}; "
-                     "nginx -t && systemctl reload nginx")
+    path = host_paths(lab.lab, nginx)["security_txt"]
+    edit = ("import sys; p = sys.argv[1]; lines = open(p).read().split('\\n'); "
+            "i = next(n for n, l in enumerate(lines) if l.startswith('Contact:')); "
+            "lines[i] += '\\x1b]0;owned\\x07\\x1b[2J'; open(p, 'w').write('\\n'.join(lines))")
+    sh(lab, "nginx", f"cp {path} /root/security.txt.orig; python3 -c {shlex.quote(edit)} {path}")
     try:
         result = labgen(lab, "verify")
         assert result.returncode == 1
         assert "\x1b" not in result.stdout and "\x07" not in result.stdout
         assert "\\x1b]0;owned\\x07\\x1b[2J" in result.stdout, result.stdout[-3000:]
     finally:
-        sh(lab, "nginx", f"cp /root/site.orig {site}; rm /root/site.orig; nginx -t && systemctl reload nginx")
+        sh(lab, "nginx", f"cp /root/security.txt.orig {path}; rm /root/security.txt.orig")
 
 
 def test_a_fix_that_breaks_another_check_is_not_solved(config_broken):
