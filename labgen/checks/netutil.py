@@ -1,4 +1,4 @@
-"""Small helpers the check modules share: addresses, and commands run on the client."""
+"""Small helpers the check modules share: addresses, and commands run on the probe (labgen.vantage)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def curl_flag(family: str) -> str:
     return "-4" if family == "ipv4" else "-6"
 
 
-def dig(client, name: str, rtype: str, *options: str) -> tuple[list[str], list[str], str]:
+def dig(probe, name: str, rtype: str, *options: str) -> tuple[list[str], list[str], str]:
     """(flags, answer lines, status) of a DNSSEC query through the lab resolver."""
-    out = client.run(f"dig +dnssec +noall +comments +answer {' '.join(options)} "
+    out = probe.run(f"dig +dnssec +noall +comments +answer {' '.join(options)} "
                      f"{shlex.quote(name)} {rtype}").stdout
     flags = re.search(r";; flags: ([a-z ]+);", out)
     status = re.search(r"status: ([A-Z]+)", out)
@@ -40,9 +40,9 @@ def records(answers: list[str], rtype: str) -> list[str]:
     return [" ".join(a.split()[4:]) for a in answers if a.split()[3:4] == [rtype]]
 
 
-def headers(client, url: str, family: str) -> dict[str, str]:
+def headers(probe, url: str, family: str) -> dict[str, str]:
     """Response headers (lower-case names) of a GET through the lab resolver, the CA trusted."""
-    out = client.run(f"curl {curl_flag(family)} -s -D - -o /dev/null {shlex.quote(url)}").stdout
+    out = probe.run(f"curl {curl_flag(family)} -s -D - -o /dev/null {shlex.quote(url)}").stdout
     result = {}
     for line in out.splitlines()[1:]:
         name, _, value = line.partition(":")
@@ -52,7 +52,7 @@ def headers(client, url: str, family: str) -> dict[str, str]:
     return result
 
 
-def s_client(client, server: Host, family: str, *options: str) -> tuple[bool, str]:
+def s_client(probe, server: Host, family: str, *options: str) -> tuple[bool, str]:
     """One openssl s_client handshake with the server at its address over the family:
     (whether it succeeded, everything s_client printed). A connection that breaks below TLS
     (a reset, a timeout: a server busy restarting) is tried again; a TLS refusal is an answer."""
@@ -60,7 +60,7 @@ def s_client(client, server: Host, family: str, *options: str) -> tuple[bool, st
     for attempt in range(3):
         # timeout: a resumed 0-RTT connection could otherwise wait for the server's keep-alive;
         # generous, as a loaded 2-core machine can take seconds for a handshake.
-        result = client.run(f"timeout 20 openssl s_client -connect {target} -servername {server.fqdn} "
+        result = probe.run(f"timeout 20 openssl s_client -connect {target} -servername {server.fqdn} "
                             f"{' '.join(options)} </dev/null 2>&1")
         # An HTTP/2 server may send binary frames right after the handshake.
         out = result.stdout_bytes.decode("utf-8", "replace")
@@ -70,9 +70,9 @@ def s_client(client, server: Host, family: str, *options: str) -> tuple[bool, st
     return result.rc == 0, out
 
 
-def handshake(client, server: Host, family: str, *options: str) -> str:
+def handshake(probe, server: Host, family: str, *options: str) -> str:
     """openssl s_client's brief summary of one handshake ('' when it failed)."""
-    ok, out = s_client(client, server, family, "-brief", *options)
+    ok, out = s_client(probe, server, family, "-brief", *options)
     return out if ok else ""
 
 
@@ -95,11 +95,11 @@ def summary(out: str) -> str:
     return " with ".join(m.group(1) for m in (version, suite) if m) or "a handshake"
 
 
-def accepted(client, server: Host, family: str, *options: str) -> str:
+def accepted(probe, server: Host, family: str, *options: str) -> str:
     """For checks that want a handshake refused: '' when the server refused it with a TLS alert,
     what it accepted otherwise. A connection that fails below TLS is no refusal: the check
     fails and says that the server did not answer."""
-    ok, out = s_client(client, server, family, "-brief", *options)
+    ok, out = s_client(probe, server, family, "-brief", *options)
     if ok:
         return summary(out)
     if "alert" in out:
@@ -109,10 +109,10 @@ def accepted(client, server: Host, family: str, *options: str) -> str:
                          f"({reason}); a refusal counts only when the server answers")
 
 
-def served_certificate(client, server: Host, family: str) -> str:
+def served_certificate(probe, server: Host, family: str) -> str:
     """The text form (openssl x509 -text) of the certificate the server sends."""
     target = endpoint(server, family)
-    return client.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null "
+    return probe.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null "
                       "2>/dev/null | openssl x509 -noout -text").stdout
 
 
@@ -121,14 +121,14 @@ def served_certificate(client, server: Host, family: str) -> str:
 RENEGOTIATIONS = 10
 
 
-def renegotiation_probe(client, server: Host, family: str) -> str:
+def renegotiation_probe(probe, server: Host, family: str) -> str:
     """Everything s_client printed for one TLS 1.2 connection in which the client asks for
     renegotiation up to RENEGOTIATIONS times ('R' on its input); a server that refuses ends the
     connection, and the writer stops at its next line (broken pipe)."""
     target = endpoint(server, family)
     writer = (f"(sleep 0.3; i=0; while [ $i -lt {RENEGOTIATIONS} ]; do printf 'R\\n' || exit; "
               "sleep 0.3; i=$((i+1)); done; sleep 0.3)")
-    return client.run(f"{writer} | timeout 20 openssl s_client -connect {target} -servername "
+    return probe.run(f"{writer} | timeout 20 openssl s_client -connect {target} -servername "
                       f"{server.fqdn} -tls1_2 2>&1").stdout_bytes.decode("utf-8", "replace")
 
 
@@ -142,9 +142,9 @@ def renegotiations(out: str) -> tuple[bool, int, bool]:
     return established, completed, refused
 
 
-def certificate_text(client, server: Host, family: str, *options: str) -> str:
+def certificate_text(probe, server: Host, family: str, *options: str) -> str:
     """The text form (openssl x509 -text) of the certificate the server sends for a handshake
     with these s_client options ('' when the handshake failed)."""
     target = endpoint(server, family)
-    return client.run(f"openssl s_client -connect {target} -servername {server.fqdn} "
+    return probe.run(f"openssl s_client -connect {target} -servername {server.fqdn} "
                       f"{' '.join(options)} </dev/null 2>/dev/null | openssl x509 -noout -text").stdout

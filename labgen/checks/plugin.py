@@ -168,7 +168,7 @@ def hosts(lab):
 
 
 @pytest.fixture(scope="session")
-def client(hosts):
+def probe(hosts):
     """Where network checks run from: labgen's probe on the lab network (never the student's
     workstation, whose tools and files the student owns), through the lab resolver."""
     return hosts[vantage.PROBE]
@@ -186,8 +186,8 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def prerequisites(lab, client) -> Prerequisites:
-    return Prerequisites(lab, client)
+def prerequisites(lab, probe) -> Prerequisites:
+    return Prerequisites(lab, probe)
 
 
 @pytest.fixture(autouse=True)

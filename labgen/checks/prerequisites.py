@@ -53,8 +53,8 @@ def parallel(probe, commands: list[str]) -> list[tuple[int, str]]:
 
 
 class Prerequisites:
-    def __init__(self, lab: Lab, client):
-        self.lab, self.client = lab, client
+    def __init__(self, lab: Lab, probe):
+        self.lab, self.probe = lab, probe
         self._seen: dict[tuple, Cause | None] = {}
         self._replaced: dict[str, list[str]] | str | None = None
         self._answers: dict[tuple, tuple[int, str]] | None = None
@@ -83,7 +83,7 @@ class Prerequisites:
         if self._answers is None:
             jobs = [(k, s, f) for s in self.lab.web for f in FAMILIES for k in ("tls", "http")]
             commands = [self._command(k, s, f) for k, s, f in jobs]
-            self._answers = dict(zip([(k, s.name, f) for k, s, f in jobs], parallel(self.client, commands)))
+            self._answers = dict(zip([(k, s.name, f) for k, s, f in jobs], parallel(self.probe, commands)))
         rc, out = self._answers[(kind, server.name, family)]
         return self._http(server, family, rc, out) if kind == "http" else self._tls(server, family, rc, out)
 
@@ -124,7 +124,7 @@ class Prerequisites:
 
     def _dns(self) -> Cause | None:
         resolver = self.lab.role("resolver")
-        _, answers, status = dig(self.client, self.lab.domain, "SOA")
+        _, answers, status = dig(self.probe, self.lab.domain, "SOA")
         if status == "NOERROR" and answers:
             return None
         if not status:

@@ -13,8 +13,8 @@ from labgen.checks.netutil import dig, records
            "is less likely.",
        fix="Publish CAA 0 issue \"<the lab CA>\" at the zone apex (caa.issuer in the lab file).",
        needs=("dns",))
-def test_caa_names_lab_ca(client, lab):
-    flags, answers, status = dig(client, lab.domain, "CAA")
+def test_caa_names_lab_ca(probe, lab):
+    flags, answers, status = dig(probe, lab.domain, "CAA")
     caa = records(answers, "CAA")
     assert f'0 issue "{lab.caa.issuer}"' in caa, \
         f'expected CAA 0 issue "{lab.caa.issuer}"; saw {"; ".join(caa) or status or "no answer"}'
@@ -56,8 +56,8 @@ def caa_problems(record: str) -> list[str]:
            "from what the zone meant.",
        fix="Write CAA records as 0 issue \"<CA domain>\" (and 0 iodef \"mailto:...\"); labgen "
            "renders them from caa.issuer and caa.iodef.")
-def test_caa_syntax(client, lab):
-    _, answers, status = dig(client, lab.domain, "CAA")
+def test_caa_syntax(probe, lab):
+    _, answers, status = dig(probe, lab.domain, "CAA")
     caa = records(answers, "CAA")
     assert caa, f"{lab.domain} has no CAA records ({status}); expected the lab's"
     problems = [p for record in caa for p in caa_problems(record)]

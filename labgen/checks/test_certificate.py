@@ -21,8 +21,8 @@ def hashes(lab) -> set[str]:
        why="A chain that does not end at a trusted CA gives the visitor no proof of who answers.",
        fix="Serve the certificate the lab CA issued (labgen renders it), with its chain.",
        needs=("tls",))
-def test_chain_to_lab_ca(client, server, family, lab):
-    ok, out = s_client(client, server, family, "-brief", "-CAfile", ca_trust_path(lab),
+def test_chain_to_lab_ca(probe, server, family, lab):
+    ok, out = s_client(probe, server, family, "-brief", "-CAfile", ca_trust_path(lab),
                        "-verify_return_error")
     assert ok and "Verification: OK" in out, \
         f"expected a chain that validates to the lab CA; openssl says: {openssl_reason(out)}"
@@ -33,8 +33,8 @@ def test_chain_to_lab_ca(client, server, family, lab):
        why="A certificate for another name would let that name's owner impersonate the site.",
        fix="Issue the certificate with the host's name in subjectAltName.",
        needs=("tls",))
-def test_name_matches(client, server, family):
-    text = served_certificate(client, server, family)
+def test_name_matches(probe, server, family):
+    text = served_certificate(probe, server, family)
     names = re.findall(r"DNS:([^,\s]+)", text)
     assert server.fqdn in names, f"subjectAltName: {', '.join(names) or 'none'}"
 
@@ -45,8 +45,8 @@ def test_name_matches(client, server, family):
            "broken or is not accepted by every client.",
        fix="Use an ECDSA P-256/P-384 key (or, where the profile allows RSA, RSA of the profile's "
            "size).", needs=("tls",))
-def test_key_type(client, server, family, lab):
-    text = served_certificate(client, server, family)
+def test_key_type(probe, server, family, lab):
+    text = served_certificate(probe, server, family)
     assert text, "no certificate served"
     if "id-ecPublicKey" in text:
         curve = re.search(r"ASN1 OID: (\S+)", text).group(1)
@@ -67,12 +67,12 @@ KEY_TYPE_SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384",
                     "rsa": "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pkcs1_sha256"}
 
 
-def certificates(client, server, family, lab) -> dict[str, str]:
+def certificates(probe, server, family, lab) -> dict[str, str]:
     """The text of each certificate the server sends: the one it picks by itself, and the one
     for each of the profile's key types that it has."""
-    found = {"default": served_certificate(client, server, family)}
+    found = {"default": served_certificate(probe, server, family)}
     for kind in lab.profile.certificate_types:
-        found[kind] = certificate_text(client, server, family, "-sigalgs", KEY_TYPE_SIGALGS[kind])
+        found[kind] = certificate_text(probe, server, family, "-sigalgs", KEY_TYPE_SIGALGS[kind])
     return {kind: text for kind, text in found.items() if text}
 
 
@@ -81,16 +81,16 @@ def certificates(client, server, family, lab) -> dict[str, str]:
        why="NCSC phases RSA-2048 out: it will not hold as long as the data it protects.",
        fix="Issue the RSA certificate with a key of rsa_key_size bits (labgen renders 3072).",
        level="recommended", needs=("tls",))
-def test_rsa_key_size(client, server, family, lab):
+def test_rsa_key_size(probe, server, family, lab):
     if "rsa" not in lab.profile.certificate_types:
         # Asked for RSA only, the server refuses with an alert or sends what it has; silence
         # (a server that stopped answering) is no proof of "no RSA key" (accepted() fails it).
-        if accepted(client, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"]):
-            text = certificate_text(client, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"])
+        if accepted(probe, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"]):
+            text = certificate_text(probe, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"])
             assert "rsaEncryption" not in text, f"the server sent an RSA certificate; the " \
                 f"{lab.profile.name} profile wants ECDSA only, so no RSA key at all"
         return
-    text = certificate_text(client, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"])
+    text = certificate_text(probe, server, family, "-sigalgs", KEY_TYPE_SIGALGS["rsa"])
     bits = re.search(r"Public-Key: \((\d+) bit\)", text)
     assert bits and "rsaEncryption" in text, "the server sent no RSA certificate when asked for " \
         f"one; the {lab.profile.name} profile wants one"
@@ -104,10 +104,10 @@ def test_rsa_key_size(client, server, family, lab):
        why="A certificate signed over SHA-1 can be forged: a collision gives an attacker a "
            "certificate the CA never issued.",
        fix="Have the CA sign with SHA-256 or better (labgen's lab CA does).", needs=("tls",))
-def test_certificate_signature(client, server, family, lab):
+def test_certificate_signature(probe, server, family, lab):
     # Which key types the profile wants is https.key's to judge; this check judges the
     # signature of every certificate the server sends.
-    served = certificates(client, server, family, lab)
+    served = certificates(probe, server, family, lab)
     assert served, "the server sent no certificate; expected one to read its signature"
     for text in served.values():
         sig = re.search(r"Signature Algorithm: (\S+)", text).group(1)
@@ -124,10 +124,10 @@ def test_certificate_signature(client, server, family, lab):
        fix="Keep the certificate without an OCSP address and stapling off; with a public CA "
            "that names a responder, turn stapling on (nginx ssl_stapling / Apache SSLUseStapling).",
        level="informational", needs=("tls",))
-def test_ocsp_stapling(client, server, family):
-    text = served_certificate(client, server, family)
+def test_ocsp_stapling(probe, server, family):
+    text = served_certificate(probe, server, family)
     assert text, "no certificate served"
-    _, out = s_client(client, server, family, "-status")
+    _, out = s_client(probe, server, family, "-status")
     responder = re.search(r"OCSP - URI:(\S+)", text)
     if responder:
         assert "OCSP Response Status: successful" in out, (

@@ -9,8 +9,8 @@ from labgen.checks import check
 from labgen.checks.netutil import dig, openssl_reason, records, s_client
 
 
-def tlsa(client, server):
-    return dig(client, f"_443._tcp.{server.fqdn}", "TLSA")
+def tlsa(probe, server):
+    return dig(probe, f"_443._tcp.{server.fqdn}", "TLSA")
 
 
 @check("dane.tlsa", "A DNSSEC-validated TLSA record exists", standard="RFC 6698; RFC 7671; "
@@ -18,8 +18,8 @@ def tlsa(client, server):
        why="DANE lets a client check the server's key against DNSSEC instead of trusting any CA.",
        fix="Publish _443._tcp.<host> TLSA 3 1 1 <SHA-256 of the key> in the signed zone.",
        needs=("dns",))
-def test_tlsa_exists_and_validates(client, server):
-    flags, answers, status = tlsa(client, server)
+def test_tlsa_exists_and_validates(probe, server):
+    flags, answers, status = tlsa(probe, server)
     assert records(answers, "TLSA"), f"no TLSA record ({status})"
     assert "ad" in flags, "the TLSA answer is not DNSSEC-validated"
 
@@ -31,11 +31,11 @@ def test_tlsa_exists_and_validates(client, server):
            "sign it again and flush the name from the resolver's cache (unbound-control "
            "flush_zone <zone>); in production, publish the new record one TTL before the key changes.",
        needs=("dns", "tls"))
-def test_certificate_matches_tlsa(client, server, family):
-    flags, answers, _ = tlsa(client, server)
+def test_certificate_matches_tlsa(probe, server, family):
+    flags, answers, _ = tlsa(probe, server)
     rdata = records(answers, "TLSA")
     assert rdata and "ad" in flags, "no validated TLSA record"
     options = [f"-dane_tlsa_domain {server.fqdn}"] + [f"-dane_tlsa_rrdata {shlex.quote(r)}" for r in rdata]
-    ok, out = s_client(client, server, family, "-verify_return_error", *options)
+    ok, out = s_client(probe, server, family, "-verify_return_error", *options)
     assert ok and "Verification: OK" in out and "matched" in out, \
         f"expected the served certificate to match a TLSA record; openssl says: {openssl_reason(out)}"

@@ -13,8 +13,8 @@ from labgen.dnszone import bogus_name
        why="An unsigned zone lets anyone on the path forge answers, TLSA records included.",
        fix="Sign the zone and publish its DS in the parent (labgen signs with its CSK).",
        needs=("dns",))
-def test_zone_is_signed(client, lab):
-    _, answers, status = dig(client, lab.domain, "DNSKEY")
+def test_zone_is_signed(probe, lab):
+    _, answers, status = dig(probe, lab.domain, "DNSKEY")
     assert status == "NOERROR", f"expected the DNSKEY set of {lab.domain}; the resolver answered {status or 'nothing'}"
     assert any(a.split()[3] == "DNSKEY" for a in answers), f"{lab.domain} has no DNSKEY record: the zone is not signed"
     assert any(a.split()[3:5] == ["RRSIG", "DNSKEY"] for a in answers), \
@@ -29,9 +29,9 @@ def test_zone_is_signed(client, lab):
            "sign the zone again well before they expire (the command heads the zone source on "
            "ns1), then unbound-control flush_bogus on the resolver.",
        needs=("dns",))
-def test_records_are_validated(client, server, rtype):
+def test_records_are_validated(probe, server, rtype):
     name = f"_443._tcp.{server.fqdn}" if rtype == "TLSA" else server.fqdn
-    flags, answers, status = dig(client, name, rtype)
+    flags, answers, status = dig(probe, name, rtype)
     assert status == "NOERROR" and answers, f"{name} {rtype}: {status}"
     assert "ad" in flags, f"{name} {rtype}: no AD flag ({' '.join(flags)})"
 
@@ -41,10 +41,10 @@ def test_records_are_validated(client, server, rtype):
        why="A resolver that passes a forged answer on is not validating, whatever it claims.",
        fix="Turn validation on in the resolver (Unbound: module-config \"validator iterator\" "
            "and the zone's trust anchor).")
-def test_bogus_name_is_refused(client, lab):
+def test_bogus_name_is_refused(probe, lab):
     name = bogus_name(lab)
-    _, _, status = dig(client, name, "A")
+    _, _, status = dig(probe, name, "A")
     assert status == "SERVFAIL", f"{name} A: {status}, the broken signature went unnoticed"
     # With checking disabled (+cd) the same answer arrives: the refusal is validation's doing.
-    _, answers, status = dig(client, name, "A", "+cd")
+    _, answers, status = dig(probe, name, "A", "+cd")
     assert status == "NOERROR" and answers, f"{name} A +cd: {status}"

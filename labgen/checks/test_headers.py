@@ -130,8 +130,8 @@ REFERRER_GOOD = ("no-referrer", "same-origin")
 XFO_GOOD = ("DENY", "SAMEORIGIN")
 
 
-def header(client, server, name: str) -> str:
-    return headers(client, f"https://{server.fqdn}/", "ipv4").get(name.lower(), "")
+def header(probe, server, name: str) -> str:
+    return headers(probe, f"https://{server.fqdn}/", "ipv4").get(name.lower(), "")
 
 
 def lab_value(lab, name: str) -> str | None:
@@ -146,10 +146,10 @@ def lab_value(lab, name: str) -> str | None:
            "'unsafe-hashes', no http:, no bare https:, no data: for scripts or objects, no *; "
            "every host as https://host.",
        needs=("https",))
-def test_csp(client, server):
+def test_csp(probe, server):
     # Judged as internet.nl judges it: a stricter valid policy passes; headers.csp_lab_value
     # says whether it is the lab file's.
-    problems = csp_problems(header(client, server, "Content-Security-Policy"), server.fqdn)
+    problems = csp_problems(header(probe, server, "Content-Security-Policy"), server.fqdn)
     assert not problems, "; ".join(problems)
 
 
@@ -160,8 +160,8 @@ def test_csp(client, server):
        fix="Send the Content-Security-Policy of the lab file's headers (the check shows it), or "
            "change the lab file to the policy you chose.",
        level="recommended", needs=("https",))
-def test_csp_as_the_lab_file_says(client, server, lab):
-    value, want = header(client, server, "Content-Security-Policy"), lab_value(lab, "Content-Security-Policy")
+def test_csp_as_the_lab_file_says(probe, server, lab):
+    value, want = header(probe, server, "Content-Security-Policy"), lab_value(lab, "Content-Security-Policy")
     assert value == want, f"expected Content-Security-Policy: {want} (the lab file); saw {value or 'no such header'}"
 
 
@@ -170,8 +170,8 @@ def test_csp_as_the_lab_file_says(client, server, lab):
        why="Without it a browser may run an uploaded text file as script.",
        fix="Send X-Content-Type-Options: nosniff on every response.",
        needs=("https",))
-def test_nosniff(client, server):
-    value = header(client, server, "X-Content-Type-Options")
+def test_nosniff(probe, server):
+    value = header(probe, server, "X-Content-Type-Options")
     assert value == "nosniff", f"expected X-Content-Type-Options: nosniff; saw {value or 'no such header'}"
 
 
@@ -180,8 +180,8 @@ def test_nosniff(client, server):
        why="The Referer header leaks the page a visitor came from to every other site.",
        fix="Send Referrer-Policy: no-referrer (or same-origin).",
        needs=("https",))
-def test_referrer_policy(client, server, lab):
-    value = header(client, server, "Referrer-Policy")
+def test_referrer_policy(probe, server, lab):
+    value = header(probe, server, "Referrer-Policy")
     assert value in REFERRER_GOOD, f"Referrer-Policy: {value or 'missing'}"
     assert value == lab_value(lab, "Referrer-Policy"), "the Referrer-Policy differs from the lab file's"
 
@@ -191,8 +191,8 @@ def test_referrer_policy(client, server, lab):
        why="Stops other sites from framing this one to trick clicks (clickjacking) in old browsers.",
        fix="Send X-Frame-Options: DENY.", level="recommended",
        needs=("https",))
-def test_x_frame_options(client, server):
-    value = header(client, server, "X-Frame-Options")
+def test_x_frame_options(probe, server):
+    value = header(probe, server, "X-Frame-Options")
     assert value.upper() in XFO_GOOD, f"X-Frame-Options: {value or 'missing'}"
 
 
@@ -204,9 +204,9 @@ def test_x_frame_options(client, server):
        fix="Serve /.well-known/security.txt over HTTPS as text/plain; charset=utf-8 with Contact:, "
            "Canonical: https://<host>/.well-known/security.txt and an Expires: in the future and "
            "less than a year ahead; renew it before that date.", needs=("https",))
-def test_security_txt(client, server, lab):
+def test_security_txt(probe, server, lab):
     url = f"https://{server.fqdn}/.well-known/security.txt"
-    got = client.run(f"curl -s -w '\\n%{{http_code}} %{{content_type}}' {url}").stdout
+    got = probe.run(f"curl -s -w '\\n%{{http_code}} %{{content_type}}' {url}").stdout
     body, _, meta = got.rpartition("\n")
     assert meta.split(" ", 1) == ["200", "text/plain; charset=utf-8"], (
         f"{url} answered {meta or 'nothing'}; expected 200 with text/plain; charset=utf-8")
@@ -235,9 +235,9 @@ def test_security_txt(client, server, lab):
            "secret through the response sizes (BREACH).",
        fix="Turn compression off for HTTPS (nginx gzip off; Apache SetEnv no-gzip 1), or only "
            "for pages without secrets.", level="informational", needs=("https",))
-def test_no_http_compression(client, server, family):
+def test_no_http_compression(probe, server, family):
     url = f"https://{server.fqdn}/"
-    answer = client.run(f"curl {curl_flag(family)} -s -D - -o /dev/null -H "
+    answer = probe.run(f"curl {curl_flag(family)} -s -D - -o /dev/null -H "
                         f"'Accept-Encoding: gzip, deflate, br, zstd' {url}").stdout
     status = answer.split()[1] if answer.split() else ""
     assert status == "200", f"{url} answered {status or 'nothing'}; expected 200"

@@ -79,10 +79,10 @@ def test_config_test(hosts, server):
        fix="nginx: server_tokens off; Apache: ServerTokens Prod and ServerSignature Off.",
        level="recommended",
        needs=("https",))
-def test_version_hidden(client, server):
-    answer = headers(client, f"https://{server.fqdn}/", "ipv4")
+def test_version_hidden(probe, server):
+    answer = headers(probe, f"https://{server.fqdn}/", "ipv4")
     assert answer[":status"], "no HTTPS answer"
     value = answer.get("server", "")
     assert not any(ch.isdigit() for ch in value), f"Server: {value}"
-    page = client.run(f"curl -s https://{server.fqdn}/no-such-page").stdout
+    page = probe.run(f"curl -s https://{server.fqdn}/no-such-page").stdout
     assert not any(f"{word}/" in page for word in ("nginx", "Apache")), "the error page names a version"

@@ -15,8 +15,8 @@ from labgen.dnszone import alpn
        why="Visitors who type the bare name must end up on the encrypted site, not stay on HTTP.",
        fix="Answer every http:// request with 301 to https://<same host>/<same path>.",
        needs=("dns", "http"))
-def test_http_redirects_to_https(client, server, family):
-    out = client.run(f"curl {curl_flag(family)} -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' "
+def test_http_redirects_to_https(probe, server, family):
+    out = probe.run(f"curl {curl_flag(family)} -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' "
                      f"http://{server.fqdn}/x").stdout.split()
     assert out[:1] in (["301"], ["308"]) and out[1:] == [f"https://{server.fqdn}/x"], \
         f"expected a 301 redirect to https://{server.fqdn}/x; saw {' '.join(out).strip('0') or 'no answer'}"
@@ -27,10 +27,10 @@ def test_http_redirects_to_https(client, server, family):
        why="HSTS makes browsers refuse plain HTTP for the site, so a downgrade attack cannot start.",
        fix="Send Strict-Transport-Security: max-age=31536000 or more on every HTTPS response.",
        needs=("https",))
-def test_hsts(client, server, family, lab):
+def test_hsts(probe, server, family, lab):
     # Judged as internet.nl judges it: the max-age of the first policy, at least a year. A
     # longer one, or added includeSubDomains or preload, passes; https.hsts_lab_value compares.
-    value = headers(client, f"https://{server.fqdn}/", family).get("strict-transport-security", "")
+    value = headers(probe, f"https://{server.fqdn}/", family).get("strict-transport-security", "")
     age = hsts_max_age(value)
     need = lab.profile.hsts_required_age
     assert age is not None and age >= need, (
@@ -47,8 +47,8 @@ def test_hsts(client, server, family, lab):
        fix="Send the Strict-Transport-Security value of the lab file's hsts section (the check "
            "shows it), or change the lab file to the policy you chose.",
        level="recommended", needs=("https",))
-def test_hsts_as_the_lab_file_says(client, server, lab):
-    value = headers(client, f"https://{server.fqdn}/", "ipv4").get("strict-transport-security", "")
+def test_hsts_as_the_lab_file_says(probe, server, lab):
+    value = headers(probe, f"https://{server.fqdn}/", "ipv4").get("strict-transport-security", "")
     assert value == lab.hsts.header, (f"expected Strict-Transport-Security: {lab.hsts.header} (the lab "
                                       f"file); saw {value or 'no such header'}")
 
@@ -69,8 +69,8 @@ def hsts_max_age(value: str) -> int | None:
        why="HTTP/2 multiplexes requests over one TLS connection: faster pages, fewer handshakes.",
        fix="nginx: http2 on; Apache: Protocols h2 http/1.1 (mod_http2).", level="recommended",
        needs=("tls",))
-def test_http2_through_alpn(client, server, family):
-    _, out = s_client(client, server, family, "-alpn", "h2,http/1.1")
+def test_http2_through_alpn(probe, server, family):
+    _, out = s_client(probe, server, family, "-alpn", "h2,http/1.1")
     alpn_line = re.search(r"ALPN protocol: (\S+)|No ALPN negotiated", out)
     assert alpn_line and alpn_line.group(1) == "h2", \
         f"expected ALPN h2; saw {alpn_line.group(0) if alpn_line else 'no TLS handshake'}"
@@ -84,7 +84,7 @@ def test_http2_through_alpn(client, server, family):
            f"the lab does not enable HTTP/3 on {server.software} (http3 in the lab file; nginx only)"),
        level="recommended",
        needs=("dns",))
-def test_http3_where_enabled(client, server, family, lab):
-    version = client.run(f"curl {curl_flag(family)} --http3-only -s -o /dev/null "
+def test_http3_where_enabled(probe, server, family, lab):
+    version = probe.run(f"curl {curl_flag(family)} --http3-only -s -o /dev/null "
                          f"-w '%{{http_version}}' https://{server.fqdn}/").stdout
     assert version == "3", f"expected an HTTP/3 answer; saw {'HTTP/' + version if version.strip('0') else 'no answer'}"

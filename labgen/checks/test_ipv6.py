@@ -14,20 +14,20 @@ VOLATILE = {"date", "age", "etag", "last-modified", "alt-svc", "content-length"}
        why="Without an AAAA record no IPv6-only client can find the site.",
        fix="Publish an AAAA record for the host (labgen renders one per host).",
        needs=("dns",))
-def test_web_host_has_aaaa(client, server):
-    assert_aaaa(client, server)
+def test_web_host_has_aaaa(probe, server):
+    assert_aaaa(probe, server)
 
 
 @check("ipv6.ns_aaaa", "The name server has an AAAA record", standard="RFC 3596; internet.nl IPv6",
        why="A name server reachable only over IPv4 leaves IPv6-only resolvers without answers.",
        fix="Give the name server an IPv6 address and publish its AAAA record.",
        needs=("dns",))
-def test_name_server_has_aaaa(client, lab):
-    assert_aaaa(client, lab.role("authdns"))
+def test_name_server_has_aaaa(probe, lab):
+    assert_aaaa(probe, lab.role("authdns"))
 
 
-def assert_aaaa(client, host) -> None:
-    _, answers, status = dig(client, host.fqdn, "AAAA")
+def assert_aaaa(probe, host) -> None:
+    _, answers, status = dig(probe, host.fqdn, "AAAA")
     assert str(host.ipv6) in records(answers, "AAAA"), f"{host.fqdn} AAAA: {answers or status}"
 
 
@@ -36,8 +36,8 @@ def assert_aaaa(client, host) -> None:
        fix="Make the server listen on [::]:443 (nginx: listen [::]:443 ssl; Apache: Listen 443).",
        fetches=True,
        needs=("dns",))
-def test_web_server_answers_over_ipv6(client, server):
-    status = headers(client, f"https://{server.fqdn}/", "ipv6")[":status"]
+def test_web_server_answers_over_ipv6(probe, server):
+    status = headers(probe, f"https://{server.fqdn}/", "ipv6")[":status"]
     assert status == "200", f"expected status 200 over IPv6; saw {status or 'no answer'}"
 
 
@@ -46,14 +46,14 @@ def test_web_server_answers_over_ipv6(client, server):
        why="Users must get the same site whichever address family their network uses.",
        fix="Serve both families from the same server block or virtual host.",
        needs=("https",))
-def test_same_page_and_headers_over_both_families(client, server):
+def test_same_page_and_headers_over_both_families(probe, server):
     url = f"https://{server.fqdn}/"
-    v4, v6 = headers(client, url, "ipv4"), headers(client, url, "ipv6")
+    v4, v6 = headers(probe, url, "ipv4"), headers(probe, url, "ipv6")
     assert v4[":status"] and v6[":status"], f"no answer over {'IPv4' if not v4[':status'] else 'IPv6'}"
     differ = sorted(k for k in (set(v4) | set(v6)) - set(VOLATILE) if v4.get(k) != v6.get(k))
     assert not differ, f"these headers differ between IPv4 and IPv6: {', '.join(differ)}"
     body = "curl {} -s " + url + " | sha256sum"
-    assert client.run(body.format("-4")).stdout == client.run(body.format("-6")).stdout, \
+    assert probe.run(body.format("-4")).stdout == probe.run(body.format("-6")).stdout, \
         "the page served over IPv6 differs from the one over IPv4"
 
 
@@ -63,16 +63,16 @@ def test_same_page_and_headers_over_both_families(client, server):
            "resolvers without answers, as if it had none.",
        fix="Make the name server listen on its IPv6 address (BIND: listen-on-v6 { any; }).",
        needs=("dns",))
-def test_name_servers_answer_over_ipv6(client, lab):
-    _, answers, status = dig(client, lab.domain, "NS")
+def test_name_servers_answer_over_ipv6(probe, lab):
+    _, answers, status = dig(probe, lab.domain, "NS")
     servers = records(answers, "NS")
     assert servers, f"{lab.domain} has no NS records ({status}); expected its name servers"
     for name in servers:
-        _, answers, status = dig(client, name, "AAAA")
+        _, answers, status = dig(probe, name, "AAAA")
         addresses = records(answers, "AAAA")
         assert addresses, f"the name server {name} has no AAAA record ({status}); expected one"
         for address in addresses:
-            flags, answers, status = dig(client, lab.domain, "SOA", f"@{address}", "+norec",
+            flags, answers, status = dig(probe, lab.domain, "SOA", f"@{address}", "+norec",
                                          "+time=3", "+tries=2")
             assert status == "NOERROR" and "aa" in flags and records(answers, "SOA"), (
                 f"the name server {name} did not answer for {lab.domain} at its IPv6 address "

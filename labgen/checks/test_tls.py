@@ -22,8 +22,8 @@ SECLEVEL0 = "'ALL:COMPLEMENTOFALL:@SECLEVEL=0'"  # let the client offer even bro
        why="TLS 1.3 removes the weak parts of older versions and makes every handshake forward-secret.",
        fix="Enable TLSv1.3 (nginx ssl_protocols, Apache SSLProtocol).",
        needs=("tls",))
-def test_tls13_offered(client, server, family):
-    out = handshake(client, server, family, "-tls1_3")
+def test_tls13_offered(probe, server, family):
+    out = handshake(probe, server, family, "-tls1_3")
     assert "Protocol version: TLSv1.3" in out, "expected a TLS 1.3 handshake; the server refused it"
 
 
@@ -32,9 +32,9 @@ def test_tls13_offered(client, server, family):
        why="TLS 1.0 and 1.1 are deprecated: their hashes and modes are broken.",
        fix="Offer only TLSv1.2 and TLSv1.3 (intermediate) or only TLSv1.3 (modern).",
        needs=("tls",))
-def test_old_tls_refused(client, server, family):
+def test_old_tls_refused(probe, server, family):
     for version in ("-tls1", "-tls1_1"):
-        seen = accepted(client, server, family, version, "-cipher", SECLEVEL0)
+        seen = accepted(probe, server, family, version, "-cipher", SECLEVEL0)
         assert not seen, f"the server accepted {seen}; expected TLS 1.0 and 1.1 to be refused"
 
 
@@ -43,13 +43,13 @@ def test_old_tls_refused(client, server, family):
        why="The profile fixes the oldest version the lab accepts; anything else is a drift.",
        fix="Set the server's protocols to the profile's tls_versions.",
        needs=("tls",))
-def test_tls12_per_profile(client, server, family, lab):
+def test_tls12_per_profile(probe, server, family, lab):
     if lab.profile.tls12:
-        out = handshake(client, server, family, "-tls1_2")
+        out = handshake(probe, server, family, "-tls1_2")
         assert "Protocol version: TLSv1.2" in out, \
             f"expected TLS 1.2 under the {lab.profile.name} profile; the server refused it"
     else:
-        seen = accepted(client, server, family, "-tls1_2")
+        seen = accepted(probe, server, family, "-tls1_2")
         assert not seen, f"the server accepted {seen}; the {lab.profile.name} profile refuses TLS 1.2"
 
 
@@ -59,13 +59,13 @@ def test_tls12_per_profile(client, server, family, lab):
            "connection that picks it.",
        fix="Set the TLS 1.2 ciphers and TLS 1.3 Ciphersuites to the profile's lists.",
        needs=("tls",))
-def test_only_profile_suites(client, server, family, lab):
+def test_only_profile_suites(probe, server, family, lab):
     others = "".join(f":!{c}" for c in lab.profile.ciphers["openssl"])
-    seen = accepted(client, server, family, "-tls1_2", "-cipher",
+    seen = accepted(probe, server, family, "-tls1_2", "-cipher",
                     f"'ALL:COMPLEMENTOFALL{others}:@SECLEVEL=0'")
     assert not seen, f"the server accepted {seen}, a suite outside the profile"
     suites = [s for s in PROBE_SUITES if s not in lab.profile.ciphersuites]
-    seen = accepted(client, server, family, "-tls1_3", "-ciphersuites", ":".join(suites))
+    seen = accepted(probe, server, family, "-tls1_3", "-ciphersuites", ":".join(suites))
     assert not seen, f"the server accepted {seen}, a suite outside the profile"
 
 
@@ -81,14 +81,14 @@ def server_groups(lab, hosts, server) -> list[str]:
            "computer recording today's traffic.",
        fix="nginx ssl_ecdh_curve / Apache SSLOpenSSLConfCmd Groups with the profile's groups.",
        needs=("tls", "tools"))
-def test_key_exchange_groups(client, server, family, lab, hosts):
+def test_key_exchange_groups(probe, server, family, lab, hosts):
     wanted = server_groups(lab, hosts, server)
-    out = handshake(client, server, family, "-groups", ":".join(PROBE_GROUPS))
+    out = handshake(probe, server, family, "-groups", ":".join(PROBE_GROUPS))
     got = re.search(r"(?:Negotiated TLS1.3 group|Server Temp Key): ([\w-]+)", out)
     assert got and got.group(1) == wanted[0], \
         f"expected key exchange with {wanted[0]}; the server chose {got.group(1) if got else 'nothing'}"
     others = [g for g in PROBE_GROUPS if g not in lab.profile.tls_curves]
-    seen = accepted(client, server, family, "-groups", ":".join(others))
+    seen = accepted(probe, server, family, "-groups", ":".join(others))
     assert not seen, f"the server accepted {seen} with a group outside the profile ({', '.join(others)})"
 
 
@@ -96,17 +96,17 @@ def test_key_exchange_groups(client, server, family, lab, hosts):
        why="Early data can be replayed by an attacker, repeating a request the user sent once.",
        fix="nginx: ssl_early_data off; Apache does not offer it.",
        needs=("tls",))
-def test_no_early_data(client, server, family):
+def test_no_early_data(probe, server, family):
     session = f"/tmp/labgen-{server.name}-{family}.session"
     # A session ticket arrives after the handshake: keep the connection open for a moment.
     target = endpoint(server, family)
-    client.run(f"(sleep 0.3; printf 'HEAD / HTTP/1.0\\r\\n\\r\\n') | timeout 2 openssl s_client "
+    probe.run(f"(sleep 0.3; printf 'HEAD / HTTP/1.0\\r\\n\\r\\n') | timeout 2 openssl s_client "
                f"-connect {target} -servername {server.fqdn} -sess_out {session} -ign_eof")
-    ticket = client.run(f"openssl sess_id -in {session} -noout -text")
+    ticket = probe.run(f"openssl sess_id -in {session} -noout -text")
     assert ticket.rc == 0, "no TLS session to resume (the server did not answer)"
-    client.run(f"echo 'HEAD / HTTP/1.0' > {session}.early")
-    _, out = s_client(client, server, family, "-sess_in", session, "-early_data", f"{session}.early")
-    client.run(f"rm -f {session} {session}.early")
+    probe.run(f"echo 'HEAD / HTTP/1.0' > {session}.early")
+    _, out = s_client(probe, server, family, "-sess_in", session, "-early_data", f"{session}.early")
+    probe.run(f"rm -f {session} {session}.early")
     assert "Early data was accepted" not in out, "the server accepted 0-RTT data"
     assert not re.search(r"Max Early Data: [1-9]", ticket.stdout), "the server's tickets allow 0-RTT"
 
@@ -116,10 +116,10 @@ def test_no_early_data(client, server, family):
        why="Compressing secrets with attacker-chosen data leaks them (CRIME).",
        fix="Apache: SSLCompression off; nginx never compresses.",
        needs=("tls",))
-def test_no_tls_compression(client, server, family):
+def test_no_tls_compression(probe, server, family):
     handshakes = 0
     for version in ("-tls1_3", "-tls1_2"):
-        ok, out = s_client(client, server, family, version, "-comp", "-cipher", SECLEVEL0)
+        ok, out = s_client(probe, server, family, version, "-comp", "-cipher", SECLEVEL0)
         if ok:
             handshakes += 1
             found = re.search(r"Compression: (.*)", out)
@@ -142,8 +142,8 @@ def tls12_only(lab, server) -> str | None:
        fix="Keep SSLInsecureRenegotiation off (Apache); nginx refuses renegotiation itself.",
        applies=tls12_only,
        needs=("tls",))
-def test_secure_renegotiation(client, server, family, lab):
-    out = tls12_session(client, server, family, lab, "secure renegotiation", "-cipher", SECLEVEL0)
+def test_secure_renegotiation(probe, server, family, lab):
+    out = tls12_session(probe, server, family, lab, "secure renegotiation", "-cipher", SECLEVEL0)
     assert "Secure Renegotiation IS supported" in out, \
         "the server does not offer secure renegotiation (no RFC 5746 renegotiation_info)"
 
@@ -167,9 +167,9 @@ WEAK_HASH_SIGALGS = ("ecdsa_sha1", "rsa_pkcs1_sha1", "ecdsa_sha224", "rsa_pkcs1_
 FFDHE_GROUPS = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
 
 
-def tls12_session(client, server, family, lab, subject: str, *options: str) -> str:
+def tls12_session(probe, server, family, lab, subject: str, *options: str) -> str:
     """s_client's output of a TLS 1.2 handshake to judge a TLS 1.2-only property."""
-    ok, out = s_client(client, server, family, "-tls1_2", *options)
+    ok, out = s_client(probe, server, family, "-tls1_2", *options)
     assert ok, (f"the server refused TLS 1.2, which the {lab.profile.name} profile offers, so "
                 f"{subject} could not be judged; expected a TLS 1.2 handshake to succeed")
     return out
@@ -182,8 +182,8 @@ def tls12_session(client, server, family, lab, subject: str, *options: str) -> s
        fix="Keep the Extended Master Secret on (OpenSSL's default): remove any "
            "'Options -ExtendedMasterSecret' (nginx ssl_conf_command, Apache SSLOpenSSLConfCmd).",
        needs=("tls",), applies=tls12_only)
-def test_extended_master_secret(client, server, family, lab):
-    out = tls12_session(client, server, family, lab, "the Extended Master Secret")
+def test_extended_master_secret(probe, server, family, lab):
+    out = tls12_session(probe, server, family, lab, "the Extended Master Secret")
     assert "Extended master secret: yes" in out, (
         "the TLS 1.2 handshake went without the Extended Master Secret (RFC 7627); expected "
         "the server to accept the client's extended_master_secret extension")
@@ -195,8 +195,8 @@ def test_extended_master_secret(client, server, family, lab):
            "and with it the server's identity in the handshake.",
        fix="List only the profile's signature algorithms (nginx ssl_conf_command / Apache "
            "SSLOpenSSLConfCmd SignatureAlgorithms).", needs=("tls",))
-def test_key_exchange_hash(client, server, family, lab):
-    out = handshake(client, server, family)
+def test_key_exchange_hash(probe, server, family, lab):
+    out = handshake(probe, server, family)
     scheme = re.search(r"^Signature type: (\S+)", out, re.M)
     assert out, "no TLS handshake with the server succeeded; expected one to read its signature"
     assert scheme and scheme.group(1) in lab.profile.signature_algorithms, (
@@ -205,7 +205,7 @@ def test_key_exchange_hash(client, server, family, lab):
     # TLS 1.3 has no SHA-1 or SHA-224 signature schemes at all (RFC 8446 section 4.2.3), so only
     # TLS 1.2 can be talked into them: offer nothing else and expect a refusal.
     # A refusal counts only as a TLS alert: silence (a server that stopped answering) fails.
-    seen = accepted(client, server, family, "-tls1_2", "-sigalgs", ":".join(WEAK_HASH_SIGALGS),
+    seen = accepted(probe, server, family, "-tls1_2", "-sigalgs", ":".join(WEAK_HASH_SIGALGS),
                     "-cipher", SECLEVEL0)
     assert not seen, (f"the server accepted a TLS 1.2 handshake ({seen}) offered only SHA-1 and "
                       "SHA-224 signatures; expected it to be refused")
@@ -218,9 +218,9 @@ def test_key_exchange_hash(client, server, family, lab):
        fix="Use nginx or Apache on OpenSSL 3 as they are: both refuse it; never set "
            "'Options ClientRenegotiation'. TLS 1.3 has no renegotiation at all.",
        needs=("tls",), applies=tls12_only)
-def test_client_renegotiation_refused(client, server, family, lab):
-    tls12_session(client, server, family, lab, "client-initiated renegotiation")
-    out = renegotiation_probe(client, server, family)
+def test_client_renegotiation_refused(probe, server, family, lab):
+    tls12_session(probe, server, family, lab, "client-initiated renegotiation")
+    out = renegotiation_probe(probe, server, family)
     assert_renegotiation_refused(*renegotiations(out))
 
 
@@ -240,12 +240,12 @@ def assert_renegotiation_refused(established: bool, completed: int, refused: boo
        fix="Offer only the profile's suites, or put them first and let the server choose "
            "(nginx ssl_prefer_server_ciphers on / Apache SSLHonorCipherOrder on).",
        needs=("tls",), applies=tls12_only)
-def test_cipher_order(client, server, family, lab):
+def test_cipher_order(probe, server, family, lab):
     good = lab.profile.ciphers["openssl"] or ["ECDHE-ECDSA-AES128-GCM-SHA256",
                                               "ECDHE-RSA-AES128-GCM-SHA256"]
     # The client lists the phase-out suites first: a server that follows the client's order
     # while it offers any of them picks one.
-    out = tls12_session(client, server, family, lab, "the cipher order", "-brief", "-cipher",
+    out = tls12_session(probe, server, family, lab, "the cipher order", "-brief", "-cipher",
                         f"'{':'.join(PHASE_OUT_SUITES + tuple(good))}:@SECLEVEL=0'")
     suite = re.search(r"^Ciphersuite: (\S+)", out, re.M)
     assert suite and suite.group(1) not in PHASE_OUT_SUITES, (
@@ -260,11 +260,11 @@ def test_cipher_order(client, server, family, lab):
        fix="Offer only ECDHE suites and elliptic-curve/hybrid groups (the profile's ciphers and "
            "tls_curves); no ssl_dhparam / no ffdhe groups.",
        level="recommended", needs=("tls",))
-def test_no_finite_field_dhe(client, server, family):
+def test_no_finite_field_dhe(probe, server, family):
     # accepted(): a refusal counts only as a TLS alert; a server that stopped answering fails.
-    seen = accepted(client, server, family, "-tls1_2", "-cipher", "'kDHE:@SECLEVEL=0'")
+    seen = accepted(probe, server, family, "-tls1_2", "-cipher", "'kDHE:@SECLEVEL=0'")
     assert not seen, f"the server accepted {seen} (a finite-field DHE suite); expected every " \
         "finite-field DHE suite to be refused"
-    seen = accepted(client, server, family, "-tls1_3", "-groups", ":".join(FFDHE_GROUPS))
+    seen = accepted(probe, server, family, "-tls1_3", "-groups", ":".join(FFDHE_GROUPS))
     assert not seen, f"the server accepted {seen} with a finite-field group " \
         f"({', '.join(FFDHE_GROUPS)}); expected the ffdhe groups to be refused"
