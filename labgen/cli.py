@@ -334,7 +334,7 @@ def parser() -> argparse.ArgumentParser:
     sts.set_defaults(func=cmd_status)
 
     ver = sub.add_parser("verify", help="check every open standard on the live lab",
-                         description="Run labgen's checks (testinfra) from the client through the "
+                         description="Run labgen's checks (testinfra) from labgen's probe host through the "
                                      "lab resolver, for each web server over IPv4 and IPv6, and "
                                      "print a scorecard. Exit 0 when every required check passes, "
                                      "1 when one fails, 2 on bad usage (the lab not up).")

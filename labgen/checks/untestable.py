@@ -20,6 +20,6 @@ NOT_TESTED = (
      "the lab CA is private and name-constrained to the lab domain; labgen checks the chain to "
      "it (https.chain)"),
     ("IPv6 reachability from internet.nl's own network (web_ipv6_ws_reach from outside)",
-     "the lab network is closed; labgen checks reachability from the lab's client instead "
+     "the lab network is closed; labgen checks reachability from the lab's probe instead "
      "(ipv6.reachable, ipv6.ns_reach)"),
 )
