@@ -41,7 +41,7 @@ def test_the_lab_runs_through_the_docker_cli(docker_api, tmp_path, capsys):
     lifecycle.down(lab.name, engine)
     try:
         assert cli.main(["up", "-c", str(config), "-o", str(tmp_path / "build")]) == 0
-        assert "4 of 4 hosts healthy" in capsys.readouterr().out
+        assert "5 of 5 hosts healthy" in capsys.readouterr().out
         client, www = lab.container(lab.role("client")), lab.web[0]
         flags = engine.exec(client, "dig", "+dnssec", www.fqdn, "AAAA").stdout
         assert ";; flags: qr rd ra ad;" in flags

@@ -32,20 +32,20 @@ def test_two_labs_side_by_side_and_down_removes_only_its_own(running_lab, tmp_pa
                            "/dev/null", "-w", "%{http_code}", f"https://{www.fqdn}/").stdout
         assert code == "200"
         out = capsys.readouterr().out
-        assert "[5/5] deploy" in out and "5 of 5 hosts healthy" not in out
-        assert "4 of 4 hosts healthy" in out
+        assert "[5/5] deploy" in out and "6 of 6 hosts healthy" not in out
+        assert "5 of 5 hosts healthy" in out  # one web server: ns1, resolver, client, probe, www
         verify = run([sys.executable, "-m", "labgen", "verify", "-c", str(config)])
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert "www: 100%" in verify.stdout and "PASS  TLS 1.2 as the profile says" in verify.stdout
     finally:
         assert cli.main(["down", "-c", str(config)]) == 0
-    assert "lab itest2 is down: removed 4 containers, 1 network" in capsys.readouterr().out
+    assert "lab itest2 is down: removed 5 containers, 1 network" in capsys.readouterr().out
     assert engine.lab_resources(second.name) == {"containers": [], "networks": [], "volumes": []}
     assert engine.run("network", "inspect", network_name(second), check=False).returncode != 0
     # The session's lab is untouched.
     assert all(r.healthy for r in lifecycle.status(running_lab.lab, engine))
     assert cli.main(["status", "-c", str(config)]) == 1
-    assert "0 of 4 hosts healthy" in capsys.readouterr().out
+    assert "0 of 5 hosts healthy" in capsys.readouterr().out
 
 
 def test_a_lab_on_taken_subnets_names_the_lab_that_holds_them(running_lab, tmp_path, capsys):

@@ -126,7 +126,7 @@ def test_verify_refuses_a_lab_that_is_not_up(tmp_path):
     config = write_lab(tmp_path, {"name": "notup"})
     result = run([sys.executable, "-m", "labgen", "verify", "-c", str(config)])
     assert result.returncode == 2 and result.stdout == ""
-    assert "lab notup is not up (ns1, resolver, client, nginx, apache not running); run labgen " \
+    assert "lab notup is not up (ns1, resolver, client, probe, nginx, apache not running); run labgen " \
         "up -c" in result.stderr
 
 
