@@ -137,7 +137,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     code, outcomes = verify.run_checks(Path(args.config),
                                        Path(args.junitxml) if args.junitxml else None,
-                                       student=args.student)
+                                       student=args.student, lab=lab)
     if not outcomes:
         raise LabgenError(f"no check ran (pytest exit status {code})")
     report = verify.targets(outcomes)
@@ -175,8 +175,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     elif args.action == "hint":
         print(session.hint(lab, build, args.id))
     elif args.action == "check":
-        code, text = session.check(lab, args.config, build, engine, args.id, args.student,
-                                   reload=lambda: load_lab(args))
+        code, text = session.check(lab, args.config, build, engine, args.id, args.student)
         print(text)
         return code
     elif args.action == "status":
