@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..exercises.state import State
 from ..render import environment
+from ..text import printable
 from .rootzone import student_builds
 from .spec import Class
 
@@ -63,7 +64,7 @@ def _row(klass: Class, student, doc: dict | str, out: Path) -> Row:
     except ValueError:
         pass
     if isinstance(doc, str):
-        row.error = doc
+        row.error = printable(doc, 200, keep_newlines=False)
         return row
     row.passed = doc["passed"]
     for target in doc["targets"]:

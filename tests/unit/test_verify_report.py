@@ -204,3 +204,34 @@ def test_a_stuck_student_is_a_timed_out_row_and_the_board_goes_on(monkeypatch, t
     monkeypatch.setattr(scoreboard.subprocess, "run", stuck)
     assert scoreboard._verify(tmp_path / "class.yml", "s01", tmp_path) == \
         f"timed out (no verdict in {scoreboard.VERIFY_LIMIT} s)"
+
+
+class SilentProbe:
+    """A probe whose every handshake ends below TLS: the server stopped answering (a reset, a
+    timeout) after the prerequisite probe had found it up."""
+
+    def __init__(self, out: str, rc: int):
+        self.out, self.rc = out, rc
+
+    def run(self, command: str) -> CommandResult:
+        return CommandResult(None, self.rc, self.out.encode(), b"", command)
+
+
+@pytest.mark.parametrize("out,rc", [("connect:errno=111\nConnection refused", 1), ("", 124)],
+                         ids=["refused", "timed-out"])
+@pytest.mark.parametrize("name", ["no_dhe", "kex_hash", "rsa_size"])
+def test_a_refusal_check_fails_when_the_server_is_silent(monkeypatch, name, out, rc):
+    """Silence is no refusal: https.no_dhe, the second half of https.kex_hash and https.rsa_size
+    on an ECDSA-only profile fail when the server stops answering."""
+    from labgen.checks import netutil, test_certificate, test_tls
+
+    monkeypatch.setattr(netutil.time, "sleep", lambda _: None)
+    probe, server = SilentProbe(out, rc), LAB.web[0]
+    if name == "kex_hash":  # its first half reads a good handshake; the weak offer meets silence
+        good = "Protocol version: TLSv1.3\nSignature type: ecdsa_secp256r1_sha256\n"
+        monkeypatch.setattr(test_tls, "handshake", lambda *a, **k: good)
+    check = {"no_dhe": lambda: test_tls.test_no_finite_field_dhe(probe, server, "ipv4"),
+             "kex_hash": lambda: test_tls.test_key_exchange_hash(probe, server, "ipv4", LAB),
+             "rsa_size": lambda: test_certificate.test_rsa_key_size(probe, server, "ipv4", LAB)}[name]
+    with pytest.raises(AssertionError, match="did not answer the handshake"):
+        check()
