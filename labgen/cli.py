@@ -224,7 +224,10 @@ def cmd_class(args: argparse.Namespace) -> int:
             print(f"class {klass.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
             return 0
         root, rows = class_lifecycle.status(klass, engine)
-        print(class_lifecycle.status_table(klass, root, rows))
+        if getattr(args, "json", False):
+            print(class_lifecycle.status_json(klass, out, root, rows, engine), end="")
+        else:
+            print(class_lifecycle.status_table(klass, root, rows))
         return 0 if root == "named active" and all(r.ok for r in rows) else 1
     folder = render_class(klass, _base(args))
     print(f"rendered class {klass.name} into {folder}: the lab root {klass.root} and "
@@ -394,6 +397,9 @@ def parser() -> argparse.ArgumentParser:
         if name == "up":
             act.add_argument("-o", "--output", default=None,
                              help="build folder (default: build/ beside the class file)")
+        if name == "status":
+            act.add_argument("--json", action="store_true",
+                             help="as JSON, with each student's access (ssh host, port, user, key file)")
         act.add_argument("--engine", choices=ENGINES, default=None, help="container engine (podman)")
         act.set_defaults(func=cmd_class)
 

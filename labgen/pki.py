@@ -195,3 +195,18 @@ def dnssec_key(store: Store, algorithm: str, zone: str = "dnssec"):
         return store.key(f"{zone}-ed25519.key", ed25519.Ed25519PrivateKey.generate,
                          lambda k: isinstance(k, ed25519.Ed25519PrivateKey))
     return store.key(f"{zone}-ecdsap256sha256.key", new_ec_key, _is_p256)
+
+
+def ssh_key(store: Store, name: str) -> tuple[bytes, str]:
+    """An Ed25519 SSH key, kept between renders: (private key in OpenSSH's format, public line)."""
+    key = store.key(f"ssh-{name}.key", ed25519.Ed25519PrivateKey.generate,
+                    lambda k: isinstance(k, ed25519.Ed25519PrivateKey))
+    return openssh_pair(key, name)
+
+
+def openssh_pair(key, comment: str) -> tuple[bytes, str]:
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return private, f"{public} {comment}"

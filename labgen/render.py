@@ -16,7 +16,7 @@ import os
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +33,12 @@ CERT_DIR = "/etc/ssl/labgen"
 WEBROOT = "/var/www/labgen"
 CLIENT_DIR = "/etc/labgen"
 PUBLIC, SECRET = 0o644, 0o600
+# SSH for a class student's lab (ssh_files): the one host key sshd uses, and its settings.
+SSH_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+WORKSTATION_KEY = "workstation"
+SSHD_CONFIG = ("# Written by labgen: root logs in with the lab's keys only, never a password.\n"
+               f"HostKey {SSH_HOST_KEY}\nPermitRootLogin prohibit-password\n"
+               "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
 UMASK = 0o022  # modes of what render writes never depend on the caller's umask
 # The ownership marker: render replaces out/<lab> only when this file says labgen made it.
 MARKER = ".labgen-build"
@@ -100,6 +106,9 @@ class Material:
     anchor_line: str  # what the resolver and client trust: that DS, or the lab root's
     delv_anchors: str
     bogus_zone: str  # the child zone with a broken signature (dnszone.BOGUS)
+    # SSH, for a class student's lab (lab.entry_key): host name -> (private host key, public
+    # line), and the workstation's own key pair under WORKSTATION_KEY.
+    ssh: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
 def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
@@ -253,9 +262,42 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
     source = dnszone.source_text(lab, zone, zone_path(lab))
     dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
     ds = dnszone.ds_for(lab.domain, dnskey)
+    ssh = {}
+    if lab.entry_key:
+        ssh = {h.name: pki.ssh_key(store, h.name) for h in ssh_hosts(lab)}
+        ssh[WORKSTATION_KEY] = pki.ssh_key(store, WORKSTATION_KEY)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), source,
                     dnszone.bind_key_files(lab, zsk, now), dnszone.ds_line(lab.domain, ds),
-                    *dnszone.anchor(lab, ds), dnszone.zone_text(bogus))
+                    *dnszone.anchor(lab, ds), dnszone.zone_text(bogus), ssh)
+
+
+def ssh_hosts(lab: Lab) -> list[Host]:
+    """The hosts a class student enters by SSH: all but labgen's probe."""
+    return [h for h in lab.hosts if h.role != "probe"]
+
+
+def ssh_files(lab: Lab, host: Host, m: Material) -> dict[str, tuple[bytes, int]]:
+    """sshd with labgen's host key and key-only root login; the student's key enters the
+    workstation, the workstation's key every other host of the lab (ssh ns1, ssh nginx)."""
+    if not lab.entry_key or host.name not in m.ssh:
+        return {}
+    private, public = m.ssh[host.name]
+    files = {SSH_HOST_KEY: (private, SECRET), f"{SSH_HOST_KEY}.pub": (f"{public}\n".encode(), PUBLIC),
+             "/etc/ssh/sshd_config.d/labgen.conf": (SSHD_CONFIG.encode(), PUBLIC)}
+    if host.role == "client":
+        key, pub = m.ssh[WORKSTATION_KEY]
+        others = [h for h in ssh_hosts(lab) if h.role != "client"]
+        config = "".join(f"Host {h.name} {h.fqdn}\n    HostName {h.fqdn}\n    User root\n" for h in others)
+        known = "".join(f"{h.name},{h.fqdn},{h.ipv4},{h.ipv6} {m.ssh[h.name][1]}\n" for h in others)
+        files.update({"/root/.ssh/authorized_keys": (f"{lab.entry_key}\n".encode(), PUBLIC),
+                      "/root/.ssh/id_ed25519": (key, SECRET),
+                      "/root/.ssh/id_ed25519.pub": (f"{pub}\n".encode(), PUBLIC),
+                      "/root/.ssh/config": (("# Written by labgen: your lab's hosts by name.\n"
+                                             "StrictHostKeyChecking yes\n" + config).encode(), PUBLIC),
+                      "/root/.ssh/known_hosts": (known.encode(), PUBLIC)})
+    else:
+        files["/root/.ssh/authorized_keys"] = (f"{m.ssh[WORKSTATION_KEY][1]}\n".encode(), PUBLIC)
+    return files
 
 
 def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
@@ -331,7 +373,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         else:
             files[paths["main_conf"]] = text("apache/ports.conf.j2")
         files[paths["site"]] = text(f"{host.software}/site.conf.j2")
-    return files
+    return {**files, **ssh_files(lab, host, m)}
 
 
 def _write_tree(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
@@ -371,6 +413,8 @@ def inventory(lab: Lab) -> str:
                     "labgen_ipv6": str(host.ipv6)}
         if host.software == "apache":
             hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
+        if lab.entry_key and host.role != "probe":
+            hostvars["labgen_extra_services"] = "ssh"
         groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars
     doc = {"all": {"vars": {"labgen_lab": lab.name, "labgen_domain": lab.domain},
                    "children": groups}}

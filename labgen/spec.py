@@ -144,6 +144,9 @@ class Lab:
     security_txt: SecurityTxt
     engine: str = "podman"
     parent: Parent | None = None  # set for a student's lab in a class (classroom)
+    # A class student's SSH public key (classroom/access.py): every host but the probe then
+    # runs sshd; the key enters the workstation, and the workstation's own key every server.
+    entry_key: str | None = None
     source: str = field(default="lab.yml", compare=False)
 
     @property

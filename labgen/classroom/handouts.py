@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import pki
 from ..errors import UsageError
 from ..exercises import catalogue
 from ..render import environment
-from .rootzone import class_student_lab
+from . import access
+from .rootzone import class_student_lab, student_builds
 from .spec import Class
 
 
@@ -26,8 +28,13 @@ def write(klass: Class, folder: Path, dest: Path, engine: str = "podman") -> lis
         lab = class_student_lab(klass, student, folder)
         other = klass.students[(i + 1) % len(klass.students)].lab.domain
         exercises = [catalogue()[e] for e in klass.exercises]
+        entry = access.entry(klass, student, folder, student_builds(folder))
+        # Beside the page: the student's private key (0600) and the workstation's host key.
+        pki.write_private(dest / f"{student.name}_ed25519", access.key_file(folder, student).read_bytes())
+        (dest / f"{student.name}_known_hosts").write_text(entry.known_hosts + "\n", encoding="utf-8")
         markdown = env.get_template("class/handout.md.j2").render(
             klass=klass, student=student, lab=lab, web=lab.web[0], other=other, engine=engine,
+            entry=entry,
             anchor=anchor.read_text(encoding="utf-8").strip(),
             exercises=[e for e in exercises if e.not_applicable(lab) is None])
         (dest / f"{student.name}.md").write_text(markdown, encoding="utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 
 import dns.dnssec
 import dns.name
@@ -22,6 +23,7 @@ from ..engine import LABEL, Engine, network_name
 from ..errors import UsageError
 from .rootzone import (ON_STUDENT_NET, ROOT_NS, class_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
+from . import access
 from .spec import Class
 
 
@@ -38,14 +40,18 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     total = len(klass.students)
     for n, student in enumerate(klass.students, 1):
         log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})")
-        lifecycle.up(student_lab(klass, student, anchor), student_builds(folder), engine,
+        lifecycle.up(student_lab(klass, student, anchor, folder), student_builds(folder), engine,
                      log=lambda line: log(f"   {line}"))
     log(f"== lab root {klass.root} (container {root_container(klass)})")
     _root_up(klass, folder, engine, key, log)
-    log(f"class {klass.name} is up: {total} student labs under {klass.root}. A student enters "
-        "their workstation with:")
+    tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
+    log(f"== access: {access.container(klass)} {access.ensure(klass, engine, tag)}, one SSH port "
+        f"per student on {klass.access.listen}")
+    log(f"class {klass.name} is up: {total} student labs under {klass.root}. Each student enters "
+        "their workstation with (labgen class handouts writes their key and page):")
     for student in klass.students:
-        log(f"   {student.name}: {engine.name} exec -it {student.lab.container(student.lab.role('client'))} bash")
+        found = access.entry(klass, student, folder, student_builds(folder))
+        log(f"   {student.name}: {found.command}")
 
 
 def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
@@ -121,9 +127,10 @@ def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
 
 
 def down(klass: Class, engine: Engine) -> dict[str, list[str]]:
-    """The root first (it holds on to every student's network), then each student's lab."""
+    """The access container and the root first (they hold on to every student's network), then
+    each student's lab."""
     removed: dict[str, list[str]] = {}
-    for name in [root_lab_name(klass)] + [s.lab.name for s in klass.students]:
+    for name in [access.access_name(klass), root_lab_name(klass)] + [s.lab.name for s in klass.students]:
         for kind, items in lifecycle.down(name, engine).items():
             removed.setdefault(kind, []).extend(items)
     return removed
@@ -163,3 +170,20 @@ def status_table(klass: Class, root: str, rows: list[StudentStatus]) -> str:
                      f"{r.healthy}/{r.hosts} healthy")
     lines.append(f"{sum(r.ok for r in rows)} of {len(rows)} student labs healthy")
     return "\n".join(lines)
+
+
+def status_json(klass: Class, out: Path, root: str, rows: list[StudentStatus], engine: Engine) -> str:
+    """The class's state and each student's access, for a trainer's own tools."""
+    folder = out / klass.name
+    state = engine.state(access.container(klass))
+    students = []
+    for student, row in zip(klass.students, rows):
+        found = access.entry(klass, student, folder, student_builds(folder))
+        students.append({"name": student.name, "lab": student.lab.name, "zone": student.lab.domain,
+                         "healthy": row.healthy, "hosts": row.hosts,
+                         "access": {"ssh_host": found.host, "port": found.port, "user": found.user,
+                                    "key_file": found.key_file, "known_hosts": found.known_hosts,
+                                    "command": found.command}})
+    return json.dumps({"class": klass.name, "root": klass.root, "root_state": root,
+                       "access": "running" if state and state.running else "missing" if state is None
+                       else "stopped", "students": students}, indent=1) + "\n"

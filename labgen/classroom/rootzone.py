@@ -37,11 +37,15 @@ def root_ns_addresses(klass: Class):
     return klass.root_ipv4[ROOT_NS_OFFSET], klass.root_ipv6[ROOT_NS_OFFSET]
 
 
-def student_lab(klass: Class, student: Student, root_ds) -> Lab:
-    """The student's lab as the class runs it: under the lab root, trusting the root's DS."""
+def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
+    """The student's lab as the class runs it: under the lab root, trusting the root's DS, and
+    entered by SSH with the student's key (classroom/access.py)."""
+    from .access import student_key
+
     net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
     return dataclasses.replace(student.lab, parent=Parent(
-        klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()))
+        klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()),
+        entry_key=student_key(folder, student))
 
 
 def class_student_lab(klass: Class, student: Student, folder: Path) -> Lab:
@@ -50,7 +54,7 @@ def class_student_lab(klass: Class, student: Student, folder: Path) -> Lab:
     if not path.is_file():
         raise UsageError(f"class {klass.name} has no lab root yet ({path} is missing); run "
                          f"labgen class up -c {klass.source} first")
-    return student_lab(klass, student, _read_ds(path))
+    return student_lab(klass, student, _read_ds(path), folder)
 
 
 def _read_ds(path: Path):
@@ -189,6 +193,6 @@ def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> 
     folder = out / klass.name
     key, anchor = root_anchor(klass, folder)
     for student in klass.students:
-        render(student_lab(klass, student, anchor), student_builds(folder), now=now)
+        render(student_lab(klass, student, anchor, folder), student_builds(folder), now=now)
     render_root(klass, folder, key, class_ds(klass, folder), now)
     return folder

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from ..errors import SpecError
 from ..spec import (Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text,
                     resource_name, subnet)
 
+# An address as written: digits, hex, '.' and ':' only (no zone ID), then checked by ipaddress.
+NETWORK_ADDRESS_RE = re.compile(r"^[0-9A-Fa-f.:]{2,39}$")
 CLASS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")  # 16: lab names are 32
 STUDENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,13}[a-z0-9]$|^[a-z]$")  # 15: <class>-<student>
 MAX_STUDENTS = 99
@@ -29,12 +31,22 @@ RESERVED = {"ns": "the lab root's name server", "root": "the lab root itself",
 CLASS_KEYS = {"name": "<class>-<student>", "domain": "<student>.<root>", "network": "the address plan"}
 DS_MODES = ("root", "student")
 STUDENT_V4_PREFIX, STUDENT_V6_PREFIX = 24, 64
+DEFAULT_SSH_PORT = 2200
 
 
 @dataclass(frozen=True)
 class Student:
     name: str  # a DNS label: the student's zone is <name>.<root>
     lab: Lab
+
+
+@dataclass(frozen=True)
+class Access:
+    """How students enter their labs from the classroom network (classroom/access.py)."""
+
+    ssh_port: int = DEFAULT_SSH_PORT  # student n (from 1) gets ssh_port + n
+    listen: str = "0.0.0.0"  # the trainer machine's address the ports are published on
+    host: str = ""  # the name students type to reach the trainer machine ("" : its hostname)
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,11 @@ class Class:
     students: tuple[Student, ...]
     source: str
     exercises: tuple[str, ...] = ()  # assigned to every student (the handouts list them)
+    access: Access = field(default_factory=lambda: Access())
+
+    def port(self, student: Student) -> int:
+        """The trainer machine's port that lands on this student's workstation (SSH)."""
+        return self.access.ssh_port + self.students.index(student) + 1
 
     def student(self, name: str) -> Student:
         found = next((s for s in self.students if s.name == name), None)
@@ -127,6 +144,7 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
         if key in settings:
             fail(f"is set by the class ({CLASS_KEYS[key]}); remove it", f"lab.{key}")
     exercises = _exercises(top)
+    access = _access(top, len(students))
     top.done()
     built = []
     for i, student in enumerate(students, 1):
@@ -138,7 +156,29 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
             raise SpecError(str(exc).replace(f"{source}: ", f"{source}: lab.", 1)) from None
     return Class(name=name, root=root, ds=ds, ipv4_network=ipv4, ipv6_network=ipv6,
                  root_ipv4=v4[0], root_ipv6=v6[0], students=tuple(built), source=source,
-                 exercises=exercises)
+                 exercises=exercises, access=access)
+
+
+def _access(top: _Section, count: int) -> Access:
+    sec = top.section("access")
+    port = sec.typed("ssh_port", int, DEFAULT_SSH_PORT)
+    if not 1024 <= port <= 65535 - count:
+        sec.fail(f"{port} is out of range: the ports {port}+1 to {port}+{count} must lie between "
+                 f"1025 and 65535", sec.key("ssh_port"))
+    listen = sec.get("listen", "0.0.0.0")
+    try:
+        if not isinstance(listen, str) or not NETWORK_ADDRESS_RE.fullmatch(listen):
+            raise ValueError
+        ipaddress.ip_address(listen)
+    except ValueError:
+        sec.fail(f"{_show(listen)} is not an IP address of this machine (0.0.0.0 for every one, "
+                 "127.0.0.1 for this machine alone)", sec.key("listen"))
+    host = sec.get("host", "")
+    if host:
+        host = domain_name(host, sec.key("host"), sec.fail) if not NETWORK_ADDRESS_RE.fullmatch(str(host)) \
+            else str(ipaddress.ip_address(host))
+    sec.done()
+    return Access(port, listen, host)
 
 
 def _exercises(top: _Section) -> tuple[str, ...]:

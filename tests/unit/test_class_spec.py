@@ -38,6 +38,14 @@ BAD = [
     ({"lab": {"profile": "moden"}}, "class.yml: lab.profile: 'moden' is not one of modern, "
      "intermediate (did you mean 'modern'?)"),
     ({"lab": {"headers": {"X-Test": "a\nb"}}}, "class.yml: lab.headers.X-Test:"),
+    ({"access": {"ssh_port": 80}}, "class.yml: access.ssh_port: 80 is out of range: the ports 80+1 "
+     "to 80+3 must lie between 1025 and 65535"),
+    ({"access": {"ssh_port": "2200"}}, "class.yml: access.ssh_port: must be a whole number"),
+    ({"access": {"listen": "127.0.0.1:22:22 -v /:/host"}}, "class.yml: access.listen: "
+     "'127.0.0.1:22:22 -v /:/host' is not an IP address of this machine"),
+    ({"access": {"listen": "fe80::1%eth0"}}, "class.yml: access.listen: 'fe80::1%eth0' is not an IP address"),
+    ({"access": {"host": "trainer;rm"}}, "class.yml: access.host:"),
+    ({"access": {"ports": 1}}, "class.yml: access.ports: unknown key (did you mean 'ssh_port'?)"),
     ({"name": "Bad"}, "class.yml: name: 'Bad' is not a valid class name"),
     ({"ds": "both"}, "class.yml: ds: 'both' is not one of root, student"),
     ({"student": 3}, "class.yml: student: unknown key (did you mean 'students'?)"),
@@ -198,3 +206,38 @@ def test_a_student_of_a_class_that_is_not_rendered_is_refused(tmp_path):
     result = run([sys.executable, "-m", "labgen", "verify", "-c", str(config), "--student", "s01"])
     assert result.returncode == 2
     assert "class c has no lab root yet" in result.stderr and "labgen class up -c" in result.stderr
+
+
+
+def test_each_student_has_a_port_and_a_kept_key_and_ssh_files_in_their_lab_only(tmp_path):
+    """Student n gets access.ssh_port + n; their key pair is made once (0600) and kept; their
+    lab's hosts get sshd with labgen's host keys, the probe gets none, a single lab none."""
+    from labgen.classroom import access
+    from labgen.classroom.rootzone import class_student_lab, student_builds
+    from labgen.render import SSH_HOST_KEY
+
+    klass = parse_class({"students": 2, "access": {"ssh_port": 3000, "listen": "127.0.0.1"}})
+    assert [klass.port(s) for s in klass.students] == [3001, 3002]
+    folder = render_class(klass, tmp_path / "build")
+    s01 = klass.students[0]
+    key = access.key_file(folder, s01)
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes().startswith(b"-----BEGIN OPENSSH PRIVATE KEY")
+    first = key.read_bytes()
+    render_class(klass, tmp_path / "build")
+    assert key.read_bytes() == first  # reused on every render and up
+    lab = class_student_lab(klass, s01, folder)
+    assert lab.entry_key == key.with_suffix(".pub").read_text().strip()
+    hosts = student_builds(folder) / lab.name / "hosts"
+    client = hosts / "client"
+    assert (client / "root/.ssh/authorized_keys").read_text().strip() == lab.entry_key
+    assert (client / "root/.ssh/id_ed25519").stat().st_mode & 0o777 == 0o600
+    assert "Host ns1 ns1.s01.class.example" in (client / "root/.ssh/config").read_text()
+    workstation = (client / "root/.ssh/id_ed25519.pub").read_text()
+    for name in ("ns1", "resolver", "nginx", "apache"):
+        assert (hosts / name / "root/.ssh/authorized_keys").read_text() == workstation
+        assert (hosts / name / SSH_HOST_KEY.lstrip("/")).stat().st_mode & 0o777 == 0o600
+        assert "PasswordAuthentication no" in (hosts / name / "etc/ssh/sshd_config.d/labgen.conf").read_text()
+    assert not (hosts / "probe" / "root").exists() and not (hosts / "probe" / "etc/ssh").exists()
+    entry = access.entry(klass, s01, folder, student_builds(folder))
+    assert entry.command == "ssh -i s01_ed25519 -o UserKnownHostsFile=s01_known_hosts -p 3001 root@127.0.0.1"
+    assert entry.known_hosts.startswith("[127.0.0.1]:3001 ssh-ed25519 ")

@@ -52,7 +52,7 @@ options:
     type: str
     default: ""
   service:
-    description: The systemd unit to enable and run. Empty for none.
+    description: The systemd units to enable and run, separated by spaces. Empty for none.
     type: str
     default: ""
   change:
@@ -335,10 +335,14 @@ def systemctl(module, *args):
     return module.run_command(["systemctl", *args])
 
 
-def ensure_service(module, name, files_changed):
-    """Enable and run the unit; reload or restart it when it already ran. Says what was done."""
-    if not name:
-        return ""
+def ensure_service(module, names, files_changed):
+    """Enable and run each unit (names: space-separated); reload or restart one that already
+    ran. Says what was done."""
+    return "; ".join(f"{name} {done}" if len(names.split()) > 1 else done
+                     for name in names.split() if (done := _ensure_one(module, name, files_changed)))
+
+
+def _ensure_one(module, name, files_changed):
     done = []
     if systemctl(module, "is-enabled", "--quiet", name)[0] != 0:
         if not module.check_mode:

@@ -1,0 +1,115 @@
+"""Students enter their own lab from the classroom network, and nothing else.
+
+Each student gets one SSH port on the trainer's machine (the class file's access.ssh_port plus
+the student's number), published by the class's access container, which forwards it to that
+student's workstation (port 22) and to nothing else. labgen makes one key pair per student,
+kept in the class build (0600) and reused on every `class up`; the handout carries the private
+key and the workstation's host key. From the workstation the student reaches their own servers
+by name with the workstation's key (render.ssh_files); the probe is never reachable by SSH.
+
+The access container sits on a network of its own with published ports, and on every
+student's network; it listens only on its own network's address, so from a student's network
+nothing answers there, and it routes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from .. import pki
+from ..engine import LABEL, Engine, network_name
+from .spec import Class, Student
+
+ON_STUDENT_NET = 6  # the access container's address offset on each student's network
+USER = "root"
+FORWARDER = Path(__file__).with_name("forwarder.py")
+
+
+def access_name(klass: Class) -> str:
+    """The label (and container and network name stem) of the class's access layer."""
+    return f"{klass.name}-access"
+
+
+def container(klass: Class) -> str:
+    return f"labgen-{access_name(klass)}"
+
+
+def key_file(folder: Path, student: Student) -> Path:
+    return folder / "access" / student.name / "id_ed25519"
+
+
+def student_key(folder: Path, student: Student) -> str:
+    """The student's public key line; the pair is made once and kept (private key 0600)."""
+    path = key_file(folder, student)
+    pub = path.with_suffix(".pub")
+    if not (path.is_file() and pub.is_file()):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private, public = pki.openssh_pair(ed25519.Ed25519PrivateKey.generate(),
+                                           f"{student.name}@{student.lab.domain}")
+        pki.write_private(path, private)
+        pub.write_text(public + "\n", encoding="utf-8")
+    return pub.read_text(encoding="utf-8").strip()
+
+
+def host(klass: Class) -> str:
+    """What a student types to reach the trainer's machine."""
+    if klass.access.host:
+        return klass.access.host
+    return klass.access.listen if klass.access.listen not in ("0.0.0.0", "::") else socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Entry:
+    student: str
+    host: str
+    port: int
+    user: str
+    key_file: str
+    known_hosts: str  # the line that names the workstation's host key at host:port
+
+    @property
+    def command(self) -> str:
+        return (f"ssh -i {self.student}_ed25519 -o UserKnownHostsFile={self.student}_known_hosts "
+                f"-p {self.port} {self.user}@{self.host}")
+
+
+def entry(klass: Class, student: Student, folder: Path, builds: Path) -> Entry:
+    """How this student enters (after class up: the workstation's host key is rendered)."""
+    lab = student.lab
+    port, where = klass.port(student), host(klass)
+    pub = builds / lab.name / "hosts" / "client" / "etc/ssh/ssh_host_ed25519_key.pub"
+    known = f"[{where}]:{port} {' '.join(pub.read_text().split()[:2])}" if pub.is_file() else ""
+    return Entry(student.name, where, port, USER, str(key_file(folder, student)), known)
+
+
+def ensure(klass: Class, engine: Engine, tag: str) -> str:
+    """The access container: created, or replaced when what it forwards changed."""
+    net = f"labgen-{access_name(klass)}"
+    if engine.run("network", "exists", net, check=False).returncode != 0:
+        engine.run("network", "create", "--label", f"{LABEL}={access_name(klass)}", net)
+    table = {str(klass.port(s)): str(s.lab.role("client").ipv4) for s in klass.students}
+    mine = [(network_name(s.lab), str(s.lab.ipv4_network[ON_STUDENT_NET]),
+             str(s.lab.ipv6_network[ON_STUDENT_NET])) for s in klass.students]
+    source = FORWARDER.read_text(encoding="utf-8")
+    args = [json.dumps(table), json.dumps([v4 for _, v4, _ in mine])]
+    key = hashlib.sha256(repr((tag, net, mine, table, klass.access, source)).encode()).hexdigest()[:16]
+    name = container(klass)
+    state = engine.state(name)
+    if state is not None and state.key == key and state.running:
+        return "running"
+    how = "created" if state is None else "replaced"
+    if state is not None:
+        engine.remove(name)
+    published = [a for port in table for a in ("-p", f"{klass.access.listen}:{port}:{port}")]
+    attach = [a for n, v4, v6 in mine for a in ("--network", f"{n}:ip={v4},ip6={v6}")]
+    engine.run("run", "-d", "--name", name, "--hostname", f"access.{klass.root}", "--network", net,
+               *attach, *published, "--label", f"{LABEL}={access_name(klass)}",
+               "--label", f"io.labgen.key={key}",
+               "--entrypoint", "/usr/bin/python3", tag, "-c", source, *args)
+    return how
