@@ -29,7 +29,8 @@ CLEAN_ENV = ("/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/
 COMMAND_LIMIT = 30
 # The probe's network tools, defined once in its shell: time limits on every request, no curlrc
 # (-q), no digrc (HOME does not exist). A stalled listener costs seconds, not minutes.
-CURL_LIMIT, DIG_TIME, DIG_TRIES = 8, 2, 2
+# dig: a resolver that falls back from a dead name-server address needs seconds to answer.
+CURL_LIMIT, DIG_TIME, DIG_TRIES = 8, 5, 2
 PROBE_PRELUDE = (f"curl() {{ /usr/bin/curl -q --connect-timeout 4 --max-time {CURL_LIMIT} \"$@\"; }}\n"
                  f"dig() {{ /usr/bin/dig +time={DIG_TIME} +tries={DIG_TRIES} \"$@\"; }}\n"
                  f"delv() {{ /usr/bin/delv +time={DIG_TIME} +tries={DIG_TRIES} \"$@\"; }}\n")

@@ -109,8 +109,15 @@ def accepted(probe, server: Host, family: str, *options: str) -> str:
     ok, out = s_client(probe, server, family, "-brief", *options)
     if ok:
         return summary(out)
+    require_refusal(out, server, family)
+    return ""
+
+
+def require_refusal(out: str, server: Host, family: str) -> None:
+    """A failed handshake's output: returns when the server refused it with a TLS alert; fails
+    the check, saying the server did not answer, when the connection failed below TLS."""
     if "alert" in out:
-        return ""
+        return
     reason = "connection refused" if "Connection refused" in out else "no TLS answer"
     raise AssertionError(f"{server.name} did not answer the handshake on {address(server, family)} "
                          f"({reason}); a refusal counts only when the server answers")
