@@ -414,7 +414,7 @@ def inventory(lab: Lab) -> str:
         if host.software == "apache":
             hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
         if lab.entry_key and host.role != "probe":
-            hostvars["labgen_extra_services"] = "ssh"
+            hostvars["labgen_extra_services"] = "ssh.socket"  # sshd runs once a student connects
         groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars
     doc = {"all": {"vars": {"labgen_lab": lab.name, "labgen_domain": lab.domain},
                    "children": groups}}

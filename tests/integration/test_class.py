@@ -174,7 +174,7 @@ def test_an_exercise_for_the_whole_class_and_for_one_student(klass):
 def test_down_removes_the_class_and_nothing_else(klass, running_lab):
     config, _, _ = klass
     down = labgen(config, "class", "down")
-    assert down.returncode == 0 and "class ctest is down: removed 19 containers, 3 networks" in down.stdout
+    assert down.returncode == 0 and "class ctest is down: removed 20 containers, 4 networks" in down.stdout
     left = run(["podman", "ps", "-a", "--format", "{{.Names}}"]).stdout.split()
     assert not [name for name in left if name.startswith("labgen-ctest-")], left
     assert not [n for n in run(["podman", "network", "ls", "--format", "{{.Name}}"]).stdout.split()

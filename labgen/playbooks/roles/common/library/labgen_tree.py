@@ -343,6 +343,8 @@ def ensure_service(module, names, files_changed):
 
 
 def _ensure_one(module, name, files_changed):
+    if name.endswith(".socket"):
+        return _ensure_socket(module, name, files_changed)
     done = []
     if systemctl(module, "is-enabled", "--quiet", name)[0] != 0:
         if not module.check_mode:
@@ -365,6 +367,26 @@ def _ensure_one(module, name, files_changed):
             module.fail_json(msg=f"systemctl {action} {name} failed: {(err or out).strip()}",
                              stderr=status)
     done.append({"start": "started", "reload": "reloaded", "restart": "restarted"}[action])
+    return ", ".join(done)
+
+
+def _ensure_socket(module, name, files_changed):
+    """A socket-activated unit (ssh.socket): enabled and listening; its service starts on the
+    first connection, so an idle host runs nothing. Changed files reload the service only
+    where it already runs (a socket has no reload of its own)."""
+    done = []
+    for check, action, word in (("is-enabled", "enable", "enabled"), ("is-active", "start", "started")):
+        if systemctl(module, check, "--quiet", name)[0] != 0:
+            if not module.check_mode:
+                rc, _, err = systemctl(module, action, "--quiet", name)
+                if rc != 0:
+                    module.fail_json(msg=f"systemctl {action} {name} failed: {err.strip()}")
+            done.append(word)
+    service = name.removesuffix(".socket") + ".service"
+    if files_changed and systemctl(module, "is-active", "--quiet", service)[0] == 0:
+        if not module.check_mode:
+            systemctl(module, "reload-or-restart", service)
+        done.append("reloaded")
     return ", ".join(done)
 
 
