@@ -122,6 +122,45 @@ def test_the_handouts_name_each_students_zone_hosts_and_exercises(klass, tmp_pat
         assert (tmp_path / f"{student.name}.html").read_text().startswith("<!DOCTYPE html>")
 
 
+def ssh(folder: Path, key: str, known: str, port: int, command: str):
+    """A real ssh client on the trainer's machine, to a published port on loopback."""
+    return run(["ssh", "-i", str(folder / f"{key}_ed25519"), "-o", f"UserKnownHostsFile={folder / known}_known_hosts",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-p", str(port), "root@127.0.0.1", command], timeout=60)
+
+
+def test_each_student_enters_their_own_lab_by_ssh_and_nothing_else(klass, tmp_path):
+    config, model, _ = klass
+    assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
+    s01, s02 = model.students[0], model.students[1]
+    # the student's key opens their workstation, and from there their servers by name
+    inside = ssh(tmp_path, "s01", "s01", model.port(s01),
+                 "hostname -f; ssh ns1 hostname -f; ssh nginx hostname -f; ssh apache hostname -f")
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.split() == [f"{h}.{s01.lab.domain}" for h in ("client", "ns1", "nginx", "apache")]
+    # with student A's key, B's port refuses
+    refused = ssh(tmp_path, "s01", "s02", model.port(s02), "hostname")
+    assert refused.returncode == 255 and "Permission denied (publickey)" in refused.stderr
+    # from A's workstation: no TCP path to B's hosts, to the access container's ports, to the
+    # published ports on the gateway, or to the probe (no sshd there)
+    lab, other = s01.lab, s02.lab
+    targets = [f"{other.role('client').ipv4}:22", f"{other.web[0].ipv4}:443",
+               f"{lab.ipv4_network[6]}:{model.port(s02)}", f"{lab.ipv4_network[6]}:{model.port(s01)}",
+               f"{lab.ipv4_network[1]}:{model.port(s02)}", f"{lab.role('probe').ipv4}:22"]
+    probe = ("for t in " + " ".join(targets) + "; do h=${t%:*}; p=${t#*:}; "
+             "if timeout 3 bash -c \"exec 3<>/dev/tcp/$h/$p\" 2>/dev/null; then echo \"$t open\"; "
+             "else echo \"$t closed\"; fi; done")
+    seen = ssh(tmp_path, "s01", "s01", model.port(s01), probe)
+    assert seen.stdout.split("\n")[:-1] == [f"{t} closed" for t in targets], seen.stdout + seen.stderr
+    # the trainer's view of every student's access
+    status = labgen(config, "class", "status", "--json")
+    doc = __import__("json").loads(status.stdout)
+    assert doc["access"] == "running"
+    first = doc["students"][0]["access"]
+    assert (first["ssh_host"], first["port"], first["user"]) == ("127.0.0.1", model.port(s01), "root")
+    assert first["key_file"].endswith("access/s01/id_ed25519") and Path(first["key_file"]).stat().st_mode & 0o777 == 0o600
+
+
 def test_a_second_up_changes_nothing_and_a_killed_root_is_repaired(klass):
     config, model, _ = klass
     again = labgen(config, "class", "up")
@@ -181,41 +220,3 @@ def test_down_removes_the_class_and_nothing_else(klass, running_lab):
                 if n.startswith("labgen-ctest-")]
     assert running_lab.exec("nginx", "systemctl", "is-active", "nginx").stdout.strip() == "active"
 
-
-def ssh(folder: Path, key: str, known: str, port: int, command: str):
-    """A real ssh client on the trainer's machine, to a published port on loopback."""
-    return run(["ssh", "-i", str(folder / f"{key}_ed25519"), "-o", f"UserKnownHostsFile={folder / known}_known_hosts",
-                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                "-p", str(port), "root@127.0.0.1", command], timeout=60)
-
-
-def test_each_student_enters_their_own_lab_by_ssh_and_nothing_else(klass, tmp_path):
-    config, model, _ = klass
-    assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
-    s01, s02 = model.students[0], model.students[1]
-    # the student's key opens their workstation, and from there their servers by name
-    inside = ssh(tmp_path, "s01", "s01", model.port(s01),
-                 "hostname -f; ssh ns1 hostname -f; ssh nginx hostname -f; ssh apache hostname -f")
-    assert inside.returncode == 0, inside.stderr
-    assert inside.stdout.split() == [f"{h}.{s01.lab.domain}" for h in ("client", "ns1", "nginx", "apache")]
-    # with student A's key, B's port refuses
-    refused = ssh(tmp_path, "s01", "s02", model.port(s02), "hostname")
-    assert refused.returncode == 255 and "Permission denied (publickey)" in refused.stderr
-    # from A's workstation: no TCP path to B's hosts, to the access container's ports, to the
-    # published ports on the gateway, or to the probe (no sshd there)
-    lab, other = s01.lab, s02.lab
-    targets = [f"{other.role('client').ipv4}:22", f"{other.web[0].ipv4}:443",
-               f"{lab.ipv4_network[6]}:{model.port(s02)}", f"{lab.ipv4_network[6]}:{model.port(s01)}",
-               f"{lab.ipv4_network[1]}:{model.port(s02)}", f"{lab.role('probe').ipv4}:22"]
-    probe = ("for t in " + " ".join(targets) + "; do h=${t%:*}; p=${t#*:}; "
-             "if timeout 3 bash -c \"exec 3<>/dev/tcp/$h/$p\" 2>/dev/null; then echo \"$t open\"; "
-             "else echo \"$t closed\"; fi; done")
-    seen = ssh(tmp_path, "s01", "s01", model.port(s01), probe)
-    assert seen.stdout.split("\n")[:-1] == [f"{t} closed" for t in targets], seen.stdout + seen.stderr
-    # the trainer's view of every student's access
-    status = labgen(config, "class", "status", "--json")
-    doc = __import__("json").loads(status.stdout)
-    assert doc["access"] == "running"
-    first = doc["students"][0]["access"]
-    assert (first["ssh_host"], first["port"], first["user"]) == ("127.0.0.1", model.port(s01), "root")
-    assert first["key_file"].endswith("access/s01/id_ed25519") and Path(first["key_file"]).stat().st_mode & 0o777 == 0o600

@@ -65,7 +65,7 @@ def test_no_canonical_a_bare_https_csp_ffdhe_http_compression_and_no_ipv6_name_s
     shown = run_scenario(running_lab, tmp_path, breaks, RELOAD + [("ns1", "systemctl restart named")],
                          expected)
     assert "Canonical: missing; expected https://nginx.lab.example/.well-known/security.txt" in shown
-    assert "expected explicit https:// host sources" in shown
+    assert "img-src allows any https: address (a bare https: scheme)" in shown
     assert "WARN  No finite-field Diffie-Hellman" in shown  # recommended: phase out
     assert "WARN  No HTTP compression on HTTPS responses" in shown  # informational
 
