@@ -7,6 +7,7 @@ tested with the exact nginx, Apache, BIND and Unbound versions the lab runs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -97,3 +98,29 @@ def rootfs(*, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES, log=prin
     os.rename(work / "fs", dest)
     shutil.rmtree(work, ignore_errors=True)
     return dest
+
+
+def from_pristine(engine, image_ref: str, name: str, parts, read):
+    """What read(root) finds in the lab image as built: a throwaway container of it that runs
+    nothing and has no network, its file system read from outside through /proc/<pid>/root
+    (never with the container's own tools). Cached per image and parts in the cache folder as
+    <name>-<key>.json; delete the cache folder to read again."""
+    key = hashlib.sha256(json.dumps([image_ref, name, parts]).encode()).hexdigest()[:16]
+    cache = cache_dir() / f"{name}-{key}.json"
+    try:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    container = f"labgen-pristine-{key}-{os.getpid()}"
+    engine.run("run", "-d", "--rm", "--name", container, "--network", "none",
+               "--entrypoint", "/usr/bin/sleep", image_ref, "120", timeout=120)
+    try:
+        pid = engine.run("inspect", "-f", "{{.State.Pid}}", container, timeout=60).stdout.strip()
+        found = read(f"/proc/{pid}/root")
+    finally:
+        engine.run("rm", "-f", *(("-t", "0") if engine.name == "podman" else ()), container, check=False)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, cache)
+    return found

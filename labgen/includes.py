@@ -16,7 +16,7 @@ roles/common/defaults picks the host's folders by its groups.
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 
 from . import image
 
@@ -30,28 +30,27 @@ FOLDERS: dict[str, tuple[str, ...]] = {
 # Where a host keeps what up moved aside: <BACKUP>/<UTC time>/<original path>.
 BACKUP = "/var/backups/labgen"
 
-# Run inside a throwaway container of the lab image: each folder's entries as the image has
-# them (a link's target, a file's SHA-256, a folder), as JSON on stdout.
-_LIST = r"""
-import hashlib, json, os, sys
-found = {}
-for folder in sys.argv[1:]:
-    entries = {}
-    if os.path.isdir(folder) and not os.path.islink(folder):
-        for name in sorted(os.listdir(folder)):
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                entries[name] = {"link": os.readlink(path)}
-            elif os.path.isdir(path):
-                entries[name] = {"dir": True}
-            elif os.path.isfile(path):
-                with open(path, "rb") as handle:
-                    entries[name] = {"sha256": hashlib.sha256(handle.read()).hexdigest()}
-            else:
-                entries[name] = {"other": True}
-    found[folder] = entries
-print(json.dumps(found))
-"""
+
+def _entries(root: str, folders: list[str]) -> dict[str, dict[str, dict]]:
+    """Each folder's entries inside a container's root: a link's target, a file's SHA-256, a
+    folder. A folder that is a link is read as empty (its target is not the image's folder)."""
+    found = {}
+    for folder in folders:
+        entries, where = {}, root + folder
+        if os.path.isdir(where) and not os.path.islink(where):
+            for name in sorted(os.listdir(where)):
+                path = os.path.join(where, name)
+                if os.path.islink(path):
+                    entries[name] = {"link": os.readlink(path)}
+                elif os.path.isdir(path):
+                    entries[name] = {"dir": True}
+                elif os.path.isfile(path):
+                    with open(path, "rb") as handle:
+                        entries[name] = {"sha256": hashlib.sha256(handle.read()).hexdigest()}
+                else:
+                    entries[name] = {"other": True}
+        found[folder] = entries
+    return found
 
 
 def _all_folders() -> list[str]:
@@ -59,24 +58,10 @@ def _all_folders() -> list[str]:
 
 
 def pristine_folders(engine, tag: str) -> dict[str, dict[str, dict]]:
-    """Folder -> entry name -> how the lab image has it. Read once per image (the tag is a hash
-    of its content) from a throwaway container without network, and cached beside the image's
-    root file systems."""
+    """Folder -> entry name -> how the lab image has it (read once per image, then cached)."""
     folders = _all_folders()
-    key = hashlib.sha256(json.dumps([tag, folders, _LIST]).encode()).hexdigest()[:16]
-    cache = image.cache_dir() / f"pristine-folders-{key}.json"
-    try:
-        return json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    result = engine.run("run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/python3",
-                        tag, "-c", _LIST, *folders, timeout=120)
-    found = json.loads(result.stdout)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(cache)
-    return found
+    return image.from_pristine(engine, tag, "pristine-folders", folders,
+                               lambda root: _entries(root, folders))
 
 
 def playbook_folders(pristine: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:

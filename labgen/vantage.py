@@ -15,10 +15,9 @@ leans on nothing a student owns:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from pathlib import Path
 
+from . import image
 from .engine import Engine
 
 PROBE = "probe"
@@ -80,9 +79,8 @@ def _inside(root: str, path: str) -> str:
     return root + resolved
 
 
-def digests(pid: int, paths: tuple[str, ...]) -> dict[str, str]:
-    """sha256 of each path as the process with this pid sees it, or MISSING."""
-    root = f"/proc/{pid}/root"
+def digests(root: str, paths: tuple[str, ...]) -> dict[str, str]:
+    """sha256 of each path inside a container's root (/proc/<pid>/root), or MISSING."""
     found = {}
     for path in paths:
         try:
@@ -93,33 +91,14 @@ def digests(pid: int, paths: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def reference(engine: Engine, image_id: str, cache: Path) -> dict[str, str]:
-    """What the grader's tools are in the lab image: read once per image from a fresh container
-    of it that never runs a service, and kept in the cache (labgen's cache folder)."""
-    path = cache / f"grader-tools-{image_id[:24]}.json"
-    every = tuple(sorted({p for kind in TOOLS for p in tools(kind)}))
-    try:
-        known = json.loads(path.read_text())
-        if set(known) == set(every):
-            return known
-    except (OSError, ValueError):
-        pass
-    name = f"labgen-reference-{image_id[:12]}-{os.getpid()}"
-    engine.run("run", "-d", "--rm", "--name", name, "--network", "none",
-               "--entrypoint", "/usr/bin/sleep", image_id, "120", timeout=120)
-    try:
-        first = engine.run("inspect", "-f", "{{.State.Pid}}", name, timeout=60).stdout
-        known = digests(int(first), every)
-    finally:
-        engine.run("rm", "-f", *(("-t", "0") if engine.name == "podman" else ()), name, check=False)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(known, indent=1))
-    os.replace(tmp, path)
-    return known
+def reference(engine: Engine, image_id: str) -> dict[str, str]:
+    """What the grader's tools are in the lab image (read once per image, then cached)."""
+    every = sorted({p for kind in TOOLS for p in tools(kind)})
+    return image.from_pristine(engine, image_id, "grader-tools", every,
+                               lambda root: digests(root, tuple(every)))
 
 
-def replaced(engine: Engine, containers: dict[str, str], cache: Path) -> dict[str, list[str]]:
+def replaced(engine: Engine, containers: dict[str, str]) -> dict[str, list[str]]:
     """For each container (name -> kind of host): the grader's tools on it that differ from the
     lab image's (an empty list: all genuine). One engine call for all of them."""
     names = list(containers)
@@ -127,8 +106,8 @@ def replaced(engine: Engine, containers: dict[str, str], cache: Path) -> dict[st
     found = {}
     for name, line in zip(names, lines):
         pid, image_id = line.split()
-        known = reference(engine, image_id.removeprefix("sha256:"), cache)
+        known = reference(engine, image_id.removeprefix("sha256:"))
         wanted = tools(containers[name])
-        seen = digests(int(pid), wanted)
+        seen = digests(f"/proc/{pid}/root", wanted)
         found[name] = [path for path in wanted if seen[path] != known.get(path)]
     return found

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from .. import vantage
 from ..engine import Engine
 from ..errors import LabgenError
-from ..image import cache_dir
 from ..spec import Host, Lab
 from .netutil import FAMILIES, address, dig, endpoint, openssl_reason
 
@@ -106,7 +105,7 @@ class Prerequisites:
             kinds = {self.lab.container(h): h.software or h.role for h in self.lab.hosts
                      if (h.software or h.role) in vantage.TOOLS}
             try:
-                self._replaced = vantage.replaced(Engine(self.lab.engine), kinds, cache_dir())
+                self._replaced = vantage.replaced(Engine(self.lab.engine), kinds)
             except (OSError, ValueError, LabgenError) as exc:
                 self._replaced = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no answer"
         if isinstance(self._replaced, str):
