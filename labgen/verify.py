@@ -124,7 +124,7 @@ class Collector:
         params = getattr(item, "callspec", None)
         params = params.params if params else {}
         server = params.get("server")
-        variant = "/".join(str(params[k]) for k in sorted(params) if k != "server")
+        variant = _variant(params)
         outcome = dict(check=meta, target=server.name if server else LAB, variant=variant,
                        passed=report.passed, message="")
         if report.skipped and _reason(report).startswith(NOT_APPLICABLE):
@@ -146,6 +146,11 @@ class Collector:
         if report.failed:
             self.errors.append(printable(str(report.longrepr).strip().splitlines()[-1]
                                          if str(report.longrepr).strip() else report.nodeid))
+
+
+def _variant(params: dict) -> str:
+    """A check's variant: its parameters but the server ('ipv4', 'TLSA', 'authdns')."""
+    return "/".join(str(params[k]) for k in sorted(params) if k != "server")
 
 
 def _reason(report) -> str:
@@ -243,8 +248,7 @@ def expected(lab: Lab, keep=None) -> set[tuple[str, str, str]]:
                 axes.append([dict(zip(argnames, v if len(argnames) > 1 else (v,))) for v in values])
         for combo in itertools.product(*axes):
             params = {k: v for part in combo for k, v in part.items()}
-            keys.add((meta.id, params.get("server", LAB),
-                      "/".join(str(params[k]) for k in sorted(params) if k != "server")))
+            keys.add((meta.id, params.get("server", LAB), _variant(params)))
     return keys
 
 

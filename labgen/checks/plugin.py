@@ -79,28 +79,24 @@ class Shell:
             proc.stdin.write(self.prelude.encode())
         return proc
 
-    def _readline(self, deadline: float) -> bytes:
+    def _chunk(self, size: int, deadline: float) -> bytes:
+        """Up to size bytes of the shell's output once some arrive ('' at its end); TimeoutError
+        when none arrive before the deadline."""
         fd = self.proc.stdout.fileno()
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError
+        return os.read(fd, size)
+
+    def _readline(self, deadline: float) -> bytes:
         line = bytearray()
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
-            chunk = os.read(fd, 1)
-            if not chunk:
-                break
+        while not line.endswith(b"\n") and (chunk := self._chunk(1, deadline)):
             line += chunk
         return bytes(line)
 
     def _read(self, n: int, deadline: float) -> bytes:
-        fd, data = self.proc.stdout.fileno(), bytearray()
-        while len(data) < n:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
-            chunk = os.read(fd, min(65536, n - len(data)))
-            if not chunk:
-                break
+        data = bytearray()
+        while len(data) < n and (chunk := self._chunk(min(65536, n - len(data)), deadline)):
             data += chunk
         return bytes(data)
 

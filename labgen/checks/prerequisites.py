@@ -35,6 +35,11 @@ class NotRun(Exception):
         self.cause = cause
 
 
+def _listen_fix(server: Host, family: str, port: int) -> str:
+    return (f"Check that {server.software} runs (systemctl status on {server.name}) and "
+            f"listens on port {port} over {family.replace('ip', 'IP')} (ss -ltn).")
+
+
 def parallel(probe, commands: list[str]) -> list[tuple[int, str]]:
     """(exit status, output) of each command, run side by side in one shell command on the
     probe: the slowest one sets the time, not their sum."""
@@ -139,8 +144,7 @@ class Prerequisites:
         if rc == 0 and out.strip() not in ("", "000"):
             return None
         where = f"{server.name} does not answer HTTP on {address(server, family)} port 80"
-        fix = (f"Check that {server.software} runs (systemctl status on {server.name}) and "
-               f"listens on port 80 over {family.replace('ip', 'IP')} (ss -ltn).")
+        fix = _listen_fix(server, family, 80)
         if rc == 28:  # curl: operation timed out
             return Cause(f"{where}: no answer in {PROBE_TIMEOUT} s", fix)
         if rc == 7:
@@ -151,8 +155,7 @@ class Prerequisites:
         if rc == 0:
             return None
         where = f"{server.name} does not answer on {address(server, family)} port 443"
-        fix = (f"Check that {server.software} runs (systemctl status on {server.name}) and "
-               f"listens on port 443 over {family.replace('ip', 'IP')} (ss -ltn).")
+        fix = _listen_fix(server, family, 443)
         if rc == 124:
             return Cause(f"{where}: no answer in {PROBE_TIMEOUT} s", fix)
         if "Connection refused" in out:

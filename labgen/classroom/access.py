@@ -24,9 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .. import pki
 from ..engine import LABEL, Engine, network_name
+from ..render import SSH_HOST_KEY
+from .rootzone import ON_STUDENT_NET as ROOT_ON_STUDENT_NET
 from .spec import Class, Student
 
-ON_STUDENT_NET = 6  # the access container's address offset on each student's network
+# The access container's address on each student's network: beside the lab root's.
+ON_STUDENT_NET = ROOT_ON_STUDENT_NET + 1
 USER = "root"
 FORWARDER = Path(__file__).with_name("forwarder.py")
 
@@ -83,7 +86,7 @@ def entry(klass: Class, student: Student, folder: Path, builds: Path) -> Entry:
     """How this student enters (after class up: the workstation's host key is rendered)."""
     lab = student.lab
     port, where = klass.port(student), host(klass)
-    pub = builds / lab.name / "hosts" / "client" / "etc/ssh/ssh_host_ed25519_key.pub"
+    pub = builds / lab.name / "hosts" / lab.role("client").name / f"{SSH_HOST_KEY.lstrip('/')}.pub"
     known = f"[{where}]:{port} {' '.join(pub.read_text().split()[:2])}" if pub.is_file() else ""
     return Entry(student.name, where, port, USER, str(key_file(folder, student)), known)
 
