@@ -175,7 +175,8 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     elif args.action == "hint":
         print(session.hint(lab, build, args.id))
     elif args.action == "check":
-        code, text = session.check(lab, args.config, build, engine, args.id, args.student)
+        code, text = session.check(lab, args.config, build, engine, args.id, args.student,
+                                   Path(args.json) if args.json else None)
         print(text)
         return code
     elif args.action == "status":
@@ -208,6 +209,12 @@ def cmd_class(args: argparse.Namespace) -> int:
                            args.ds)
         print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: {taken}")
         return 0
+    if args.action == "serve":
+        from .classroom import service
+
+        service.serve(Path(args.config).resolve(), _base(args).resolve(), Engine("podman"),
+                      foreground=not args.background)
+        return 0
     if args.action in ("up", "down", "status"):
         from .classroom import lifecycle as class_lifecycle
 
@@ -219,7 +226,7 @@ def cmd_class(args: argparse.Namespace) -> int:
             print(class_lifecycle.status_table(klass, root, rows))
             return 0
         if args.action == "down":
-            removed = class_lifecycle.down(klass, engine)
+            removed = class_lifecycle.down(klass, out, engine)
             parts = [count(len(names), kind.rstrip("s")) for kind, names in removed.items() if names]
             print(f"class {klass.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
             return 0
@@ -340,7 +347,7 @@ def parser() -> argparse.ArgumentParser:
                                      "lab resolver, for each web server over IPv4 and IPv6, and "
                                      "print a scorecard. Exit 0 when every required check passes, "
                                      "1 when one fails, 2 on bad usage (the lab not up).")
-    _lab_arguments(ver, output=False)
+    _lab_arguments(ver)
     ver.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ver.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     ver.add_argument("--junitxml", metavar="FILE", help="also write pytest's JUnit XML")
@@ -389,14 +396,22 @@ def parser() -> argparse.ArgumentParser:
     chand.add_argument("dir", help="folder for the handouts")
     chand.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
     chand.set_defaults(func=cmd_class)
+    cserve = class_actions.add_parser(
+        "serve", help="run the class's grading service in the foreground (class up starts it)",
+        description="The service the students' lab command asks (hints, checks, status, DS) and the "
+                    "trainer's live board; it runs until Ctrl-C or SIGTERM. class up starts it in the "
+                    "background unless it runs already (under systemd, for example).")
+    cserve.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+    cserve.add_argument("-o", "--output", default=None, help="build folder (default: build/ beside the class file)")
+    cserve.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
+    cserve.set_defaults(func=cmd_class)
     for name, text in (("up", "bring every student's lab and the lab root up (converges like labgen up)"),
                        ("down", "remove every container and network of the class, and nothing else"),
                        ("status", "one line per student; exit 0 when every lab and the root are healthy")):
         act = class_actions.add_parser(name, help=text, description=text)
         act.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
-        if name == "up":
-            act.add_argument("-o", "--output", default=None,
-                             help="build folder (default: build/ beside the class file)")
+        act.add_argument("-o", "--output", default=None,
+                         help="build folder (default: build/ beside the class file)")
         if name == "status":
             act.add_argument("--json", action="store_true",
                              help="as JSON, with each student's access (ssh host, port, user, key file)")
@@ -424,6 +439,9 @@ def parser() -> argparse.ArgumentParser:
         if name != "list":
             act.add_argument("--all", action="store_true",
                              help="every student of the class file given with -c")
+        if name == "check":
+            act.add_argument("--json", metavar="PATH", default=None,
+                             help="also write the checks that ran as labgen verify --json does")
         if name == "list":
             act.add_argument("--json", action="store_true", help="as JSON")
             act.add_argument("--markdown", action="store_true", help="as README's Markdown table")

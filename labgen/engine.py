@@ -30,6 +30,9 @@ INSTALL_HINT = {
 CONNECTION = {"podman": "containers.podman.podman", "docker": "community.docker.docker"}
 REGISTRY_BASE = {"podman": "docker.io/library/debian", "docker": "debian"}
 # systemd as PID 1. Podman sets up /run, /tmp and cgroups itself; Docker needs them spelt out.
+# A container on several students' networks (the lab root, the access container) forwards no
+# packet between them, whatever a student sends it.
+ROUTES_NOTHING = ("--sysctl", "net.ipv4.ip_forward=0", "--sysctl", "net.ipv6.conf.all.forwarding=0")
 SYSTEMD_ARGS = {
     "podman": ("--systemd=always",),
     "docker": ("--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "--cgroupns=host",
@@ -231,7 +234,7 @@ class Engine:
         attach = [a for net, v4, v6 in networks for a in ("--network", f"{net}:ip={v4},ip6={v6}")]
         marks = [a for key, value in labels.items() for a in ("--label", f"{key}={value}")]
         self.run("run", "-d", "--name", name, "--hostname", hostname, *attach, "--dns", "127.0.0.1",
-                 *marks, *SYSTEMD_ARGS[self.name], tag)
+                 *marks, *ROUTES_NOTHING, *SYSTEMD_ARGS[self.name], tag)
 
     def start(self, container: str) -> None:
         self.run("start", container)

@@ -32,10 +32,11 @@ SOFTWARE_TITLE = {"nginx": "nginx", "apache": "Apache HTTP Server"}
 CERT_DIR = "/etc/ssl/labgen"
 WEBROOT = "/var/www/labgen"
 CLIENT_DIR = "/etc/labgen"
-PUBLIC, SECRET = 0o644, 0o600
+PUBLIC, SECRET, PROGRAM = 0o644, 0o600, 0o755
 # SSH for a class student's lab (ssh_files): the one host key sshd uses, and its settings.
 SSH_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 WORKSTATION_KEY = "workstation"
+LAB_COMMAND = "/usr/local/bin/lab"
 SSHD_CONFIG = ("# Written by labgen: root logs in with the lab's keys only, never a password.\n"
                f"HostKey {SSH_HOST_KEY}\nPermitRootLogin prohibit-password\n"
                "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
@@ -276,6 +277,12 @@ def ssh_hosts(lab: Lab) -> list[Host]:
     return [h for h in lab.hosts if h.role != "probe"]
 
 
+def lab_command(address: str) -> bytes:
+    """The `lab` program for a class student's workstation, pointed at the grading service."""
+    source = (Path(__file__).parent / "classroom" / "lab_command.py").read_text(encoding="utf-8")
+    return source.replace("@SERVICE@", address).encode()
+
+
 def ssh_files(lab: Lab, host: Host, m: Material) -> dict[str, tuple[bytes, int]]:
     """sshd with labgen's host key and key-only root login; the student's key enters the
     workstation, the workstation's key every other host of the lab (ssh ns1, ssh nginx)."""
@@ -295,6 +302,8 @@ def ssh_files(lab: Lab, host: Host, m: Material) -> dict[str, tuple[bytes, int]]
                       "/root/.ssh/config": (("# Written by labgen: your lab's hosts by name.\n"
                                              "StrictHostKeyChecking yes\n" + config).encode(), PUBLIC),
                       "/root/.ssh/known_hosts": (known.encode(), PUBLIC)})
+        if lab.grading:
+            files[LAB_COMMAND] = (lab_command(lab.grading), PROGRAM)
     else:
         files["/root/.ssh/authorized_keys"] = (f"{m.ssh[WORKSTATION_KEY][1]}\n".encode(), PUBLIC)
     return files

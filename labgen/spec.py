@@ -147,6 +147,8 @@ class Lab:
     # A class student's SSH public key (classroom/access.py): every host but the probe then
     # runs sshd; the key enters the workstation, and the workstation's own key every server.
     entry_key: str | None = None
+    # The class's grading service as this lab's workstation reaches it (the `lab` command).
+    grading: str | None = None
     source: str = field(default="lab.yml", compare=False)
 
     @property

@@ -23,8 +23,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .. import pki
-from ..engine import LABEL, Engine, network_name
-from ..render import SSH_HOST_KEY
+from ..engine import LABEL, ROUTES_NOTHING, Engine, network_name
+from ..render import SSH_HOST_KEY, ssh_hosts
 from .rootzone import ON_STUDENT_NET as ROOT_ON_STUDENT_NET
 from .spec import Class, Student
 
@@ -91,17 +91,37 @@ def entry(klass: Class, student: Student, folder: Path, builds: Path) -> Entry:
     return Entry(student.name, where, port, USER, str(key_file(folder, student)), known)
 
 
-def ensure(klass: Class, engine: Engine, tag: str) -> str:
+def service_dir(folder: Path) -> Path:
+    """Where the grading service's Unix socket lives: mounted into the access container alone."""
+    return folder / "service"
+
+
+def forwarded(klass: Class, folder: Path) -> dict:
+    """What the access container forwards (forwarder.py reads it): SSH ports, the board, and
+    the student end of the grading service on each student's network."""
+    students = [s.lab for s in klass.students]
+    return {"ssh": {str(klass.port(s)): str(s.lab.role("client").ipv4) for s in klass.students},
+            "board_port": klass.access.board_port, "service_dir": "/run/labgen",
+            "student_nets": [str(n) for lab in students for n in (lab.ipv4_network, lab.ipv6_network)],
+            "students": [{"name": s.name,
+                          "listen": [str(s.lab.ipv4_network[ON_STUDENT_NET]),
+                                     str(s.lab.ipv6_network[ON_STUDENT_NET])],
+                          "hosts": [str(a) for h in ssh_hosts(s.lab) for a in (h.ipv4, h.ipv6)]}
+                         for s in klass.students]}
+
+
+def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
     """The access container: created, or replaced when what it forwards changed."""
     net = f"labgen-{access_name(klass)}"
     if engine.run("network", "exists", net, check=False).returncode != 0:
         engine.run("network", "create", "--label", f"{LABEL}={access_name(klass)}", net)
-    table = {str(klass.port(s)): str(s.lab.role("client").ipv4) for s in klass.students}
     mine = [(network_name(s.lab), str(s.lab.ipv4_network[ON_STUDENT_NET]),
              str(s.lab.ipv6_network[ON_STUDENT_NET])) for s in klass.students]
-    source = FORWARDER.read_text(encoding="utf-8")
-    args = [json.dumps(table), json.dumps([v4 for _, v4, _ in mine])]
-    key = hashlib.sha256(repr((tag, net, mine, table, klass.access, source)).encode()).hexdigest()[:16]
+    sockets = service_dir(folder).resolve()
+    sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config, source = forwarded(klass, folder), FORWARDER.read_text(encoding="utf-8")
+    key = hashlib.sha256(repr((tag, net, mine, config, str(sockets), klass.access, source))
+                         .encode()).hexdigest()[:16]
     name = container(klass)
     state = engine.state(name)
     if state is not None and state.key == key and state.running:
@@ -109,10 +129,11 @@ def ensure(klass: Class, engine: Engine, tag: str) -> str:
     how = "created" if state is None else "replaced"
     if state is not None:
         engine.remove(name)
-    published = [a for port in table for a in ("-p", f"{klass.access.listen}:{port}:{port}")]
+    ports = [*config["ssh"], config["board_port"]]
+    published = [a for port in ports for a in ("-p", f"{klass.access.listen}:{port}:{port}")]
     attach = [a for n, v4, v6 in mine for a in ("--network", f"{n}:ip={v4},ip6={v6}")]
     engine.run("run", "-d", "--name", name, "--hostname", f"access.{klass.root}", "--network", net,
-               *attach, *published, "--label", f"{LABEL}={access_name(klass)}",
-               "--label", f"io.labgen.key={key}",
-               "--entrypoint", "/usr/bin/python3", tag, "-c", source, *args)
+               *attach, *published, *ROUTES_NOTHING, "-v", f"{sockets}:/run/labgen",
+               "--label", f"{LABEL}={access_name(klass)}", "--label", f"io.labgen.key={key}",
+               "--entrypoint", "/usr/bin/python3", tag, "-c", source, json.dumps(config))
     return how

@@ -1,17 +1,29 @@
-"""The access container's program: one TCP port per student, each forwarded to that student's
-workstation on port 22. It runs inside the lab image (python3, no systemd) and listens only on
-the container's classroom-side addresses: from a student's network nothing listens there.
+"""The access container's program (python3 of the lab image, no systemd). It listens:
 
-Run as: python3 -c "$(cat forwarder.py)" '{"2201": "10.100.1.12", ...}' '["10.100.1.6", ...]'
-(the ports and their workstations; the container's own addresses on the students' networks).
+- on the classroom side (the container's own network, whose ports are published on the trainer's
+  machine): one SSH port per student, forwarded to that student's workstation, and the trainer's
+  scoreboard port, forwarded to the grading service;
+- on each student's network (its address there): the student end of the grading service, port 80.
+
+The grading service itself runs on the trainer's machine behind a Unix socket mounted here; this
+program opens it for each connection and first writes one line saying who is asking, learnt
+from where the connection arrived: the listener's network, and a peer address that must be one
+of that student's own hosts (not the lab root, not labgen's probe). Nothing a request says can
+change that line. A connection from a student's network to the classroom ports is refused, so
+no student reaches another student's workstation through here.
+
+Run as: python3 -c "$(cat forwarder.py)" CONFIG_JSON (classroom/access.py writes it).
 """
 
 import asyncio
+import ipaddress
 import json
+import os
 import subprocess
 import sys
 
-CONNECT_LIMIT = 10  # seconds to reach a workstation before the student's connection is closed
+CONNECT_LIMIT = 10  # seconds to reach a workstation or the service before giving up
+LAB_PORT = 80  # the student end of the grading service, on each student's network
 
 
 async def pipe(reader, writer):
@@ -25,7 +37,29 @@ async def pipe(reader, writer):
         writer.close()
 
 
-def handler(target):
+def refuse(writer, status, text):
+    """An HTTP answer from here (the service never saw the request), then close."""
+    body = (text + "\n").encode()
+    writer.write(f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    writer.close()
+
+
+def peer_of(writer):
+    return ipaddress.ip_address(writer.get_extra_info("peername")[0].split("%")[0])
+
+
+def classroom(handle, student_nets):
+    """A classroom-side listener: nothing from a student's network gets through."""
+    async def guarded(reader, writer):
+        if any(peer_of(writer) in net for net in student_nets):
+            writer.close()
+            return
+        await handle(reader, writer)
+    return guarded
+
+
+def to_workstation(target):
     async def handle(reader, writer):
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(target, 22),
@@ -37,20 +71,50 @@ def handler(target):
     return handle
 
 
-def classroom_addresses(exclude):
-    found = json.loads(subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True,
-                                      text=True, check=True).stdout)
-    return [a["local"] for link in found for a in link.get("addr_info", [])
-            if a["local"] not in exclude and not a["local"].startswith("127.")]
+def to_service(socket_path, who, allowed=None):
+    """Forward to the grading service, saying first who asks (a student, or the trainer's page)."""
+    async def handle(reader, writer):
+        peer = peer_of(writer)
+        if allowed is not None and peer not in allowed:
+            refuse(writer, "403 Forbidden", f"refused: {peer} is not one of {who}'s hosts; the lab "
+                   "command works from your own workstation and servers")
+            return
+        try:
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_unix_connection(socket_path),
+                                                          CONNECT_LIMIT)
+        except (OSError, asyncio.TimeoutError):
+            refuse(writer, "503 Service Unavailable", "the class's grading service is not running; "
+                   "tell your trainer (labgen class up starts it)")
+            return
+        role = "trainer" if allowed is None else "student"
+        up_writer.write(f"LABGEN {role} {who} {peer}\n".encode())
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    return handle
 
 
-async def main(table, exclude):
-    addresses = classroom_addresses(set(exclude))
-    servers = [await asyncio.start_server(handler(target), address, int(port))
-               for port, target in table.items() for address in addresses]
-    print(f"forwarding {len(table)} ports on {', '.join(addresses)}", flush=True)
+def own_addresses():
+    found = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True,
+                                      check=True).stdout)
+    return [ipaddress.ip_address(a["local"]) for link in found for a in link.get("addr_info", [])
+            if a.get("scope") == "global"]
+
+
+async def main(config):
+    student_nets = [ipaddress.ip_network(n) for n in config["student_nets"]]
+    outside = [str(a) for a in own_addresses() if not any(a in n for n in student_nets)]
+    socket_path = os.path.join(config["service_dir"], "grading.sock")
+    listeners = [(to_workstation(target), port, outside) for port, target in config["ssh"].items()]
+    listeners.append((to_service(socket_path, "trainer"), config["board_port"], outside))
+    listeners = [(classroom(handle, student_nets), port, where) for handle, port, where in listeners]
+    for student in config["students"]:
+        allowed = {ipaddress.ip_address(a) for a in student["hosts"]}
+        listeners.append((to_service(socket_path, student["name"], allowed), LAB_PORT, student["listen"]))
+    servers = [await asyncio.start_server(handle, address, int(port))
+               for handle, port, where in listeners for address in where]
+    print(f"forwarding {len(config['ssh'])} SSH ports and the board on {', '.join(outside)}; the "
+          f"grading service on {len(config['students'])} student networks", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(json.loads(sys.argv[1]), json.loads(sys.argv[2])))
+    asyncio.run(main(json.loads(sys.argv[1])))

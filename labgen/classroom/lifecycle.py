@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import deploy, image, lifecycle
-from ..engine import LABEL, Engine, network_name
+from ..engine import LABEL, ROUTES_NOTHING, Engine, network_name
 from ..errors import UsageError
 from .rootzone import (ON_STUDENT_NET, ROOT_NS, class_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
-from . import access
+from . import access, firewall, service
 from .spec import Class
 
 
@@ -45,8 +45,12 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     log(f"== lab root {klass.root} (container {root_container(klass)})")
     _root_up(klass, folder, engine, key, log)
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
-    log(f"== access: {access.container(klass)} {access.ensure(klass, engine, tag)}, one SSH port "
+    log(f"== access: {access.container(klass)} {access.ensure(klass, folder, engine, tag)}, one SSH port "
         f"per student on {klass.access.listen}")
+    log(f"   firewall: the trainer machine answers none of the {firewall.apply(klass, engine)} student "
+        f"networks (nft table inet {firewall.table(klass)})")
+    log(f"   grading service: {service.start(Path(klass.source).resolve(), out.resolve(), klass)}; "
+        f"the trainer's board: {service.board_url(klass, folder)}")
     log(f"class {klass.name} is up: {total} student labs under {klass.root}. Each student enters "
         "their workstation with (labgen class handouts writes their key and page):")
     for student in klass.students:
@@ -109,7 +113,7 @@ def _attachments(klass: Class) -> list[tuple[str, str, str]]:
 def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
     """The root's container: created, started, or replaced when its image or networks changed."""
     name, nets = root_container(klass), _attachments(klass)
-    key = hashlib.sha256(repr((tag, nets)).encode()).hexdigest()[:16]
+    key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING)).encode()).hexdigest()[:16]
     state = engine.state(name)
     how = "running"
     if state is not None and state.key != key:
@@ -126,13 +130,14 @@ def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
     return how
 
 
-def down(klass: Class, engine: Engine) -> dict[str, list[str]]:
-    """The access container and the root first (they hold on to every student's network), then
-    each student's lab."""
-    removed: dict[str, list[str]] = {}
+def down(klass: Class, out: Path, engine: Engine) -> dict[str, list[str]]:
+    """The grading service, the access container and the root first (they hold on to every
+    student's network), then each student's lab, then the class's firewall table."""
+    removed: dict[str, list[str]] = {"services": ["grading"] if service.stop(out, klass) else []}
     for name in [access.access_name(klass), root_lab_name(klass)] + [s.lab.name for s in klass.students]:
         for kind, items in lifecycle.down(name, engine).items():
             removed.setdefault(kind, []).extend(items)
+    removed["firewall tables"] = [firewall.table(klass)] if firewall.remove(klass) else []
     return removed
 
 
@@ -184,6 +189,10 @@ def status_json(klass: Class, out: Path, root: str, rows: list[StudentStatus], e
                          "access": {"ssh_host": found.host, "port": found.port, "user": found.user,
                                     "key_file": found.key_file, "known_hosts": found.known_hosts,
                                     "command": found.command}})
+    pid = service.running(folder)
     return json.dumps({"class": klass.name, "root": klass.root, "root_state": root,
+                       "service": {"state": f"running (pid {pid})" if pid else "stopped",
+                                   "board": service.board_url(klass, folder),
+                                   "log": str(service.log_file(folder))},
                        "access": "running" if state and state.running else "missing" if state is None
                        else "stopped", "students": students}, indent=1) + "\n"

@@ -56,7 +56,7 @@ def _verify(config: Path, student: str, folder: Path) -> dict | str:
     return json.loads(report.read_text(encoding="utf-8"))
 
 
-def _row(klass: Class, student, doc: dict | str, out: Path) -> Row:
+def row_of(klass: Class, student, doc: dict | str, out: Path) -> Row:
     row = Row(student.name, student.lab.name)
     try:
         state = State.load(student_builds(out / klass.name) / student.lab.name)
@@ -84,7 +84,7 @@ def collect(klass: Class, config: Path, out: Path) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="labgen-class-verify-") as tmp, \
             ThreadPoolExecutor(max_workers=WORKERS) as pool:
         docs = list(pool.map(lambda s: _verify(config, s.name, Path(tmp)), klass.students))
-    return [_row(klass, s, doc, out) for s, doc in zip(klass.students, docs)]
+    return [row_of(klass, s, doc, out) for s, doc in zip(klass.students, docs)]
 
 
 def groups_of(rows: list[Row]) -> list[str]:

@@ -32,6 +32,7 @@ CLASS_KEYS = {"name": "<class>-<student>", "domain": "<student>.<root>", "networ
 DS_MODES = ("root", "student")
 STUDENT_V4_PREFIX, STUDENT_V6_PREFIX = 24, 64
 DEFAULT_SSH_PORT = 2200
+DEFAULT_BOARD_PORT = 2280
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Access:
     ssh_port: int = DEFAULT_SSH_PORT  # student n (from 1) gets ssh_port + n
     listen: str = "0.0.0.0"  # the trainer machine's address the ports are published on
     host: str = ""  # the name students type to reach the trainer machine ("" : its hostname)
+    board_port: int = DEFAULT_BOARD_PORT  # the trainer's scoreboard page (classroom/service.py)
 
 
 @dataclass(frozen=True)
@@ -173,12 +175,16 @@ def _access(top: _Section, count: int) -> Access:
     except ValueError:
         sec.fail(f"{_show(listen)} is not an IP address of this machine (0.0.0.0 for every one, "
                  "127.0.0.1 for this machine alone)", sec.key("listen"))
+    board = sec.typed("board_port", int, DEFAULT_BOARD_PORT)
+    if not 1024 < board <= 65535 or port < board <= port + count:
+        sec.fail(f"{board} is out of range: the board's port must lie between 1025 and 65535 and "
+                 f"outside the students' SSH ports {port}+1 to {port}+{count}", sec.key("board_port"))
     host = sec.get("host", "")
     if host:
         host = domain_name(host, sec.key("host"), sec.fail) if not NETWORK_ADDRESS_RE.fullmatch(str(host)) \
             else str(ipaddress.ip_address(host))
     sec.done()
-    return Access(port, listen, host)
+    return Access(port, listen, host, board)
 
 
 def _exercises(top: _Section) -> tuple[str, ...]:

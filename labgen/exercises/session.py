@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 from collections import defaultdict
@@ -114,7 +115,7 @@ def _plural(n: int, noun: str) -> str:
 
 
 def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str | None,
-          student: str | None = None) -> tuple[int, str]:
+          student: str | None = None, report: Path | None = None) -> tuple[int, str]:
     """Grade the exercise (or every active one): solved when its checks pass and no other
     required check fails that no other active exercise explains. The lab must be the one pinned
     at start; the checks judge that very Lab (they do not read the lab file again)."""
@@ -131,6 +132,9 @@ def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str |
                                     or any(e.covers(c.id, c.needs, c.fetches) for e in graded))
     if not outcomes:
         raise UsageError("no check ran; is the lab file the one of the running lab?")
+    if report:  # the checks that ran, as labgen verify --json writes them (the class's board)
+        report.write_text(verify.as_json(lab, verify.targets(outcomes), dt.datetime.now(dt.timezone.utc)),
+                          encoding="utf-8")
     rows = [Row(o.check.id, o.check.needs, o.check.fetches, o.check.level, o.target, o.variant)
             for o in outcomes if o.applicable]
     failing = {(o.check.id, o.target, o.variant): o for o in outcomes if o.applicable and not o.passed}
@@ -216,6 +220,19 @@ def end_all(build: Path, reason: str) -> list[str]:
     if ended:
         state.save()
     return ended
+
+
+# A class student asks through the `lab` command on the workstation (classroom/service.py), not
+# through labgen on the trainer's machine: the same texts, with the student's commands.
+FOR_STUDENTS = (("start it with labgen exercise start", "your trainer starts it with labgen exercise start"),
+                ("labgen exercise check", "lab check"), ("labgen exercise hint", "lab hint"),
+                ("labgen exercise list", "lab exercises"))
+
+
+def for_students(text: str) -> str:
+    for trainer, student in FOR_STUDENTS:
+        text = text.replace(trainer, student)
+    return text
 
 
 def as_json(rows: list[dict]) -> str:

@@ -1,0 +1,80 @@
+"""The trainer machine's own walls around a class (nftables, one table per class).
+
+A student's network is internal, but the trainer's machine still has an address on it (the
+bridge's), and a container's traffic to that address reaches every service of the machine:
+its sshd, a web server, anything listening on 0.0.0.0. And the machine routes: a packet a
+student crafts for another student's network, or for the machine's other addresses, would be
+forwarded. So for every student network's bridge:
+
+- input: only answers to what the machine itself opened, and IPv6 neighbour discovery, enter;
+  nothing a student's host opens reaches the trainer's machine (the grading service is reached
+  through the access container, never on the machine's own addresses);
+- forward: traffic stays on its own bridge (with br_netfilter, bridged packets pass this hook);
+  nothing enters or leaves a student's network through the machine.
+
+class up writes the table (replacing it, as bridges can change), class down deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from ..engine import Engine, network_name
+from ..errors import LabgenError
+from .spec import Class
+
+
+def table(klass: Class) -> str:
+    return "labgen_" + klass.name.replace("-", "_")
+
+
+def bridges(klass: Class, engine: Engine) -> list[str]:
+    names = [network_name(s.lab) for s in klass.students]
+    found = json.loads(engine.run("network", "inspect", *names).stdout)
+    return [net["network_interface"] for net in found]
+
+
+def rules(klass: Class, ifaces: list[str]) -> str:
+    own = ", ".join(f'"{i}"' for i in ifaces)
+    same = ", ".join(f'"{i}" . "{i}"' for i in ifaces)
+    return f"""table inet {table(klass)} {{
+    set students {{ type ifname; elements = {{ {own} }}; }}
+    chain input {{
+        type filter hook input priority filter - 10; policy accept;
+        iifname @students ct state established,related accept
+        iifname @students icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept
+        iifname @students counter drop
+    }}
+    chain forward {{
+        type filter hook forward priority filter - 10; policy accept;
+        iifname . oifname {{ {same} }} accept
+        iifname @students counter drop
+        oifname @students counter drop
+    }}
+}}
+"""
+
+
+def _nft(script: str) -> None:
+    if not shutil.which("nft"):
+        raise LabgenError("a class needs nftables on the trainer's machine (apt install nftables): "
+                          "it keeps students' hosts away from the machine's own services")
+    result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabgenError(f"nft refused the class's rules: {result.stderr.strip()}")
+
+
+def apply(klass: Class, engine: Engine) -> int:
+    """Write the class's table; returns how many student networks it walls."""
+    ifaces = bridges(klass, engine)
+    _nft(f"table inet {table(klass)}\ndelete table inet {table(klass)}\n" + rules(klass, ifaces))
+    return len(ifaces)
+
+
+def remove(klass: Class) -> bool:
+    if not shutil.which("nft"):
+        return False
+    return subprocess.run(["nft", "delete", "table", "inet", table(klass)],
+                          capture_output=True).returncode == 0
