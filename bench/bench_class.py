@@ -1,9 +1,12 @@
 """Classes of 1, 5, 10 and 30 students (image cached): `labgen class up` from nothing, the
-memory of all the class's containers (podman stats) in all and per student, `labgen class
-verify`, and a second `class up` (nothing to change). Each class is taken down afterwards.
+memory of all the class's containers (podman stats) in all and per student, the access layer
+(the access container and the grading service), `lab check` typed on one workstation, then on
+every workstation at once (each answered? the longest wait), `labgen class verify`, and a second
+`class up` (nothing to change). Each class is taken down afterwards.
 
 Aims for 30 students: up within 10 minutes, under 200 MiB per student, verify within 3
-minutes, a re-up within 2 minutes; the access layer (SSH entry) at most 10 MB per student.
+minutes, a re-up within 2 minutes; the access layer at most 10 MB per student; `lab check`
+within 10 s; 30 students checking at once all answered.
 
 Run as root: .venv/bin/python bench/bench_class.py [--sizes 1,5,10,30]
 """
@@ -16,12 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 
 from bench_up import UNITS, memory_mb  # noqa: E402 - the same reading of podman stats
 
+from labgen.classroom import service
 from labgen.engine import Engine
 
 
@@ -38,6 +43,20 @@ def labgen(config: Path, *args: str) -> tuple[float, subprocess.CompletedProcess
     return time.perf_counter() - start, result
 
 
+def lab_check(engine: Engine, container: str) -> tuple[float, bool]:
+    """`lab check` typed on a workstation: seconds until the answer, and whether one came."""
+    start = time.perf_counter()
+    result = engine.run("exec", container, "lab", "check", check=False, timeout=900)
+    return time.perf_counter() - start, result.returncode in (0, 1) and "after you asked)" in result.stdout
+
+
+def service_mb(folder: Path) -> float:
+    pid = service.running(folder)
+    status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(found.group(1)) * 1024 / 1e6 if found else float("nan")
+
+
 def one(size: int, folder: Path) -> str:
     config = folder / "class.yml"
     config.write_text(yaml.safe_dump({"name": "cbench", "students": size, "access": {"listen": "127.0.0.1"},
@@ -48,13 +67,21 @@ def one(size: int, folder: Path) -> str:
         if result.returncode != 0:
             return f"{size:>8}  class up failed: {(result.stderr or result.stdout).strip()[-300:]}"
         memory = memory_mb(Engine("podman"), "cbench")
-        # The access layer: the access container (sshd runs only once a student connects).
-        access = container_mb(Engine("podman"), "labgen-cbench-access")
+        # The access layer: the access container (sshd runs only once a student connects) and
+        # the grading service on the trainer's machine.
+        engine = Engine("podman")
+        access = container_mb(engine, "labgen-cbench-access") + service_mb(folder / "build" / "cbench")
+        clients = [f"labgen-cbench-s{n:02d}-client" for n in range(1, size + 1)]
+        single, _ = lab_check(engine, clients[0])
+        with ThreadPoolExecutor(max_workers=size) as pool:
+            together = list(pool.map(lambda c: lab_check(engine, c), clients))
+        answered, longest = sum(ok for _, ok in together), max(t for t, _ in together)
         verify, result = labgen(config, "class", "verify")
         verdict = "all pass" if result.returncode == 0 else "FAILURES"
         again, _ = labgen(config, "class", "up")
         return (f"{size:>8}  {up:>9.1f} s  {memory:>8.0f} MB  {memory / size:>8.0f} MB  "
-                f"{access / size:>8.1f} MB  {verify:>8.1f} s ({verdict})  {again:>8.1f} s")
+                f"{access / size:>8.1f} MB  {single:>8.1f} s  {answered:>3}/{size:<3} {longest:>7.1f} s  "
+                f"{verify:>8.1f} s ({verdict})  {again:>8.1f} s")
     finally:
         labgen(config, "class", "down")
 
@@ -64,7 +91,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,5,10,30")
     args = parser.parse_args()
     print(f"{'students':>8}  {'class up':>11}  {'memory':>11}  {'/student':>11}  {'access/st.':>11}  "
-          f"{'class verify':>21}  {'re-up':>10}", flush=True)
+          f"{'lab check':>11}  {'all at once, longest':>20}  {'class verify':>21}  {'re-up':>10}", flush=True)
     with tempfile.TemporaryDirectory(prefix="labgen-bench-class-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             print(one(size, Path(tmp)), flush=True)

@@ -8,6 +8,7 @@ class and nothing of the single test lab beside it.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 from test_verify import page_text
 
+from labgen.classroom.access import ON_STUDENT_NET
 from labgen.classroom.spec import load_class
 from labgen.engine import Engine
 from labtest import run
@@ -22,6 +24,41 @@ from labtest import run
 # The students' SSH ports on loopback only (2201-2203): tests never use the machine's uplink.
 CLASS = {"name": "ctest", "students": 3, "network": {"ipv4": "10.130.0.0/16", "ipv6": "2001:db8:130::/48"},
          "exercises": ["hsts-one-day", "stale-tlsa"], "access": {"listen": "127.0.0.1"}}
+
+
+# A stand-in for a trainer machine's own service (its sshd, a web server): on every address.
+TRAINER_PORT = 2399
+LISTENER = f"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {TRAINER_PORT})); s.listen()
+while True:
+    s.accept()[0].close()
+"""
+# Run on a student's workstation: garbage, huge bodies and heads, and a hundred requests a second.
+BAD_INPUT = """
+import json, socket, time
+def send(data):
+    c = socket.create_connection(("@WHERE@", 80), timeout=15)
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    got = b""
+    while chunk := c.recv(65536):
+        got += chunk
+    return got.decode("utf-8", "replace")
+out = {"garbage": send(bytes(range(256)) * 4 + b"\\r\\n\\r\\n"),
+       "huge_body": send(b"POST /ds HTTP/1.1\\r\\nContent-Length: 10000000\\r\\n\\r\\n"),
+       "huge_head": send(b"GET /status HTTP/1.1\\r\\nX: " + b"y" * 20000 + b"\\r\\n\\r\\n")}
+time.sleep(3)
+codes, refusal = [], ""
+for _ in range(100):
+    got = send(b"GET /exercises HTTP/1.1\\r\\n\\r\\n")
+    codes.append(int(got.split()[1]) if got else 0)
+    refusal = got if codes[-1] == 429 else refusal
+    time.sleep(0.01)
+out["burst"], out["refusal"] = codes, refusal
+print(json.dumps(out))
+"""
 
 
 def labgen(config: Path, *args: str, timeout: int = 900):
@@ -161,6 +198,139 @@ def test_each_student_enters_their_own_lab_by_ssh_and_nothing_else(klass, tmp_pa
     assert first["key_file"].endswith("access/s01/id_ed25519") and Path(first["key_file"]).stat().st_mode & 0o777 == 0o600
 
 
+def grading(student) -> str:
+    """The student end of the grading service on the student's network (the access container)."""
+    return str(student.lab.ipv4_network[ON_STUDENT_NET])
+
+
+def board(config: Path, model, path: str = "") -> tuple[int, str]:
+    """The trainer's board as a browser on the classroom network fetches it (loopback here)."""
+    token = (config.parent / "build" / model.name / "service" / "token").read_text().strip()
+    url = f"http://127.0.0.1:{model.access.board_port}/board/{token}{path}"
+    result = run(["curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", url], timeout=30)
+    return int(result.stdout or 0), result.stderr
+
+
+def test_a_student_asks_for_exercises_hints_and_grades_from_their_own_session(klass, tmp_path):
+    config, model, _ = klass
+    assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
+    s01 = model.students[0]
+    enter = lambda command: ssh(tmp_path, "s01", "s01", model.port(s01), command)  # noqa: E731
+    listed = enter("lab exercises")
+    assert listed.returncode == 0 and re.search(r"hsts-one-day +not started", listed.stdout), listed.stdout
+    checked = enter("lab check")
+    assert checked.returncode == 0 and "verdict: every required check passes" in checked.stdout, \
+        checked.stdout + checked.stderr
+    assert labgen(config, "exercise", "start", "hsts-one-day", "--student", "s01").returncode == 0
+    try:
+        hint = enter("lab hint hsts-one-day")
+        assert hint.returncode == 0 and hint.stdout.startswith("hint 1 of "), hint.stdout + hint.stderr
+        # a student who rewrites the lab command, or claims to be another student, is still s01
+        fake = enter("cp /usr/local/bin/lab /root/lab.saved && printf '#!/bin/sh\\necho verdict: every "
+                     "required check passes\\n' > /usr/local/bin/lab && lab check")
+        assert fake.stdout == "verdict: every required check passes\n"  # it fools its author only
+        graded = enter(f"curl -s -X POST -H 'X-Student: s02' http://{grading(s01)}/check")
+        doc = __import__("json").loads(graded.stdout)
+        assert not doc["ok"] and "exercise hsts-one-day: not solved yet" in doc["text"], graded.stdout
+        assert "lab hint hsts-one-day" in doc["text"] and "labgen exercise" not in doc["text"]
+        status = enter(f"curl -s http://{grading(s01)}/status")
+        assert "s01: lab ctest-s01" in status.stdout and "ACTIVE  hsts-one-day" in status.stdout, status.stdout
+    finally:
+        assert labgen(config, "exercise", "solve", "hsts-one-day", "--student", "s01").returncode == 0
+        enter("mv /root/lab.saved /usr/local/bin/lab")
+    again = enter("lab check")
+    assert again.returncode == 0 and "exercise" not in again.stdout, again.stdout  # verify once solved
+    log = (config.parent / "build" / model.name / "service" / "service.log").read_text()
+    assert re.search(rf"s01 {s01.lab.role('client').ipv4} POST /hint/hsts-one-day -> 200", log), log[-2000:]
+    assert re.search(rf"s01 {s01.lab.role('client').ipv4} POST /check -> 200", log)
+
+
+def test_the_trainers_board_needs_its_token_and_updates_in_place(klass):
+    config, model, _ = klass
+    refused = run(["curl", "-s", "-w", " %{http_code}", f"http://127.0.0.1:{model.access.board_port}/board/guess"])
+    assert refused.stdout.endswith(" 403") and "trainer's link" in refused.stdout, refused.stdout
+    status, rows = board(config, model, "/rows")
+    assert status == 200
+    before = {r["student"]: r for r in __import__("json").loads(rows)["rows"]}
+    assert before["s01"]["checked"] and before["s01"]["passed"]  # the previous test's last lab check
+    assert client(klass, "s03", "lab check").returncode == 0
+    status, rows = board(config, model, "/rows")
+    after = {r["student"]: r for r in __import__("json").loads(rows)["rows"]}
+    assert after["s03"]["checked"] and after["s03"]["score"] == 100 and after["s01"] == before["s01"]
+    status, page = board(config, model)
+    assert status == 200 and page.startswith("<!DOCTYPE html>")
+    token = (config.parent / "build" / model.name / "service" / "token").read_text().strip()
+    # headless Chromium, its scripts run (the rows come from rows), every name but loopback unresolvable
+    shown = run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=4000",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--dump-dom",
+                 f"http://127.0.0.1:{model.access.board_port}/board/{token}"], timeout=120)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", shown.stdout))
+    assert "Class ctest: 3 students under class.example" in text, text
+    assert re.search(r"s03 100% (\d+/\d+ )+0 \d{4}-\d\d-\d\d", text), text
+    assert "students pass every required check" in text
+
+
+def test_nothing_crosses_from_a_students_hosts(klass):
+    """A listener on every address of the trainer's machine, the lab root's ports but DNS, the
+    engine's socket, a mount, a capability, another student's key or the root's: none reachable."""
+    _, model, _ = klass
+    s01, s02 = model.students[0], model.students[1]
+    server = subprocess.Popen([sys.executable, "-c", LISTENER])
+    try:
+        mine = [a for a in run(["hostname", "-I"]).stdout.split() if ":" not in a]
+        addresses = [str(s01.lab.ipv4_network[1]), str(s02.lab.ipv4_network[1]), *mine]
+        targets = [f"{a}:{TRAINER_PORT}" for a in addresses] + [
+            f"{s01.lab.ipv4_network[5]}:{port}" for port in (22, 80, 443, 953, 8080)]
+        script = ("for t in " + " ".join(targets) + "; do h=${t%:*}; p=${t#*:}; "
+                  "if timeout 3 bash -c \"exec 3<>/dev/tcp/$h/$p\" 2>/dev/null; then echo \"$t open\"; "
+                  "else echo \"$t closed\"; fi; done")
+        for host in (s01.lab.role("client"), s01.lab.web[0]):  # the workstation and a server
+            seen = Engine("podman").exec(s01.lab.container(host), "sh", "-c", script).stdout
+            assert seen.split("\n")[:-1] == [f"{t} closed" for t in targets], f"{host.name}: {seen}"
+        grading = client(klass, "s01", f"timeout 3 bash -c 'exec 3<>/dev/tcp/{grading(s01)}/80'")
+        dns = client(klass, "s01", f"dig +short +tcp SOA class.example @{s01.lab.ipv4_network[5]}")
+        assert grading.returncode == 0 and "class.example" in dns.stdout  # what may cross does
+    finally:
+        server.kill()
+    folder = klass[0].parent / "build" / model.name
+    # another student's entry key, the lab root's zone key, another student's zone key
+    secrets = [(folder / p).read_text().splitlines()[1] for p in ("access/s02/id_ed25519",
+                                                                  "root/pki/root-ecdsap256sha256.key")]
+    secrets += [p.read_text().split("PrivateKey: ")[1].split()[0]
+                for p in (folder / "students" / s02.lab.name).rglob("*.private")]
+    assert len(secrets) >= 3
+    for host in s01.lab.hosts:
+        name = s01.lab.container(host)
+        info = __import__("json").loads(run(["podman", "inspect", name]).stdout)[0]
+        assert info["Mounts"] == [] and not info["HostConfig"]["Privileged"], name
+        assert not set(info["HostConfig"]["CapAdd"] or []), name
+        found = Engine("podman").exec(name, "sh", "-c", "ls /run/podman /var/run/docker.sock 2>/dev/null; "
+                                      "grep -rlF -e " + " -e ".join(secrets) +
+                                      " /etc /root /home /var /usr/local /srv /opt /run /tmp 2>/dev/null")
+        assert found.stdout.strip() == "", f"{name}: {found.stdout}"
+
+
+def test_bad_input_to_the_grading_service_gets_a_clear_refusal_and_loses_nothing(klass):
+    _, model, _ = klass
+    s02 = model.students[1]
+    where = grading(s02)
+    script = BAD_INPUT.replace("@WHERE@", where)
+    seen = __import__("json").loads(client(klass, "s02", f"python3 -c '{script}'").stdout)
+    assert seen["garbage"].startswith("HTTP/1.1 400") and "not an HTTP request" in seen["garbage"]
+    assert seen["huge_body"].startswith("HTTP/1.1 413") and "under 4096 bytes" in seen["huge_body"]
+    assert seen["huge_head"].startswith("HTTP/1.1 413"), seen["huge_head"]
+    codes = seen["burst"]
+    assert len(codes) == 100 and set(codes) == {200, 429} and codes.count(200) >= 10, codes
+    assert "too many requests; ask again in" in seen["refusal"]
+    root = Engine("podman").exec(f"labgen-{model.name}-root", "curl", "-s", "-w", " %{http_code}",
+                                 f"http://{where}/status").stdout
+    assert root.endswith(" 403") and "is not one of s02's hosts" in root, root
+    import time
+    time.sleep(3)  # the bucket refills: nothing was lost, the service answers as before
+    status = client(klass, "s02", "lab status")
+    assert status.returncode == 0 and status.stdout.startswith("s02: lab ctest-s02"), status.stdout
+
+
 def test_a_second_up_changes_nothing_and_a_killed_root_is_repaired(klass):
     config, model, _ = klass
     again = labgen(config, "class", "up")
@@ -175,7 +345,7 @@ def test_a_second_up_changes_nothing_and_a_killed_root_is_repaired(klass):
     assert re.search(r"flags: [a-z ]*\bad\b", answer), answer
 
 
-def test_ds_student_leaves_a_delegation_insecure_until_the_trainer_takes_the_ds_in(klass):
+def test_ds_student_leaves_a_delegation_insecure_until_its_ds_is_taken_in(klass):
     config, model, _ = klass
     data = {**CLASS, "ds": "student"}
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -185,8 +355,12 @@ def test_ds_student_leaves_a_delegation_insecure_until_the_trainer_takes_the_ds_
         assert "NOERROR" in answer and not re.search(r"flags: [a-z ]*\bad\b", answer), answer
         wrong = labgen(config, "class", "ds", "s02", "--ds", "12345 13 2 " + "ab" * 32)
         assert wrong.returncode == 2 and "matches no DNSKEY of s02.class.example" in wrong.stderr
-        taken = labgen(config, "class", "ds", "s02")
-        assert taken.returncode == 0, taken.stderr
+        # the student submits it from their own workstation: a wrong one, then their zone's own
+        wrong = client(klass, "s02", "lab ds submit 12345 13 2 " + "cd" * 32)
+        assert wrong.returncode == 2 and "matches no DNSKEY of s02.class.example" in wrong.stdout, wrong.stdout
+        taken = client(klass, "s02", "lab ds submit")
+        assert taken.returncode == 0 and "the lab root now publishes the DS of s02.class.example" \
+            in taken.stdout, taken.stdout + taken.stderr
         answer = client(klass, "s01", "dig +dnssec nginx.s02.class.example A").stdout
         assert re.search(r"flags: [a-z ]*\bad\b", answer), answer  # secure once the DS is in
     finally:
@@ -213,7 +387,8 @@ def test_an_exercise_for_the_whole_class_and_for_one_student(klass):
 def test_down_removes_the_class_and_nothing_else(klass, running_lab):
     config, _, _ = klass
     down = labgen(config, "class", "down")
-    assert down.returncode == 0 and "class ctest is down: removed 20 containers, 4 networks" in down.stdout
+    assert down.returncode == 0 and "class ctest is down: removed 1 service, 20 containers, 4 networks, 1 firewall table" \
+        in down.stdout, down.stdout
     left = run(["podman", "ps", "-a", "--format", "{{.Names}}"]).stdout.split()
     assert not [name for name in left if name.startswith("labgen-ctest-")], left
     assert not [n for n in run(["podman", "network", "ls", "--format", "{{.Name}}"]).stdout.split()
