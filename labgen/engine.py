@@ -236,6 +236,20 @@ class Engine:
         self.run("run", "-d", "--name", name, "--hostname", hostname, *attach, "--dns", "127.0.0.1",
                  *marks, *ROUTES_NOTHING, *SYSTEMD_ARGS[self.name], tag)
 
+    def converge(self, name: str, key: str, create) -> str:
+        """The container `name` made by create() with this key: left running, started, created,
+        or replaced when its key (what it was made from) changed."""
+        state = self.state(name)
+        if state is not None and state.key == key:
+            if state.running:
+                return "running"
+            self.start(name)
+            return "started"
+        if state is not None:
+            self.remove(name)
+        create()
+        return "created" if state is None else "replaced"
+
     def start(self, container: str) -> None:
         self.run("start", container)
 

@@ -40,6 +40,10 @@ LAB_COMMAND = "/usr/local/bin/lab"
 SSHD_CONFIG = ("# Written by labgen: root logs in with the lab's keys only, never a password.\n"
                f"HostKey {SSH_HOST_KEY}\nPermitRootLogin prohibit-password\n"
                "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
+# A workstation whose class hands out passwords (access.password): the key or the password.
+SSHD_PASSWORD_CONFIG = ("# Written by labgen: root logs in with the student's key or the student's password.\n"
+                        f"HostKey {SSH_HOST_KEY}\nPermitRootLogin yes\n"
+                        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n")
 UMASK = 0o022  # modes of what render writes never depend on the caller's umask
 # The ownership marker: render replaces out/<lab> only when this file says labgen made it.
 MARKER = ".labgen-build"
@@ -292,6 +296,8 @@ def ssh_files(lab: Lab, host: Host, m: Material) -> dict[str, tuple[bytes, int]]
     files = {SSH_HOST_KEY: (private, SECRET), f"{SSH_HOST_KEY}.pub": (f"{public}\n".encode(), PUBLIC),
              "/etc/ssh/sshd_config.d/labgen.conf": (SSHD_CONFIG.encode(), PUBLIC)}
     if host.role == "client":
+        if lab.entry_password_hash:
+            files["/etc/ssh/sshd_config.d/labgen.conf"] = (SSHD_PASSWORD_CONFIG.encode(), PUBLIC)
         key, pub = m.ssh[WORKSTATION_KEY]
         others = [h for h in ssh_hosts(lab) if h.role != "client"]
         config = "".join(f"Host {h.name} {h.fqdn}\n    HostName {h.fqdn}\n    User root\n" for h in others)
@@ -424,6 +430,8 @@ def inventory(lab: Lab) -> str:
             hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
         if lab.entry_key and host.role != "probe":
             hostvars["labgen_extra_services"] = "ssh.socket"  # sshd runs once a student connects
+        if lab.entry_password_hash and host.role == "client":
+            hostvars["labgen_root_password_hash"] = lab.entry_password_hash
         groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars
     doc = {"all": {"vars": {"labgen_lab": lab.name, "labgen_domain": lab.domain},
                    "children": groups}}

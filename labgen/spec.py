@@ -149,6 +149,8 @@ class Lab:
     entry_key: str | None = None
     # The class's grading service as this lab's workstation reaches it (the `lab` command).
     grading: str | None = None
+    # The workstation's root password as a SHA-512 crypt hash, when the class hands out passwords.
+    entry_password_hash: str | None = None
     source: str = field(default="lab.yml", compare=False)
 
     @property

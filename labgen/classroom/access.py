@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,23 @@ def student_key(folder: Path, student: Student) -> str:
         pki.write_private(path, private)
         pub.write_text(public + "\n", encoding="utf-8")
     return pub.read_text(encoding="utf-8").strip()
+
+
+def password_file(folder: Path, student: Student) -> Path:
+    return folder / "access" / student.name / "password"
+
+
+def student_password_hash(folder: Path, student: Student) -> str:
+    """access.password: the student's workstation password, made once and kept (0600), as the
+    SHA-512 crypt hash sshd checks (salted from the password itself, so a re-up changes nothing)."""
+    path = password_file(folder, student)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pki.write_private(path, (secrets.token_urlsafe(12) + "\n").encode())
+    password = path.read_text(encoding="utf-8").strip()
+    salt = hashlib.sha256(password.encode()).hexdigest()[:16]
+    return subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def host(klass: Class) -> str:
@@ -122,18 +141,11 @@ def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
     config, source = forwarded(klass, folder), FORWARDER.read_text(encoding="utf-8")
     key = hashlib.sha256(repr((tag, net, mine, config, str(sockets), klass.access, source))
                          .encode()).hexdigest()[:16]
-    name = container(klass)
-    state = engine.state(name)
-    if state is not None and state.key == key and state.running:
-        return "running"
-    how = "created" if state is None else "replaced"
-    if state is not None:
-        engine.remove(name)
     ports = [*config["ssh"], config["board_port"]]
     published = [a for port in ports for a in ("-p", f"{klass.access.listen}:{port}:{port}")]
     attach = [a for n, v4, v6 in mine for a in ("--network", f"{n}:ip={v4},ip6={v6}")]
-    engine.run("run", "-d", "--name", name, "--hostname", f"access.{klass.root}", "--network", net,
-               *attach, *published, *ROUTES_NOTHING, "-v", f"{sockets}:/run/labgen",
-               "--label", f"{LABEL}={access_name(klass)}", "--label", f"io.labgen.key={key}",
-               "--entrypoint", "/usr/bin/python3", tag, "-c", source, json.dumps(config))
-    return how
+    return engine.converge(container(klass), key, lambda: engine.run(
+        "run", "-d", "--name", container(klass), "--hostname", f"access.{klass.root}", "--network", net,
+        *attach, *published, *ROUTES_NOTHING, "-v", f"{sockets}:/run/labgen",
+        "--label", f"{LABEL}={access_name(klass)}", "--label", f"io.labgen.key={key}",
+        "--entrypoint", "/usr/bin/python3", tag, "-c", source, json.dumps(config)))

@@ -23,18 +23,35 @@ import subprocess
 import sys
 
 CONNECT_LIMIT = 10  # seconds to reach a workstation or the service before giving up
+OPEN_LIMIT = 8  # connections one student may hold open to the grading service at once
 LAB_PORT = 80  # the student end of the grading service, on each student's network
 
 
 async def pipe(reader, writer):
+    """One direction; at its end only that direction closes (a client that has sent its whole
+    request may close its sending side and still wait for the answer)."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+            return
     except (ConnectionError, OSError):
         pass
-    finally:
-        writer.close()
+    writer.close()
+
+
+async def splice(reader, writer, up_reader, up_writer, answered_ends=False):
+    """Both directions; with answered_ends (the grading service answers once), the connection
+    ends with the answer, so an idle client holds nothing open."""
+    upstream = asyncio.ensure_future(pipe(reader, up_writer))
+    await pipe(up_reader, writer)
+    if answered_ends:
+        upstream.cancel()
+    await asyncio.gather(upstream, return_exceptions=True)
+    writer.close()
+    up_writer.close()
 
 
 def refuse(writer, status, text):
@@ -67,28 +84,38 @@ def to_workstation(target):
         except (OSError, asyncio.TimeoutError):
             writer.close()
             return
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await splice(reader, writer, up_reader, up_writer)
     return handle
 
 
 def to_service(socket_path, who, allowed=None):
     """Forward to the grading service, saying first who asks (a student, or the trainer's page)."""
+    open_now = [0]
+
     async def handle(reader, writer):
         peer = peer_of(writer)
         if allowed is not None and peer not in allowed:
             refuse(writer, "403 Forbidden", f"refused: {peer} is not one of {who}'s hosts; the lab "
                    "command works from your own workstation and servers")
             return
-        try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_unix_connection(socket_path),
-                                                          CONNECT_LIMIT)
-        except (OSError, asyncio.TimeoutError):
-            refuse(writer, "503 Service Unavailable", "the class's grading service is not running; "
-                   "tell your trainer (labgen class up starts it)")
+        if open_now[0] >= OPEN_LIMIT:
+            refuse(writer, "429 Too Many Requests", f"refused: {who} already has {OPEN_LIMIT} requests "
+                   "open; wait for their answers")
             return
-        role = "trainer" if allowed is None else "student"
-        up_writer.write(f"LABGEN {role} {who} {peer}\n".encode())
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        open_now[0] += 1
+        try:
+            try:
+                up_reader, up_writer = await asyncio.wait_for(asyncio.open_unix_connection(socket_path),
+                                                              CONNECT_LIMIT)
+            except (OSError, asyncio.TimeoutError):
+                refuse(writer, "503 Service Unavailable", "the class's grading service is not running; "
+                       "tell your trainer (labgen class up starts it)")
+                return
+            role = "trainer" if allowed is None else "student"
+            up_writer.write(f"LABGEN {role} {who} {peer}\n".encode())
+            await splice(reader, writer, up_reader, up_writer, answered_ends=True)
+        finally:
+            open_now[0] -= 1
     return handle
 
 

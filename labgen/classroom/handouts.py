@@ -32,13 +32,18 @@ def write(klass: Class, folder: Path, dest: Path, engine: str = "podman") -> lis
         # Beside the page: the student's private key (0600) and the workstation's host key.
         pki.write_private(dest / f"{student.name}_ed25519", access.key_file(folder, student).read_bytes())
         (dest / f"{student.name}_known_hosts").write_text(entry.known_hosts + "\n", encoding="utf-8")
+        password = access.password_file(folder, student).read_text(encoding="utf-8").strip() \
+            if klass.access.password else None
         markdown = env.get_template("class/handout.md.j2").render(
             klass=klass, student=student, lab=lab, web=lab.web[0], other=other, engine=engine,
-            entry=entry,
+            entry=entry, password=password,
             anchor=anchor.read_text(encoding="utf-8").strip(),
             exercises=[e for e in exercises if e.not_applicable(lab) is None])
-        (dest / f"{student.name}.md").write_text(markdown, encoding="utf-8")
-        (dest / f"{student.name}.html").write_text(env.get_template("class/handout.html.j2").render(
-            lab=lab, student=student, markdown=markdown), encoding="utf-8")
+        html = env.get_template("class/handout.html.j2").render(lab=lab, student=student, markdown=markdown)
+        for name, text in ((f"{student.name}.md", markdown), (f"{student.name}.html", html)):
+            if password:  # a page with a password is as private as the key beside it
+                pki.write_private(dest / name, text.encode())
+            else:
+                (dest / name).write_text(text, encoding="utf-8")
         written.append(dest / f"{student.name}.md")
     return written

@@ -114,18 +114,8 @@ def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
     """The root's container: created, started, or replaced when its image or networks changed."""
     name, nets = root_container(klass), _attachments(klass)
     key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING)).encode()).hexdigest()[:16]
-    state = engine.state(name)
-    how = "running"
-    if state is not None and state.key != key:
-        engine.remove(name)
-        state, how = None, "replaced"
-    if state is None:
-        engine.create_multihomed(name, f"{ROOT_NS}.{klass.root}", nets,
-                                 {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag)
-        how = "created" if how == "running" else how
-    elif not state.running:
-        engine.start(name)
-        how = "started"
+    how = engine.converge(name, key, lambda: engine.create_multihomed(
+        name, f"{ROOT_NS}.{klass.root}", nets, {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag))
     engine.wait_booted(name)
     return how
 

@@ -40,12 +40,13 @@ def root_ns_addresses(klass: Class):
 def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
     """The student's lab as the class runs it: under the lab root, trusting the root's DS, and
     entered by SSH with the student's key (classroom/access.py)."""
-    from .access import ON_STUDENT_NET as ACCESS, student_key
+    from .access import ON_STUDENT_NET as ACCESS, student_key, student_password_hash
 
     net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
     return dataclasses.replace(student.lab, parent=Parent(
         klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()),
-        entry_key=student_key(folder, student), grading=str(net4[ACCESS]))
+        entry_key=student_key(folder, student), grading=str(net4[ACCESS]),
+        entry_password_hash=student_password_hash(folder, student) if klass.access.password else None)
 
 
 def class_student_lab(klass: Class, student: Student, folder: Path) -> Lab:

@@ -99,8 +99,15 @@ class Service:
 
     # -- the class file may change while the service runs (class up re-reads it too)
     def _class(self) -> Class:
-        if self.config.stat().st_mtime_ns != getattr(self, "_mtime", None):
-            self.klass, self._mtime = load_class(self.config), self.config.stat().st_mtime_ns
+        """The class file as it is now; one that no longer reads keeps the last good one."""
+        mtime = self.config.stat().st_mtime_ns
+        if mtime != getattr(self, "_mtime", None):
+            self._mtime = mtime
+            try:
+                self.klass = load_class(self.config)
+            except LabgenError as error:
+                self.log.warning("the class file changed and does not read (%s); keeping the last good one",
+                                 error)
         return self.klass
 
     def _load_results(self) -> dict[str, dict]:

@@ -49,6 +49,7 @@ class Access:
     listen: str = "0.0.0.0"  # the trainer machine's address the ports are published on
     host: str = ""  # the name students type to reach the trainer machine ("" : its hostname)
     board_port: int = DEFAULT_BOARD_PORT  # the trainer's scoreboard page (classroom/service.py)
+    password: bool = False  # also a password per student for their workstation (besides the key)
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,9 @@ def _access(top: _Section, count: int) -> Access:
     if host:
         host = domain_name(host, sec.key("host"), sec.fail) if not NETWORK_ADDRESS_RE.fullmatch(str(host)) \
             else str(ipaddress.ip_address(host))
+    password = sec.typed("password", bool, False)
     sec.done()
-    return Access(port, listen, host, board)
+    return Access(port, listen, host, board, password)
 
 
 def _exercises(top: _Section) -> tuple[str, ...]:

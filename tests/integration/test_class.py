@@ -7,6 +7,7 @@ class and nothing of the single test lab beside it.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from labtest import run
 
 # The students' SSH ports on loopback only (2201-2203): tests never use the machine's uplink.
 CLASS = {"name": "ctest", "students": 3, "network": {"ipv4": "10.130.0.0/16", "ipv6": "2001:db8:130::/48"},
-         "exercises": ["hsts-one-day", "stale-tlsa"], "access": {"listen": "127.0.0.1"}}
+         "exercises": ["hsts-one-day", "stale-tlsa"], "access": {"listen": "127.0.0.1", "password": True}}
 
 
 # A stand-in for a trainer machine's own service (its sshd, a web server): on every address.
@@ -166,6 +167,18 @@ def ssh(folder: Path, key: str, known: str, port: int, command: str):
                 "-p", str(port), "root@127.0.0.1", command], timeout=60)
 
 
+def with_password(folder: Path, password: str, known: str, port: int):
+    """ssh as a student without the key file types their password (SSH_ASKPASS types it here)."""
+    askpass = folder / "askpass"
+    askpass.write_text(f"#!/bin/sh\necho '{password}'\n")
+    askpass.chmod(0o700)
+    return run(["setsid", "ssh", "-o", f"UserKnownHostsFile={folder / known}_known_hosts", "-o", "BatchMode=no",
+                "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
+                "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", "-p", str(port),
+                "root@127.0.0.1", "hostname -f"], timeout=60, stdin=subprocess.DEVNULL,
+               env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"})
+
+
 def test_each_student_enters_their_own_lab_by_ssh_and_nothing_else(klass, tmp_path):
     config, model, _ = klass
     assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
@@ -175,9 +188,17 @@ def test_each_student_enters_their_own_lab_by_ssh_and_nothing_else(klass, tmp_pa
                  "hostname -f; ssh ns1 hostname -f; ssh nginx hostname -f; ssh apache hostname -f")
     assert inside.returncode == 0, inside.stderr
     assert inside.stdout.split() == [f"{h}.{s01.lab.domain}" for h in ("client", "ns1", "nginx", "apache")]
-    # with student A's key, B's port refuses
+    # with student A's key, B's port refuses; so does A's password
     refused = ssh(tmp_path, "s01", "s02", model.port(s02), "hostname")
-    assert refused.returncode == 255 and "Permission denied (publickey)" in refused.stderr
+    assert refused.returncode == 255 and "Permission denied (publickey,password)" in refused.stderr
+    folder = config.parent / "build" / model.name / "access"
+    password = (folder / "s01" / "password").read_text().strip()
+    assert f"**{password}**" in (tmp_path / "s01.md").read_text()
+    assert (tmp_path / "s01.md").stat().st_mode & 0o777 == 0o600
+    for port, expected in ((model.port(s01), 0), (model.port(s02), 255)):
+        typed = with_password(tmp_path, password, "s01" if expected == 0 else "s02", port)
+        assert typed.returncode == expected, typed.stderr
+        assert typed.stdout == (f"client.{s01.lab.domain}\n" if expected == 0 else "")
     # from A's workstation: no TCP path to B's hosts, to the access container's ports, to the
     # published ports on the gateway, or to the probe (no sshd there)
     lab, other = s01.lab, s02.lab
@@ -287,14 +308,15 @@ def test_nothing_crosses_from_a_students_hosts(klass):
         for host in (s01.lab.role("client"), s01.lab.web[0]):  # the workstation and a server
             seen = Engine("podman").exec(s01.lab.container(host), "sh", "-c", script).stdout
             assert seen.split("\n")[:-1] == [f"{t} closed" for t in targets], f"{host.name}: {seen}"
-        grading = client(klass, "s01", f"timeout 3 bash -c 'exec 3<>/dev/tcp/{grading(s01)}/80'")
+        door = client(klass, "s01", f"timeout 3 bash -c 'exec 3<>/dev/tcp/{grading(s01)}/80'")
         dns = client(klass, "s01", f"dig +short +tcp SOA class.example @{s01.lab.ipv4_network[5]}")
-        assert grading.returncode == 0 and "class.example" in dns.stdout  # what may cross does
+        assert door.returncode == 0 and "class.example" in dns.stdout  # what may cross does
     finally:
         server.kill()
     folder = klass[0].parent / "build" / model.name
     # another student's entry key, the lab root's zone key, another student's zone key
-    secrets = [(folder / p).read_text().splitlines()[1] for p in ("access/s02/id_ed25519",
+    # (the second line of a key's body: the first starts with a header every such key shares)
+    secrets = [(folder / p).read_text().splitlines()[2] for p in ("access/s02/id_ed25519",
                                                                   "root/pki/root-ecdsap256sha256.key")]
     secrets += [p.read_text().split("PrivateKey: ")[1].split()[0]
                 for p in (folder / "students" / s02.lab.name).rglob("*.private")]

@@ -46,6 +46,10 @@ BAD = [
     ({"access": {"listen": "fe80::1%eth0"}}, "class.yml: access.listen: 'fe80::1%eth0' is not an IP address"),
     ({"access": {"host": "trainer;rm"}}, "class.yml: access.host:"),
     ({"access": {"ports": 1}}, "class.yml: access.ports: unknown key (did you mean 'ssh_port'?)"),
+    ({"access": {"board_port": 2202}}, "class.yml: access.board_port: 2202 is out of range: the board's "
+     "port must lie between 1025 and 65535 and outside the students' SSH ports 2200+1 to 2200+3"),
+    ({"access": {"board_port": 80}}, "class.yml: access.board_port: 80 is out of range"),
+    ({"access": {"password": "yes"}}, "class.yml: access.password: must be true or false"),
     ({"name": "Bad"}, "class.yml: name: 'Bad' is not a valid class name"),
     ({"ds": "both"}, "class.yml: ds: 'both' is not one of root, student"),
     ({"student": 3}, "class.yml: student: unknown key (did you mean 'students'?)"),
