@@ -178,6 +178,8 @@ def status_json(klass: Class, out: Path, root: str, rows: list[StudentStatus], e
                          "healthy": row.healthy, "hosts": row.hosts,
                          "access": {"ssh_host": found.host, "port": found.port, "user": found.user,
                                     "key_file": found.key_file, "known_hosts": found.known_hosts,
+                                    "password_file": str(access.password_file(folder, student))
+                                    if klass.access.password else None,
                                     "command": found.command}})
     pid = service.running(folder)
     return json.dumps({"class": klass.name, "root": klass.root, "root_state": root,
