@@ -27,11 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .. import pki
 from ..engine import LABEL, ROUTES_NOTHING, Engine, network_name
 from ..render import SSH_HOST_KEY, ssh_hosts
-from .rootzone import ON_STUDENT_NET as ROOT_ON_STUDENT_NET
-from .spec import Class, Student
+from .spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET, Class, Student
 
-# The access container's address on each student's network: beside the lab root's.
-ON_STUDENT_NET = ROOT_ON_STUDENT_NET + 1
 USER = "root"
 FORWARDER = Path(__file__).with_name("forwarder.py")
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from .. import deploy, image, lifecycle
 from ..engine import LABEL, ROUTES_NOTHING, Engine, network_name
 from ..errors import UsageError
-from .rootzone import (ON_STUDENT_NET, ROOT_NS, class_ds, render_root, root_anchor, root_container,
+from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
+from .rootzone import (ROOT_NS, class_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
-from . import access, firewall, service
+from . import access, firewall, servicectl as service
 from .spec import Class
 
 

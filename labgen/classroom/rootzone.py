@@ -23,13 +23,11 @@ from .. import dnszone, pki
 from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
 from ..errors import UsageError
 from ..spec import Lab, Parent, _show
-from .spec import Class, Student
+from .access import student_key, student_password_hash
+from .spec import ACCESS_ON_STUDENT_NET, ROOT_ON_STUDENT_NET as ON_STUDENT_NET, Class, Student
 
 ROOT_NS = "ns"  # the root's name server: ns.<root>
 ROOT_NS_OFFSET = 10  # its address in the root's subnets
-# Its address on every student's network (labgen's own hosts start at .10): each student's
-# resolver asks it for the zones of the class, and each student's ns1 notifies it.
-ON_STUDENT_NET = 5
 ALGORITHM = "ECDSAP256SHA256"
 
 
@@ -40,12 +38,10 @@ def root_ns_addresses(klass: Class):
 def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
     """The student's lab as the class runs it: under the lab root, trusting the root's DS, and
     entered by SSH with the student's key (classroom/access.py)."""
-    from .access import ON_STUDENT_NET as ACCESS, student_key, student_password_hash
-
     net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
     return dataclasses.replace(student.lab, parent=Parent(
         klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()),
-        entry_key=student_key(folder, student), grading=str(net4[ACCESS]),
+        entry_key=student_key(folder, student), grading=str(net4[ACCESS_ON_STUDENT_NET]),
         entry_password_hash=student_password_hash(folder, student) if klass.access.password else None)
 
 

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from .. import lifecycle, pki
+from .. import lifecycle
 from ..engine import Engine
 from ..errors import LabgenError, SpecError, UsageError
 from ..exercises import catalogue, session
@@ -40,6 +39,7 @@ from ..exercises.state import State
 from ..render import environment
 from ..text import printable
 from . import access
+from .servicectl import board_url, log_file, pid_file, running, token
 from .rootzone import class_student_lab, student_builds
 from .scoreboard import VERIFY_LIMIT, Row, groups_of, row_of
 from .spec import Class, load_class
@@ -51,19 +51,6 @@ READ_LIMIT = 10  # seconds to send a whole request
 # Per asker: BURST requests at once, then one every 1/REFILL seconds.
 BURST, REFILL = {"student": 10, "trainer": 60}, {"student": 1.0, "trainer": 10.0}
 BOARD_REFRESH = 5  # seconds between the board's updates
-
-
-def token(folder: Path) -> str:
-    """The trainer's board token: made once per class build, kept 0600."""
-    path = access.service_dir(folder) / "token"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pki.write_private(path, secrets.token_urlsafe(24).encode())
-    return path.read_text(encoding="utf-8").strip()
-
-
-def board_url(klass: Class, folder: Path) -> str:
-    return f"http://{access.host(klass)}:{klass.access.board_port}/board/{token(folder)}"
 
 
 @dataclass(frozen=True)
@@ -360,25 +347,6 @@ def _http(answer: Answer) -> bytes:
             ).encode() + body
 
 
-# -- running it
-def pid_file(folder: Path) -> Path:
-    return access.service_dir(folder) / "service.pid"
-
-
-def log_file(folder: Path) -> Path:
-    return access.service_dir(folder) / "service.log"
-
-
-def running(folder: Path) -> int | None:
-    """The pid of this class's running service, if one runs."""
-    try:
-        pid = int(pid_file(folder).read_text(encoding="utf-8"))
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-    return pid if b"serve" in command and b"labgen" in command else None
-
-
 def serve(config: Path, out: Path, engine: Engine, foreground: bool = True) -> None:
     """Run the service until SIGTERM or Ctrl-C."""
     klass = load_class(config)
@@ -421,38 +389,3 @@ async def _main(service: Service, socket_path: Path, klass: Class) -> None:
     service.log.info("class %s: grading service stopped", klass.name)
 
 
-def start(config: Path, out: Path, klass: Class) -> str:
-    """In the background, unless it already runs (class up); its log says who asked what."""
-    folder = out / klass.name
-    if pid := running(folder):
-        return f"running (pid {pid})"
-    access.service_dir(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log_file(folder), "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "labgen", "class", "serve", "--background",
-                                 "-c", str(config), "-o", str(out)], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    socket_path = access.service_dir(folder) / "grading.sock"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_file(folder).read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-            raise LabgenError(f"the grading service did not start: {' '.join(tail)}")
-        if socket_path.exists():
-            return f"started (pid {proc.pid})"
-        time.sleep(0.1)
-    raise LabgenError(f"the grading service did not start within 15 s; see {log_file(folder)}")
-
-
-def stop(out: Path, klass: Class) -> bool:
-    folder = out / klass.name
-    pid = running(folder)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and running(folder):
-        time.sleep(0.1)
-    if running(folder):
-        os.kill(pid, signal.SIGKILL)
-    pid_file(folder).unlink(missing_ok=True)
-    return True

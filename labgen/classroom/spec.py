@@ -33,6 +33,11 @@ DS_MODES = ("root", "student")
 STUDENT_V4_PREFIX, STUDENT_V6_PREFIX = 24, 64
 DEFAULT_SSH_PORT = 2200
 DEFAULT_BOARD_PORT = 2280
+# The class's own hosts on every student's network (labgen's own hosts start at .10): the lab
+# root's name server (each student's resolver asks it for the class's zones, each student's
+# ns1 notifies it), and the access container (SSH entry, the student end of the grading service).
+ROOT_ON_STUDENT_NET = 5
+ACCESS_ON_STUDENT_NET = 6
 
 
 @dataclass(frozen=True)

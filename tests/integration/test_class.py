@@ -17,7 +17,7 @@ import pytest
 import yaml
 from test_verify import page_text
 
-from labgen.classroom.access import ON_STUDENT_NET
+from labgen.classroom.spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET
 from labgen.classroom.spec import load_class
 from labgen.engine import Engine
 from labtest import run
