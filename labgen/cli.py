@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import signal
 import sys
@@ -147,6 +148,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.html:
         Path(args.html).write_text(verify.as_html(lab, report, now), encoding="utf-8")
     return 0 if verify.all_required_pass(report) else 1
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from . import watch
+    from .lifecycle import require_up
+
+    lab = load_lab(args)
+    require_up(lab, Engine(lab.engine), args.config)
+    if not 1 <= args.seconds <= 86400:
+        raise UsageError(f"--seconds {args.seconds}: give between 1 and 86400")
+    if not 0.2 <= args.interval <= 60:
+        raise UsageError(f"--interval {args.interval}: give between 0.2 and 60 seconds")
+    if args.json and not Path(args.json).parent.is_dir():
+        raise UsageError(f"cannot write {args.json}: folder {Path(args.json).parent} does not exist")
+    timeline = watch.watch(lab, Engine(lab.engine), args.seconds, args.interval)
+    print(watch.summary(timeline))
+    if args.json:
+        Path(args.json).write_text(json.dumps(timeline.as_dict(), indent=1) + "\n", encoding="utf-8")
+    return 0 if timeline.secure else 1
 
 
 def cmd_exercise(args: argparse.Namespace) -> int:
@@ -352,6 +372,18 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     ver.add_argument("--junitxml", metavar="FILE", help="also write pytest's JUnit XML")
     ver.set_defaults(func=cmd_verify)
+
+    wat = sub.add_parser("watch", help="a validating probe: record every answer that is not secure",
+                         description="From the lab's probe, through the lab's validating resolver, ask "
+                                     "the lab's names (SOA, DNSKEY, each web server's A, AAAA and TLSA, "
+                                     "a name that must not exist) every interval, and record every "
+                                     "answer that is not secure with its time and Extended DNS Error. "
+                                     "Exit 0 when every answer was secure, 1 otherwise.")
+    _lab_arguments(wat)
+    wat.add_argument("--seconds", type=int, default=60, help="how long to watch (default: 60)")
+    wat.add_argument("--interval", type=float, default=1.0, help="seconds between rounds (default: 1)")
+    wat.add_argument("--json", metavar="FILE", help="also write the timeline as JSON")
+    wat.set_defaults(func=cmd_watch)
 
     cls = sub.add_parser("class", help="a class of student labs under one signed lab root",
                          description="A class file describes many student labs under one signed "

@@ -1,0 +1,147 @@
+"""labgen watch: a continuous validating probe. Every interval, from the lab's probe (which no
+student enters) and through the lab's validating, caching resolver (what every client of the lab
+sees), it asks the lab's names: the zone's SOA and DNSKEY, each web server's A, AAAA and TLSA, and
+a name that must not exist. Every answer that is not secure is recorded with its time, what was
+seen (SERVFAIL, insecure, a wrong status, no answer) and the resolver's Extended DNS Error
+(RFC 8914). A key roll, a DS change or a signer that stopped is gap-free only if nothing is.
+
+The questions go out in parallel each round, each with a one-second limit, so a stalled resolver
+costs a round, not the watch.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+
+from .engine import Engine
+from .spec import Lab
+from .text import printable
+from .vantage import CLEAN_ENV, PROBE
+
+NXNAME = "labgen-watch-nx"  # <NXNAME>.<domain> must not exist: its denial must validate too
+MARK = "@@labgen-watch"
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    rtype: str
+    status: str = "NOERROR"  # the status a secure answer has
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.rtype}"
+
+
+def questions(lab: Lab) -> list[Question]:
+    asked = [Question(lab.domain, "SOA"), Question(lab.domain, "DNSKEY")]
+    for web in lab.web:
+        asked += [Question(web.fqdn, "A"), Question(web.fqdn, "AAAA"), Question(f"_443._tcp.{web.fqdn}", "TLSA")]
+    return asked + [Question(f"{NXNAME}.{lab.domain}", "A", "NXDOMAIN")]
+
+
+def script(lab: Lab, seconds: int, interval: float) -> str:
+    """The probe's loop: each round, every question in parallel; one block of dig's header per
+    answer, after a line naming the round's time and the question."""
+    resolver = lab.role("resolver").ipv4
+    digs = "\n".join(
+        f"  ( out=$(/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments @{resolver} "
+        f"{shlex.quote(q.name)} {q.rtype} 2>&1); printf '{MARK} %s {i}\\n%s\\n' \"$t\" \"$out\" "
+        f"> /tmp/labgen-watch.{i} ) &" for i, q in enumerate(questions(lab)))
+    return (f"end=$(( $(date +%s) + {int(seconds)} ))\n"
+            "while [ \"$(date +%s)\" -lt \"$end\" ]; do\n"
+            "  t=$(date +%s.%N)\n"
+            f"{digs}\n"
+            "  wait\n"
+            f"  cat /tmp/labgen-watch.* && rm -f /tmp/labgen-watch.*\n"
+            f"  sleep {interval}\n"
+            "done\n")
+
+
+@dataclass
+class Answer:
+    at: float  # seconds since the watch began
+    question: str
+    outcome: str  # secure, servfail, insecure, wrong status, no answer
+    detail: str = ""  # the status and the resolver's EDE, as dig shows them
+
+
+@dataclass
+class Timeline:
+    lab: str
+    seconds: int
+    rounds: int = 0
+    answers: int = 0
+    failures: list[Answer] = field(default_factory=list)
+
+    @property
+    def secure(self) -> bool:
+        return self.answers > 0 and not self.failures
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "secure": self.secure}
+
+
+def judge(question: Question, text: str) -> tuple[str, str]:
+    """The outcome of one answer from dig's header lines, and what to show of it."""
+    status = re.search(r"status: ([A-Z]+)", text)
+    if not status:
+        return "no answer", printable(text.strip().splitlines()[-1] if text.strip() else "no reply", 200,
+                                      keep_newlines=False)
+    flags = re.search(r";; flags: ([a-z ]*);", text)
+    ede = "; ".join(printable(e, 200, keep_newlines=False) for e in re.findall(r"; EDE: (.*)", text))
+    seen = status.group(1) + (f" (EDE {ede})" if ede else "")
+    if status.group(1) == "SERVFAIL":
+        return "servfail", seen
+    if status.group(1) != question.status:
+        return "wrong status", f"expected {question.status}, saw {seen}"
+    if not flags or "ad" not in flags.group(1).split():
+        return "insecure", f"{seen} without the AD flag"
+    return "secure", seen
+
+
+def parse(lab: Lab, output: str, seconds: int) -> Timeline:
+    asked = questions(lab)
+    timeline = Timeline(lab.name, seconds)
+    blocks = re.split(rf"^{MARK} ", output, flags=re.M)[1:]
+    start, rounds = None, set()
+    for block in blocks:
+        head, _, text = block.partition("\n")
+        stamp, index = head.split()
+        at = float(stamp)
+        start = at if start is None else min(start, at)
+        rounds.add(stamp)
+        question = asked[int(index)]
+        outcome, detail = judge(question, text)
+        timeline.answers += 1
+        if outcome != "secure":
+            timeline.failures.append(Answer(at, question.label, outcome, detail))
+    for failure in timeline.failures:
+        failure.at = round(failure.at - (start or 0), 1)
+    timeline.rounds = len(rounds)
+    return timeline
+
+
+def watch(lab: Lab, engine: Engine, seconds: int, interval: float = 1.0) -> Timeline:
+    result = engine.exec(lab.container(lab.role(PROBE)), *CLEAN_ENV, "sh", "-c",
+                         script(lab, seconds, interval), timeout=seconds + 30)
+    return parse(lab, result.stdout, seconds)
+
+
+def summary(timeline: Timeline) -> str:
+    """Each kind of failure once per question: how often, from when to when, what was seen."""
+    lines = [f"watched lab {timeline.lab} for {timeline.seconds} s: {timeline.rounds} rounds, "
+             f"{timeline.answers} answers, {len(timeline.failures)} not secure"]
+    groups: dict[tuple[str, str, str], list[Answer]] = {}
+    for failure in timeline.failures:
+        groups.setdefault((failure.question, failure.outcome, failure.detail), []).append(failure)
+    for (question, outcome, detail), seen in groups.items():
+        lines.append(f"  {outcome.upper():<12} {question}: {len(seen)} times from {seen[0].at} s to "
+                     f"{seen[-1].at} s: {detail}")
+    if timeline.answers == 0:
+        lines.append("  no answer was recorded: is the probe running?")
+    lines.append("verdict: every answer was secure" if timeline.secure else
+                 "verdict: some answers were not secure")
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""labgen watch's reading of dig's answers: secure only with the expected status and the AD
+flag; SERVFAIL keeps the resolver's Extended DNS Error; a missing answer is a failure too."""
+
+from __future__ import annotations
+
+from labgen import watch
+from labgen.spec import parse
+
+LAB = parse({"name": "w"}, "lab.yml")
+HEAD = ";; ->>HEADER<<- opcode: QUERY, status: {status}, id: 1\n;; flags: {flags}; QUERY: 1, ANSWER: 1\n"
+
+
+def answer(status: str, flags: str, extra: str = "") -> str:
+    return HEAD.format(status=status, flags=flags) + extra
+
+
+def test_each_outcome_and_what_is_shown():
+    soa, nx = watch.Question("lab.example", "SOA"), watch.Question("x.lab.example", "A", "NXDOMAIN")
+    assert watch.judge(soa, answer("NOERROR", "qr rd ra ad")) == ("secure", "NOERROR")
+    assert watch.judge(nx, answer("NXDOMAIN", "qr rd ra ad")) == ("secure", "NXDOMAIN")
+    assert watch.judge(soa, answer("NOERROR", "qr rd ra")) == ("insecure", "NOERROR without the AD flag")
+    assert watch.judge(soa, answer("NXDOMAIN", "qr rd ra ad")) == ("wrong status", "expected NOERROR, saw NXDOMAIN")
+    ede = "; EDE: 6 (DNSSEC Bogus): (validation failure \x1b[31m)\n"
+    outcome, seen = watch.judge(soa, answer("SERVFAIL", "qr rd ra", ede))
+    assert outcome == "servfail" and seen.startswith("SERVFAIL (EDE 6 (DNSSEC Bogus)") and "\x1b" not in seen
+    assert watch.judge(soa, ";; communications error to 10.0.0.11#53: timed out\n") == (
+        "no answer", ";; communications error to 10.0.0.11#53: timed out")
+    assert watch.judge(soa, "") == ("no answer", "no reply")
+
+
+def test_a_timeline_counts_rounds_and_keeps_only_failures():
+    asked = watch.questions(LAB)
+    assert [q.label for q in asked][:2] == ["lab.example SOA", "lab.example DNSKEY"]
+    assert asked[-1] == watch.Question("labgen-watch-nx.lab.example", "A", "NXDOMAIN")
+    blocks = []
+    for stamp in ("100.0", "101.5"):
+        for i, q in enumerate(asked):
+            bad = stamp == "101.5" and i == 1
+            blocks.append(f"{watch.MARK} {stamp} {i}\n"
+                          + answer("SERVFAIL" if bad else q.status, "qr rd ra" if bad else "qr rd ra ad"))
+    timeline = watch.parse(LAB, "".join(blocks), 2)
+    assert (timeline.rounds, timeline.answers, len(timeline.failures)) == (2, 2 * len(asked), 1)
+    failure = timeline.failures[0]
+    assert (failure.at, failure.question, failure.outcome) == (1.5, "lab.example DNSKEY", "servfail")
+    text = watch.summary(timeline)
+    assert "2 rounds, 18 answers, 1 not secure" in text and "SERVFAIL     lab.example DNSKEY: 1 times" in text
+    assert text.endswith("verdict: some answers were not secure")
+    empty = watch.parse(LAB, "", 2)
+    assert not empty.secure and "no answer was recorded" in watch.summary(empty)
