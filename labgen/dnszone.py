@@ -26,6 +26,9 @@ from .spec import BOGUS, Lab
 TTL = 3600
 NEGATIVE_TTL = 300  # SOA minimum: how long a "no such name" answer is cached (RFC 2308)
 SIGNATURE_DAYS = 30
+# A signer re-signs when less than this remains (BIND dnssec-policy's signatures-refresh default):
+# a zone whose signatures run out sooner has a signer that stopped (dnssec.signatures_fresh).
+SIGNATURE_REFRESH_DAYS = 5
 ALGORITHMS = {"ECDSAP256SHA256": Algorithm.ECDSAP256SHA256, "ED25519": Algorithm.ED25519}
 # RFC 9276: NSEC3 with 0 extra iterations and an empty salt; more only costs resolvers CPU.
 NSEC3_ITERATIONS = 0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from labgen.checks import check
-from labgen.checks.netutil import dig
-from labgen.dnszone import bogus_name
+from labgen.checks.netutil import dig, records
+from labgen.dnszone import NSEC3_ITERATIONS, SIGNATURE_REFRESH_DAYS, bogus_name
 
 
 @check("dnssec.signed", "The zone is signed", standard="RFC 4033-4035; internet.nl DNSSEC",
@@ -48,3 +50,55 @@ def test_bogus_name_is_refused(probe, lab):
     # With checking disabled (+cd) the same answer arrives: the refusal is validation's doing.
     _, answers, status = dig(probe, name, "A", "+cd")
     assert status == "NOERROR" and answers, f"{name} A +cd: {status}"
+
+
+def _when(stamp: str) -> dt.datetime:
+    return dt.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+
+
+@check("dnssec.signatures_fresh", f"Signatures are valid now and for at least {SIGNATURE_REFRESH_DAYS} more days",
+       standard="RFC 4034 section 3.1.5; BIND 9 dnssec-policy signatures-refresh",
+       why="Past its expiration a signature makes every validating resolver refuse the zone "
+           "(SERVFAIL). A signer re-signs days before that, so signatures that run out sooner "
+           "mean the signer stopped.",
+       fix="Sign the zone again (the command heads the zone source on ns1), and keep re-signing "
+           "on a schedule well before signatures expire; the resolver serves the old signatures "
+           "until their TTL runs out (unbound-control flush_zone drops them).",
+       needs=("dns",))
+def test_signatures_are_fresh(probe, lab):
+    now = dt.datetime.now(dt.timezone.utc)
+    for rtype in ("SOA", "DNSKEY"):
+        # +cd: the signatures as published, even when they no longer validate
+        _, answers, status = dig(probe, lab.domain, rtype, "+cd")
+        signatures = [a.split() for a in answers if a.split()[3:5] == ["RRSIG", rtype]]
+        assert signatures, f"expected a signature (RRSIG) of the {rtype} of {lab.domain}; saw {status or 'no answer'} and none"
+        for fields in signatures:
+            expires, valid_from = _when(fields[8]), _when(fields[9])
+            assert valid_from <= now, (f"the {rtype} signature of {lab.domain} is valid only from "
+                                       f"{valid_from:%Y-%m-%d %H:%M} UTC")
+            left = expires - now
+            assert left >= dt.timedelta(days=SIGNATURE_REFRESH_DAYS), (
+                f"expected signatures valid at least {SIGNATURE_REFRESH_DAYS} days ahead; the {rtype} "
+                f"signature of {lab.domain} " + (f"expired {expires:%Y-%m-%d %H:%M} UTC" if left.total_seconds() < 0
+                                                 else f"expires {expires:%Y-%m-%d %H:%M} UTC, in "
+                                                 f"{left.total_seconds() / 86400:.1f} days"))
+
+
+@check("dnssec.nsec3_parameters", "NSEC3 without extra iterations and without salt (RFC 9276)",
+       standard="RFC 9276 section 3.1; RFC 5155",
+       why="Extra NSEC3 iterations cost every resolver CPU and stop no zone walker; resolvers may "
+           "treat high counts as insecure or refuse them (RFC 9276 section 3.2). A salt adds "
+           "nothing either.",
+       fix="Sign with NSEC3 iterations 0 and an empty salt (dnssec-signzone -3 - -H 0; BIND "
+           "dnssec-policy: nsec3param iterations 0 optout no salt-length 0).",
+       needs=("dns",),
+       applies=lambda lab, server: None if lab.dnssec.denial == "nsec3" else
+       "the zone denies names with NSEC (dnssec.denial), not NSEC3")
+def test_nsec3_parameters(probe, lab):
+    _, answers, status = dig(probe, lab.domain, "NSEC3PARAM", "+cd")
+    found = records(answers, "NSEC3PARAM")
+    assert found, f"expected the NSEC3PARAM record of {lab.domain}; saw {status or 'no answer'} and none"
+    _, _, iterations, salt = found[0].split()
+    assert int(iterations) == NSEC3_ITERATIONS, (f"expected {NSEC3_ITERATIONS} extra NSEC3 iterations; "
+                                                 f"{lab.domain} uses {iterations}")
+    assert salt == "-", f"expected no NSEC3 salt; {lab.domain} uses the salt {salt}"

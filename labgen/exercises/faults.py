@@ -29,6 +29,8 @@ from . import Exercise, Step, host_for
 FROM_CA = "/root/from-the-ca"
 # Signatures that ended ten days ago: what a zone nobody re-signed looks like.
 EXPIRED = "-P -s now-40d -e now-10d"
+# Signatures that end in three days: a signer that stopped, days before anything fails.
+EXPIRING = "-s now-1d -e now+259200"
 
 
 class FaultError(LabgenError):
@@ -48,7 +50,8 @@ def facts(lab: Lab, host: Host, server: Host | None) -> dict[str, str]:
     if host.role == "authdns":
         zone = host_paths(lab, host)["zone"]
         found.update(sign=dnszone.resign_command(lab, zone),
-                     sign_expired=dnszone.resign_command(lab, zone, EXPIRED))
+                     sign_expired=dnszone.resign_command(lab, zone, EXPIRED),
+                     sign_expiring=dnszone.resign_command(lab, zone, EXPIRING))
     return found
 
 
