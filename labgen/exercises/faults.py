@@ -29,6 +29,8 @@ from . import Exercise, Step, host_for
 FROM_CA = "/root/from-the-ca"
 # Signatures that ended ten days ago: what a zone nobody re-signed looks like.
 EXPIRED = "-P -s now-40d -e now-10d"
+# Where the flag-day fault makes its new key (the lab's own key stays in its folder).
+FLAG_DAY_KEYS = "/root/flag-day-keys"
 # Signatures that end in three days: a signer that stopped, days before anything fails.
 EXPIRING = "-s now-1d -e now+259200"
 
@@ -51,7 +53,8 @@ def facts(lab: Lab, host: Host, server: Host | None) -> dict[str, str]:
         zone = host_paths(lab, host)["zone"]
         found.update(sign=dnszone.resign_command(lab, zone),
                      sign_expired=dnszone.resign_command(lab, zone, EXPIRED),
-                     sign_expiring=dnszone.resign_command(lab, zone, EXPIRING))
+                     sign_expiring=dnszone.resign_command(lab, zone, EXPIRING),
+                     sign_flag_day=dnszone.flag_day_command(lab, zone, FLAG_DAY_KEYS))
     return found
 
 
