@@ -160,12 +160,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError(f"--seconds {args.seconds}: give between 1 and 86400")
     if not 0.2 <= args.interval <= 60:
         raise UsageError(f"--interval {args.interval}: give between 0.2 and 60 seconds")
-    if args.json and not Path(args.json).parent.is_dir():
-        raise UsageError(f"cannot write {args.json}: folder {Path(args.json).parent} does not exist")
+    for path in (p for p in (args.json, args.html) if p):
+        if not Path(path).parent.is_dir():
+            raise UsageError(f"cannot write {path}: folder {Path(path).parent} does not exist")
     timeline = watch.watch(lab, Engine(lab.engine), args.seconds, args.interval)
     print(watch.summary(timeline))
     if args.json:
         Path(args.json).write_text(json.dumps(timeline.as_dict(), indent=1) + "\n", encoding="utf-8")
+    if args.html:
+        Path(args.html).write_text(watch.html(timeline), encoding="utf-8")
     return 0 if timeline.secure else 1
 
 
@@ -383,6 +386,7 @@ def parser() -> argparse.ArgumentParser:
     wat.add_argument("--seconds", type=int, default=60, help="how long to watch (default: 60)")
     wat.add_argument("--interval", type=float, default=1.0, help="seconds between rounds (default: 1)")
     wat.add_argument("--json", metavar="FILE", help="also write the timeline as JSON")
+    wat.add_argument("--html", metavar="FILE", help="also write the timeline as a self-contained page")
     wat.set_defaults(func=cmd_watch)
 
     cls = sub.add_parser("class", help="a class of student labs under one signed lab root",

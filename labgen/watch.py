@@ -75,6 +75,8 @@ class Timeline:
     rounds: int = 0
     answers: int = 0
     failures: list[Answer] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)  # in the order asked
+    round_times: list[float] = field(default_factory=list)  # seconds since the watch began
 
     @property
     def secure(self) -> bool:
@@ -104,7 +106,7 @@ def judge(question: Question, text: str) -> tuple[str, str]:
 
 def parse(lab: Lab, output: str, seconds: int) -> Timeline:
     asked = questions(lab)
-    timeline = Timeline(lab.name, seconds)
+    timeline = Timeline(lab.name, seconds, questions=[q.label for q in asked])
     blocks = re.split(rf"^{MARK} ", output, flags=re.M)[1:]
     start, rounds = None, set()
     for block in blocks:
@@ -120,6 +122,7 @@ def parse(lab: Lab, output: str, seconds: int) -> Timeline:
             timeline.failures.append(Answer(at, question.label, outcome, detail))
     for failure in timeline.failures:
         failure.at = round(failure.at - (start or 0), 1)
+    timeline.round_times = sorted(round(float(r) - (start or 0), 1) for r in rounds)
     timeline.rounds = len(rounds)
     return timeline
 
@@ -128,6 +131,20 @@ def watch(lab: Lab, engine: Engine, seconds: int, interval: float = 1.0) -> Time
     result = engine.exec(lab.container(lab.role(PROBE)), *CLEAN_ENV, "sh", "-c",
                          script(lab, seconds, interval), timeout=seconds + 30)
     return parse(lab, result.stdout, seconds)
+
+
+def html(timeline: Timeline) -> str:
+    """The timeline as one self-contained page: a row per question, time across, each round's
+    answer a mark (green secure, red not, what was seen on hover)."""
+    from .render import environment
+
+    failed = {(f.question, f.at): f for f in timeline.failures}
+    span = max([timeline.seconds, *timeline.round_times, 1])
+    rows = [{"question": q, "marks": [{"at": at, "x": round(100 * at / span, 2),
+                                       "failure": failed.get((q, at))} for at in timeline.round_times]}
+            for q in timeline.questions]
+    return environment().get_template("report/watch.html.j2").render(
+        timeline=timeline, rows=rows, span=span, text=summary(timeline))
 
 
 def summary(timeline: Timeline) -> str:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 
 from test_grading_trust import labgen
+from test_verify import page_text
 
 
 def watch(lab, tmp_path, seconds: int = 3):
     report = tmp_path / "watch.json"
-    result = labgen(lab, "watch", "--seconds", str(seconds), "--json", str(report))
+    result = labgen(lab, "watch", "--seconds", str(seconds), "--json", str(report),
+                    "--html", str(tmp_path / "watch.html"))
     return result, json.loads(report.read_text()) if report.exists() else None
 
 
@@ -37,5 +39,8 @@ def test_an_expired_zone_and_a_resolver_that_does_not_validate_are_recorded(runn
         assert {f["outcome"] for f in doc["failures"]} == {outcome}, doc["failures"][:3]
         assert all(seen in f["detail"] for f in doc["failures"]), doc["failures"][:3]
         assert f"{outcome.upper():<12} lab.example SOA:" in result.stdout
+        # the page as a browser shows it: a red mark for every answer that was not secure
+        assert f"Lab itest: 0 of {doc['answers']} answers secure" in page_text(tmp_path / "watch.html")
+        assert (tmp_path / "watch.html").read_text().count('class="fail"') == len(doc["failures"])
     result, doc = watch(running_lab, tmp_path, seconds=2)
     assert result.returncode == 0 and doc["secure"], result.stdout  # fixed: secure again at once

@@ -47,3 +47,14 @@ def test_a_timeline_counts_rounds_and_keeps_only_failures():
     assert text.endswith("verdict: some answers were not secure")
     empty = watch.parse(LAB, "", 2)
     assert not empty.secure and "no answer was recorded" in watch.summary(empty)
+
+
+def test_the_page_marks_each_answer_and_escapes_what_was_seen():
+    asked = watch.questions(LAB)
+    blocks = "".join(f"{watch.MARK} {stamp} {i}\n" + (answer("SERVFAIL", "qr rd ra", "; EDE: 6 (DNSSEC Bogus): (<b>)\n")
+                                                       if (stamp, i) == ("101.0", 0) else answer(q.status, "qr rd ra ad"))
+                     for stamp in ("100.0", "101.0") for i, q in enumerate(asked))
+    page = watch.html(watch.parse(LAB, blocks, 2))
+    assert page.count('class="fail"') == 1 and page.count('class="ok"') == 2 * len(asked) - 1
+    assert "<title>1.0 s: servfail: SERVFAIL (EDE 6 (DNSSEC Bogus): (&lt;b&gt;))</title>" in page
+    assert "<b>" not in page and "17 of 18 answers secure" in page
