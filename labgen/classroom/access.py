@@ -64,16 +64,21 @@ def password_file(folder: Path, student: Student) -> Path:
 
 
 def student_password_hash(folder: Path, student: Student) -> str:
-    """access.password: the student's workstation password, made once and kept (0600), as the
-    SHA-512 crypt hash sshd checks (salted from the password itself, so a re-up changes nothing)."""
+    """access.password: the student's workstation password, made once and kept (0600), and the
+    SHA-512 crypt hash sshd checks, kept beside it (made once: a re-up changes nothing)."""
     path = password_file(folder, student)
+    hashed = path.with_suffix(".sha512")
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         pki.write_private(path, (secrets.token_urlsafe(12) + "\n").encode())
-    password = path.read_text(encoding="utf-8").strip()
-    salt = hashlib.sha256(password.encode()).hexdigest()[:16]
-    return subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
-                          capture_output=True, text=True, check=True).stdout.strip()
+        hashed.unlink(missing_ok=True)
+    if not hashed.is_file():
+        password = path.read_text(encoding="utf-8").strip()
+        salt = hashlib.sha256(password.encode()).hexdigest()[:16]
+        pki.write_private(hashed, subprocess.run(
+            ["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password, capture_output=True,
+            text=True, check=True).stdout.encode())
+    return hashed.read_text(encoding="utf-8").strip()
 
 
 def host(klass: Class) -> str:
@@ -112,18 +117,26 @@ def service_dir(folder: Path) -> Path:
     return folder / "service"
 
 
+SOCKET = "grading.sock"  # the grading service's socket in service_dir
+MOUNTED = "/run/labgen"  # service_dir inside the access container
+
+
+def attachments(klass: Class, offset: int) -> list[tuple[str, str, str]]:
+    """(network, IPv4, IPv6) of a class host that sits at this offset on every student's network."""
+    return [(network_name(s.lab), str(s.lab.ipv4_network[offset]), str(s.lab.ipv6_network[offset]))
+            for s in klass.students]
+
+
 def forwarded(klass: Class, folder: Path) -> dict:
     """What the access container forwards (forwarder.py reads it): SSH ports, the board, and
     the student end of the grading service on each student's network."""
     students = [s.lab for s in klass.students]
     return {"ssh": {str(klass.port(s)): str(s.lab.role("client").ipv4) for s in klass.students},
-            "board_port": klass.access.board_port, "service_dir": "/run/labgen",
+            "board_port": klass.access.board_port, "socket": f"{MOUNTED}/{SOCKET}",
             "student_nets": [str(n) for lab in students for n in (lab.ipv4_network, lab.ipv6_network)],
-            "students": [{"name": s.name,
-                          "listen": [str(s.lab.ipv4_network[ON_STUDENT_NET]),
-                                     str(s.lab.ipv6_network[ON_STUDENT_NET])],
+            "students": [{"name": s.name, "listen": [v4, v6],
                           "hosts": [str(a) for h in ssh_hosts(s.lab) for a in (h.ipv4, h.ipv6)]}
-                         for s in klass.students]}
+                         for s, (_, v4, v6) in zip(klass.students, attachments(klass, ON_STUDENT_NET))]}
 
 
 def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
@@ -131,8 +144,7 @@ def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
     net = f"labgen-{access_name(klass)}"
     if engine.run("network", "exists", net, check=False).returncode != 0:
         engine.run("network", "create", "--label", f"{LABEL}={access_name(klass)}", net)
-    mine = [(network_name(s.lab), str(s.lab.ipv4_network[ON_STUDENT_NET]),
-             str(s.lab.ipv6_network[ON_STUDENT_NET])) for s in klass.students]
+    mine = attachments(klass, ON_STUDENT_NET)
     sockets = service_dir(folder).resolve()
     sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
     config, source = forwarded(klass, folder), FORWARDER.read_text(encoding="utf-8")
@@ -143,6 +155,6 @@ def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
     attach = [a for n, v4, v6 in mine for a in ("--network", f"{n}:ip={v4},ip6={v6}")]
     return engine.converge(container(klass), key, lambda: engine.run(
         "run", "-d", "--name", container(klass), "--hostname", f"access.{klass.root}", "--network", net,
-        *attach, *published, *ROUTES_NOTHING, "-v", f"{sockets}:/run/labgen",
+        *attach, *published, *ROUTES_NOTHING, "-v", f"{sockets}:{MOUNTED}",
         "--label", f"{LABEL}={access_name(klass)}", "--label", f"io.labgen.key={key}",
         "--entrypoint", "/usr/bin/python3", tag, "-c", source, json.dumps(config)))

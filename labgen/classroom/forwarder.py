@@ -18,7 +18,6 @@ Run as: python3 -c "$(cat forwarder.py)" CONFIG_JSON (classroom/access.py writes
 import asyncio
 import ipaddress
 import json
-import os
 import subprocess
 import sys
 
@@ -129,7 +128,7 @@ def own_addresses():
 async def main(config):
     student_nets = [ipaddress.ip_network(n) for n in config["student_nets"]]
     outside = [str(a) for a in own_addresses() if not any(a in n for n in student_nets)]
-    socket_path = os.path.join(config["service_dir"], "grading.sock")
+    socket_path = config["socket"]
     listeners = [(to_workstation(target), port, outside) for port, target in config["ssh"].items()]
     listeners.append((to_service(socket_path, "trainer"), config["board_port"], outside))
     listeners = [(classroom(handle, student_nets), port, where) for handle, port, where in listeners]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import deploy, image, lifecycle
-from ..engine import LABEL, ROUTES_NOTHING, Engine, network_name
+from ..engine import LABEL, ROUTES_NOTHING, Engine
 from ..errors import UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
 from .rootzone import (ROOT_NS, class_ds, render_root, root_anchor, root_container,
@@ -106,14 +106,9 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_text: str 
     return taken
 
 
-def _attachments(klass: Class) -> list[tuple[str, str, str]]:
-    return [(network_name(s.lab), str(s.lab.ipv4_network[ON_STUDENT_NET]),
-             str(s.lab.ipv6_network[ON_STUDENT_NET])) for s in klass.students]
-
-
 def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
     """The root's container: created, started, or replaced when its image or networks changed."""
-    name, nets = root_container(klass), _attachments(klass)
+    name, nets = root_container(klass), access.attachments(klass, ON_STUDENT_NET)
     key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING)).encode()).hexdigest()[:16]
     how = engine.converge(name, key, lambda: engine.create_multihomed(
         name, f"{ROOT_NS}.{klass.root}", nets, {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag))

@@ -39,7 +39,7 @@ from ..exercises.state import State
 from ..render import environment
 from ..text import printable
 from . import access
-from .servicectl import board_url, log_file, pid_file, running, token
+from .servicectl import board_url, log_file, pid_file, running, socket_file, token
 from .rootzone import class_student_lab, student_builds
 from .scoreboard import VERIFY_LIMIT, Row, groups_of, row_of
 from .spec import Class, load_class
@@ -74,8 +74,7 @@ class Service:
         self.config, self.out, self.engine, self.log = config, out, engine, log
         self.klass = load_class(config)
         self.folder = out / self.klass.name
-        self.dir = access.service_dir(self.folder)
-        self.results_file = self.dir / "results.json"
+        self.results_file = access.service_dir(self.folder) / "results.json"
         self.token = token(self.folder)
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.pending: dict[str, asyncio.Future] = {}
@@ -354,19 +353,18 @@ def serve(config: Path, out: Path, engine: Engine, foreground: bool = True) -> N
     if (pid := running(folder)) and pid != os.getpid():
         raise UsageError(f"the grading service of class {klass.name} already runs (pid {pid}); "
                          f"labgen class down -c {config} stops it")
-    where = access.service_dir(folder)
-    where.mkdir(parents=True, exist_ok=True, mode=0o700)
-    socket_path = where / "grading.sock"
+    access.service_dir(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+    socket_path = socket_file(folder)
     if len(str(socket_path.resolve())) > 100:
         raise UsageError(f"the build folder's path is too long for a Unix socket ({socket_path}); "
                          "use a shorter -o")
     log = logging.getLogger("labgen.service")
     log.setLevel(logging.INFO)
-    handler = logging.FileHandler(log_file(folder)) if not foreground else logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
-    log.addHandler(handler)
-    if foreground:
-        log.addHandler(logging.FileHandler(log_file(folder)))
+    # the log file always; the terminal too in the foreground (the background's output is the file)
+    handlers = [logging.FileHandler(log_file(folder))] + ([logging.StreamHandler(sys.stdout)] if foreground else [])
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        log.addHandler(handler)
     pid_file(folder).write_text(str(os.getpid()), encoding="utf-8")
     asyncio.run(_main(Service(config, out, engine, log), socket_path, klass))
 

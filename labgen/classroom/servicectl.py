@@ -31,6 +31,10 @@ def board_url(klass: Class, folder: Path) -> str:
     return f"http://{access.host(klass)}:{klass.access.board_port}/board/{token(folder)}"
 
 
+def socket_file(folder: Path) -> Path:
+    return access.service_dir(folder) / access.SOCKET
+
+
 def pid_file(folder: Path) -> Path:
     return access.service_dir(folder) / "service.pid"
 
@@ -59,7 +63,7 @@ def start(config: Path, out: Path, klass: Class) -> str:
         proc = subprocess.Popen([sys.executable, "-m", "labgen", "class", "serve", "--background",
                                  "-c", str(config), "-o", str(out)], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    socket_path = access.service_dir(folder) / "grading.sock"
+    socket_path = socket_file(folder)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
