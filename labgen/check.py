@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image, sandbox
+from . import image, sandbox, signing
 from .capabilities import APACHE_MODULES
 from .render import cert_paths, ca_trust_path
 from .spec import Lab
@@ -44,7 +44,8 @@ def check_build(lab: Lab, build: Path, root: Path) -> list[Result]:
         role = host.software or host.role
         if role not in sandbox.CHECKS:
             continue
-        script = sandbox.check_script(role, fqdn=host.fqdn, modules=APACHE_MODULES)
+        script = sandbox.check_script(role, fqdn=host.fqdn, modules=APACHE_MODULES,
+                                      prepare=signing.prepare(lab))
         run = sandbox.run_over(root, build / "hosts" / host.name, script)
         results.append(Result(f"{host.fqdn}: {script.split(' && ')[-1]}", run.returncode == 0,
                               _last_lines(run.stdout + run.stderr)))

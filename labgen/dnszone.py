@@ -23,8 +23,7 @@ from dns.rdtypes.util import Bitmap
 
 from .spec import BOGUS, Lab
 
-TTL = 3600
-NEGATIVE_TTL = 300  # SOA minimum: how long a "no such name" answer is cached (RFC 2308)
+TTL = 3600  # of the DS lines in trust-anchor files (the zone's own TTLs follow dnssec.pace)
 SIGNATURE_DAYS = 30
 # A signer re-signs when less than this remains (BIND dnssec-policy's signatures-refresh default):
 # a zone whose signatures run out sooner has a signer that stopped (dnssec.signatures_fresh).
@@ -53,13 +52,14 @@ def build(lab: Lab, tlsa: dict[str, list[str]], bogus_ds, now: dt.datetime) -> d
     origin = dns.name.from_text(lab.domain)
     zone = dns.zone.Zone(origin)
     ns = lab.role("authdns")
+    pace = lab.dnssec.pace
 
     def add(name: str, rdtype: str, *texts: str) -> None:
         rdataset = zone.find_rdataset(name, rdtype, create=True)
         for text in texts:
-            rdataset.add(dns.rdata.from_text("IN", rdtype, text, origin=origin), TTL)
+            rdataset.add(dns.rdata.from_text("IN", rdtype, text, origin=origin), pace.ttl)
 
-    add("@", "SOA", f"{ns.name} hostmaster {serial} 7200 3600 1209600 {NEGATIVE_TTL}")
+    add("@", "SOA", f"{ns.name} hostmaster {serial} 7200 3600 1209600 {pace.negative_ttl}")
     add("@", "NS", ns.name)
     # CAA (RFC 8659): only the lab CA may issue, nobody may issue wildcards.
     caa = [f'0 issue "{lab.caa.issuer}"', '0 issuewild ";"']
@@ -87,10 +87,11 @@ def build_bogus(lab: Lab, now: dt.datetime) -> dns.zone.Zone:
     serial = serial_for(now)
     ns = lab.role("authdns")
     zone = dns.zone.Zone(dns.name.from_text(bogus_name(lab)))
+    pace = lab.dnssec.pace
     for rdtype, text in (("SOA", f"{ns.fqdn}. hostmaster.{lab.domain}. {serial} 7200 3600 1209600 "
-                                 f"{NEGATIVE_TTL}"),
+                                 f"{pace.negative_ttl}"),
                          ("NS", f"{ns.fqdn}."), ("A", str(ns.ipv4)), ("AAAA", str(ns.ipv6))):
-        zone.find_rdataset("@", rdtype, create=True).add(dns.rdata.from_text("IN", rdtype, text), TTL)
+        zone.find_rdataset("@", rdtype, create=True).add(dns.rdata.from_text("IN", rdtype, text), pace.ttl)
     return zone
 
 
@@ -114,25 +115,28 @@ def alpn(lab: Lab, software: str) -> list[str]:
     return ["h3", "h2"] if http3 else ["h2"]
 
 
-def dnskey_for(key, algorithm: str):
-    return dns.dnssec.make_dnskey(key.public_key(), ALGORITHMS[algorithm], flags=257)
+def dnskey_for(key, algorithm: str, flags: int = 257):
+    return dns.dnssec.make_dnskey(key.public_key(), ALGORITHMS[algorithm], flags=flags)
 
 
 def ds_for(name: str, dnskey) -> dns.rdata.Rdata:
     return dns.dnssec.make_ds(dns.name.from_text(name), dnskey, "SHA256")
 
 
-def sign(zone: dns.zone.Zone, key, dnskey, denial: str, now: dt.datetime) -> None:
-    """Sign in place with one combined signing key; NSEC via sign_zone, or an NSEC3 chain."""
+def sign(zone: dns.zone.Zone, keys: list, denial: str, now: dt.datetime) -> None:
+    """Sign in place with (private key, DNSKEY) pairs: one combined key, or a KSK (SEP flag,
+    signs the DNSKEY set) and a ZSK (everything else); NSEC via sign_zone, or an NSEC3 chain."""
     inception, expiration = signing_window(now)
-    keys = [(key, dnskey)]
+    ksks = [k for k in keys if k[1].flags & 1] or keys
+    zsks = [k for k in keys if not k[1].flags & 1] or keys
     if denial == "nsec":
         dns.dnssec.sign_zone(zone, keys=keys, inception=inception, expiration=expiration,
                              deterministic=True)
         return
     # dnspython's sign_zone does not implement NSEC3 yet: build the chain, then sign each RRset.
     with zone.writer() as txn:
-        txn.add(zone.origin, TTL, dnskey)
+        for _, dnskey in keys:
+            txn.add(zone.origin, txn.get(zone.origin, dns.rdatatype.SOA).ttl, dnskey)
         txn.add(zone.origin, 0, NSEC3PARAM(dns.rdataclass.IN, dns.rdatatype.NSEC3PARAM,
                                            NSEC3_SHA1, 0, NSEC3_ITERATIONS, NSEC3_SALT))
         _add_nsec3_chain(txn, zone.origin)
@@ -145,7 +149,7 @@ def sign(zone: dns.zone.Zone, key, dnskey, denial: str, now: dt.datetime) -> Non
                     rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
                     rrset.update(rdataset)
                     dns.dnssec.default_rrset_signer(
-                        txn, rrset, zone.origin, keys, keys, inception=inception,
+                        txn, rrset, zone.origin, ksks, zsks, inception=inception,
                         expiration=expiration, origin=zone.origin, deterministic=True)
 
 
@@ -210,11 +214,13 @@ def source_text(lab: Lab, zone: dns.zone.Zone, zone_path: str) -> str:
             f";   {resign_command(lab, zone_path)}\n" + zone.to_text(sorted=True, want_origin=True))
 
 
-def bind_key_files(lab: Lab, key, now: dt.datetime) -> dict[str, tuple[str, bool]]:
-    """The zone's signing key as dnssec-signzone reads it: K<zone>.+<alg>+<tag>.key (public)
-    and .private (secret: True), active since the signing window opened."""
+def bind_key_files(lab: Lab, key, now: dt.datetime, flags: int = 257,
+                   state=None) -> dict[str, tuple[str, bool]]:
+    """A signing key as dnssec-signzone and named read it: K<zone>.+<alg>+<tag>.key (public)
+    and .private (secret: True), active since the signing window opened; with state (a
+    function of the key tag, the flags and that time), also BIND's .state file."""
     algorithm = lab.dnssec.algorithm
-    dnskey = dnskey_for(key, algorithm)
+    dnskey = dnskey_for(key, algorithm, flags)
     number = BIND_ALGORITHMS[algorithm]
     base = f"K{lab.domain}.+{number:03d}+{dns.dnssec.key_id(dnskey):05d}"
     if algorithm == "ED25519":
@@ -223,12 +229,16 @@ def bind_key_files(lab: Lab, key, now: dt.datetime) -> dict[str, tuple[str, bool
                                 serialization.NoEncryption())
     else:
         raw = key.private_numbers().private_value.to_bytes(32, "big")
-    active = signing_window(now)[0].strftime("%Y%m%d%H%M%S")
+    since = signing_window(now)[0]
+    active = since.strftime("%Y%m%d%H%M%S")
     private = (f"Private-key-format: v1.3\nAlgorithm: {number} ({algorithm})\n"
                f"PrivateKey: {base64.b64encode(raw).decode()}\n"
                f"Created: {active}\nPublish: {active}\nActivate: {active}\n")
-    return {f"{base}.key": (f"{lab.domain}. IN DNSKEY {dnskey.to_text()}\n", False),
-            f"{base}.private": (private, True)}
+    files = {f"{base}.key": (f"{lab.domain}. IN DNSKEY {dnskey.to_text()}\n", False),
+             f"{base}.private": (private, True)}
+    if state:
+        files[f"{base}.state"] = (state(dns.dnssec.key_id(dnskey), flags, since), False)
+    return files
 
 
 def ds_line(domain: str, ds) -> str:

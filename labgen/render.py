@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from . import dnszone, pki
+from . import dnszone, pki, signing
 from .capabilities import APACHE_MODULES
 from .errors import NotOwnedError, RenderError
 from .spec import Host, Lab
@@ -259,20 +259,29 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
     bogus_key = pki.dnssec_key(store, algorithm, zone="dnssec-bogus")
     bogus_dnskey = dnszone.dnskey_for(bogus_key, algorithm)
     bogus = dnszone.build_bogus(lab, now)
-    dnszone.sign(bogus, bogus_key, bogus_dnskey, "nsec", now)
+    dnszone.sign(bogus, [(bogus_key, bogus_dnskey)], "nsec", now)
     dnszone.break_signatures(bogus, "A")
-    zsk = pki.dnssec_key(store, algorithm)
-    dnskey = dnszone.dnskey_for(zsk, algorithm)
+    # The zone's keys: one combined key, or with BIND signing a KSK (first: its DS goes to the
+    # parent) and a ZSK. The same keys sign the copy in build/dns, which `labgen check` verifies.
+    keys = [(pki.dnssec_key(store, algorithm, zone=name), flags) for name, flags in signing.roles(lab)]
+    pairs = [(key, dnszone.dnskey_for(key, algorithm, flags)) for key, flags in keys]
     zone = dnszone.build(lab, tlsa, dnszone.ds_for(dnszone.bogus_name(lab), bogus_dnskey), now)
-    source = dnszone.source_text(lab, zone, zone_path(lab))
-    dnszone.sign(zone, zsk, dnskey, lab.dnssec.denial, now)
-    ds = dnszone.ds_for(lab.domain, dnskey)
+    if signing.online(lab):
+        source = signing.source_text(lab, zone)
+        state = lambda tag, flags, since: signing.state_text(lab, tag, flags, since)  # noqa: E731
+    else:
+        source, state = dnszone.source_text(lab, zone, zone_path(lab)), None
+    zone_keys = {}
+    for key, flags in keys:
+        zone_keys.update(dnszone.bind_key_files(lab, key, now, flags, state))
+    dnszone.sign(zone, pairs, lab.dnssec.denial, now)
+    ds = dnszone.ds_for(lab.domain, pairs[0][1])
     ssh = {}
     if lab.entry_key:
         ssh = {h.name: pki.ssh_key(store, h.name) for h in ssh_hosts(lab)}
         ssh[WORKSTATION_KEY] = pki.ssh_key(store, WORKSTATION_KEY)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), source,
-                    dnszone.bind_key_files(lab, zsk, now), dnszone.ds_line(lab.domain, ds),
+                    zone_keys, dnszone.ds_line(lab.domain, ds),
                     *dnszone.anchor(lab, ds), dnszone.zone_text(bogus), ssh)
 
 
@@ -324,6 +333,10 @@ def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
 
 def host_paths(lab: Lab, host: Host) -> dict[str, str]:
     """The files of a host by what they are: the names exercises and docs use for them."""
+    if host.role == "authdns" and signing.online(lab):
+        # BIND signs: it serves its own signed copy of the rendered source (signing.py).
+        return {"named_conf": "/etc/bind/named.conf", "zone_source": zone_path(lab),
+                "zone": signing.work_zone(lab), "key_dir": signing.WORK_KEYS}
     if host.role == "authdns":
         return {"named_conf": "/etc/bind/named.conf", "zone": zone_path(lab),
                 "zone_source": dnszone.source_path(zone_path(lab)), "key_dir": dnszone.KEY_DIR}
@@ -355,6 +368,9 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         "apache_modules": APACHE_MODULES, "zone_path": zone_path(lab),
         "bogus_zone": dnszone.bogus_name(lab), "bogus_zone_path": bogus_zone_path(lab),
         "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
+        "online": signing.online(lab), "policy": signing.policy(lab), "policy_name": signing.POLICY,
+        "work_zone": signing.work_zone(lab), "work_keys": signing.WORK_KEYS,
+        "zone_source": zone_path(lab),
         "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -365,11 +381,14 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
     paths = host_paths(lab, host)
     if host.role == "authdns":
         files[paths["named_conf"]] = text("dns/named.conf.j2")
-        files[paths["zone"]] = (m.zone.encode(), PUBLIC)
         files[bogus_zone_path(lab)] = (m.bogus_zone.encode(), PUBLIC)
         files[paths["zone_source"]] = (m.zone_source.encode(), PUBLIC)
+        if signing.online(lab):  # BIND signs copies of these (signing.SEED makes them)
+            files[signing.SEED] = (signing.seed_script(lab, paths["zone_source"]).encode(), PROGRAM)
+        else:
+            files[paths["zone"]] = (m.zone.encode(), PUBLIC)
         for name, (content, secret) in m.zone_keys.items():
-            files[f"{paths['key_dir']}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
+            files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
     elif host.role == "resolver":
         files[paths["unbound_conf"]] = text("dns/unbound.conf.j2")
         files["/etc/default/unbound"] = text("dns/unbound.default.j2")
@@ -430,6 +449,8 @@ def inventory(lab: Lab) -> str:
             hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
         if lab.entry_key and host.role != "probe":
             hostvars["labgen_extra_services"] = "ssh.socket"  # sshd runs once a student connects
+        if host.role == "authdns" and signing.online(lab):
+            hostvars["authdns_prepare"] = signing.prepare(lab)
         if lab.entry_password_hash and host.role == "client":
             hostvars["labgen_root_password_hash"] = lab.entry_password_hash
         groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars

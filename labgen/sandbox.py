@@ -21,7 +21,7 @@ CHECKS = {
     "nginx": "nginx -t",
     "apache": ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
                "a2ensite -q {fqdn} >/dev/null && apache2ctl configtest"),
-    "authdns": "named-checkconf -z /etc/bind/named.conf",
+    "authdns": "{prepare}named-checkconf -z /etc/bind/named.conf",
     "resolver": "unbound-checkconf /etc/unbound/unbound.conf",
 }
 
@@ -44,5 +44,6 @@ def run_over(root: Path, tree: Path, script: str, timeout: int = 120) -> subproc
             env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
 
 
-def check_script(role: str, *, fqdn: str = "", modules: tuple[str, ...] = ()) -> str:
-    return CHECKS[role].format(fqdn=shlex.quote(fqdn), modules=" ".join(modules))
+def check_script(role: str, *, fqdn: str = "", modules: tuple[str, ...] = (), prepare: str = "") -> str:
+    """prepare: what the deploy runs first (signing.prepare), ending in '&& '."""
+    return CHECKS[role].format(fqdn=shlex.quote(fqdn), modules=" ".join(modules), prepare=prepare)

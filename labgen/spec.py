@@ -22,6 +22,7 @@ import yaml
 
 from .capabilities import DEFAULT_TARGET, TARGETS, Target
 from .errors import SpecError
+from .pace import DEFAULT_PACE, MAX_SECONDS, PACES, TIMINGS, Pace, with_timings
 from .profiles import PROFILES, Profile, load_profile
 from .text import printable
 
@@ -29,6 +30,10 @@ SOFTWARE = ("nginx", "apache")
 ENGINES = ("podman", "docker")
 DNSSEC_ALGORITHMS = ("ECDSAP256SHA256", "ED25519")
 DENIAL = ("nsec", "nsec3")
+# Who signs the zone: labgen at render time (the zone arrives signed), or BIND on ns1 with
+# dnssec-policy (inline signing, keys rolled by BIND); and BIND's key layout.
+SIGNERS = ("labgen", "bind")
+KEY_LAYOUTS = ("ksk-zsk", "csk")
 # Infrastructure hosts: (name, role, address offset in the lab subnets). Web hosts follow.
 # The child zone served with a broken signature (dnszone): its name is taken too.
 BOGUS = "bogus"  # a child zone served with a broken signature: resolvers must refuse it
@@ -100,6 +105,9 @@ class Hsts:
 class Dnssec:
     algorithm: str
     denial: str
+    signer: str = "labgen"
+    keys: str = "ksk-zsk"  # with signer bind: a KSK and a ZSK, or one CSK
+    pace: Pace = PACES[DEFAULT_PACE]
 
 
 @dataclass(frozen=True)
@@ -588,12 +596,12 @@ def _target(top: _Section) -> Target:
         if value not in TARGETS:
             top.fail(f"{_show(value)} is not a known target ({', '.join(TARGETS)})"
                      f"{_did_you_mean(value, TARGETS)}; "
-                     "or give a mapping of nginx, apache and openssl versions", "target")
+                     "or give a mapping of nginx, apache, openssl and bind versions", "target")
         return Target(name=value, **TARGETS[value])
     sec = _Section(value, "target", top.source)
     base = TARGETS[sec.choice("preset", tuple(TARGETS), DEFAULT_TARGET)]
     versions = {}
-    for software in ("nginx", "apache", "openssl"):
+    for software in ("nginx", "apache", "openssl", "bind"):
         version = sec.get(software, base[software])
         if isinstance(version, (int, float)) and not isinstance(version, bool):
             # YAML reads 1.20 as the number 1.2: refuse rather than guess.
@@ -670,10 +678,25 @@ def _hsts(top: _Section, profile: Profile) -> Hsts:
 
 def _dnssec(top: _Section) -> Dnssec:
     sec = top.section("dnssec")
-    dnssec = Dnssec(sec.choice("algorithm", DNSSEC_ALGORITHMS, "ECDSAP256SHA256"),
-                    sec.choice("denial", DENIAL, "nsec"))
+    algorithm = sec.choice("algorithm", DNSSEC_ALGORITHMS, "ECDSAP256SHA256")
+    denial = sec.choice("denial", DENIAL, "nsec")
+    signer = sec.choice("signer", SIGNERS, "labgen")
+    keys = sec.choice("keys", KEY_LAYOUTS, "ksk-zsk")
+    pace = PACES[sec.choice("pace", tuple(PACES), DEFAULT_PACE)]
+    timings = sec.section("timings")
+    changes = {}
+    for name in TIMINGS:
+        value = timings.typed(name, int, getattr(pace, name))
+        if not 1 <= value <= MAX_SECONDS:
+            timings.fail(f"{value} is out of range: 1 to {MAX_SECONDS} seconds", timings.key(name))
+        if value != getattr(pace, name):
+            changes[name] = value
+    timings.done()
+    pace = with_timings(pace, changes)
+    for name, problem in pace.problems():
+        timings.fail(problem, timings.key(name))
     sec.done()
-    return dnssec
+    return Dnssec(algorithm, denial, signer, keys, pace)
 
 
 def _caa(top: _Section, domain: str) -> Caa:

@@ -8,7 +8,8 @@ import pytest
 
 from labgen.checks import check
 from labgen.checks.netutil import dig, records
-from labgen.dnszone import NSEC3_ITERATIONS, SIGNATURE_REFRESH_DAYS, bogus_name
+from labgen import signing
+from labgen.dnszone import NSEC3_ITERATIONS, bogus_name
 
 
 @check("dnssec.signed", "The zone is signed", standard="RFC 4033-4035; internet.nl DNSSEC",
@@ -56,17 +57,20 @@ def _when(stamp: str) -> dt.datetime:
     return dt.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
 
 
-@check("dnssec.signatures_fresh", f"Signatures are valid now and for at least {SIGNATURE_REFRESH_DAYS} more days",
+@check("dnssec.signatures_fresh", "Signatures are valid now and for at least the re-sign interval ahead",
        standard="RFC 4034 section 3.1.5; BIND 9 dnssec-policy signatures-refresh",
        why="Past its expiration a signature makes every validating resolver refuse the zone "
-           "(SERVFAIL). A signer re-signs days before that, so signatures that run out sooner "
-           "mean the signer stopped.",
-       fix="Sign the zone again (the command heads the zone source on ns1), and keep re-signing "
-           "on a schedule well before signatures expire; the resolver serves the old signatures "
-           "until their TTL runs out (unbound-control flush_zone drops them).",
+           "(SERVFAIL). A signer re-signs well before that (labgen's signing: 5 days; BIND's "
+           "dnssec-policy: signatures-refresh), so signatures that run out sooner mean the "
+           "signer stopped.",
+       fix="Sign the zone again (labgen's signing: the command heads the zone source on ns1; "
+           "BIND's: rndc sign or a running named), and keep re-signing on a schedule well before "
+           "signatures expire; the resolver serves the old signatures until their TTL runs out "
+           "(unbound-control flush_zone drops them).",
        needs=("dns",))
 def test_signatures_are_fresh(probe, lab):
     now = dt.datetime.now(dt.timezone.utc)
+    need = signing.refresh(lab)
     for rtype in ("SOA", "DNSKEY"):
         # +cd: the signatures as published, even when they no longer validate
         _, answers, status = dig(probe, lab.domain, rtype, "+cd")
@@ -77,11 +81,11 @@ def test_signatures_are_fresh(probe, lab):
             assert valid_from <= now, (f"the {rtype} signature of {lab.domain} is valid only from "
                                        f"{valid_from:%Y-%m-%d %H:%M} UTC")
             left = expires - now
-            assert left >= dt.timedelta(days=SIGNATURE_REFRESH_DAYS), (
-                f"expected signatures valid at least {SIGNATURE_REFRESH_DAYS} days ahead; the {rtype} "
+            assert left >= need, (
+                f"expected signatures valid at least {signing.describe(need)} ahead; the {rtype} "
                 f"signature of {lab.domain} " + (f"expired {expires:%Y-%m-%d %H:%M} UTC" if left.total_seconds() < 0
-                                                 else f"expires {expires:%Y-%m-%d %H:%M} UTC, in "
-                                                 f"{left.total_seconds() / 86400:.1f} days"))
+                                                 else f"expires {expires:%Y-%m-%d %H:%M:%S} UTC, in "
+                                                 f"{signing.describe(left)}"))
 
 
 @check("dnssec.nsec3_parameters", "NSEC3 without extra iterations and without salt (RFC 9276)",

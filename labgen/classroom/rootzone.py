@@ -22,6 +22,7 @@ import dns.zone
 from .. import dnszone, pki
 from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
 from ..errors import UsageError
+from ..pace import DEFAULT_PACE, PACES
 from ..spec import Lab, Parent, _show
 from .access import student_key, student_password_hash
 from .spec import ACCESS_ON_STUDENT_NET, ROOT_ON_STUDENT_NET as ON_STUDENT_NET, Class, Student
@@ -69,13 +70,14 @@ def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.z
     origin = dns.name.from_text(klass.root)
     zone = dns.zone.Zone(origin)
     serial = dnszone.serial_for(now)
+    pace = PACES[DEFAULT_PACE]
 
     def add(name: str, rdtype: str, text: str) -> None:
         zone.find_rdataset(name, rdtype, create=True).add(
-            dns.rdata.from_text("IN", rdtype, text, origin=origin), dnszone.TTL)
+            dns.rdata.from_text("IN", rdtype, text, origin=origin), pace.ttl)
 
     v4, v6 = root_ns_addresses(klass)
-    add("@", "SOA", f"{ROOT_NS} hostmaster {serial} 7200 3600 1209600 {dnszone.NEGATIVE_TTL}")
+    add("@", "SOA", f"{ROOT_NS} hostmaster {serial} 7200 3600 1209600 {pace.negative_ttl}")
     add("@", "NS", ROOT_NS)
     add(ROOT_NS, "A", str(v4))
     add(ROOT_NS, "AAAA", str(v6))
@@ -114,7 +116,7 @@ def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime) -> 
     root = folder / "root"
     dnskey = dnszone.dnskey_for(key, ALGORITHM)
     zone = build(klass, ds, now)
-    dnszone.sign(zone, key, dnskey, "nsec", now)
+    dnszone.sign(zone, [(key, dnskey)], "nsec", now)
     text = dnszone.zone_text(zone)
     with _umask(UMASK), _locked(folder):
         (root / "dns").mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labgen import sandbox
+from labgen import sandbox, signing
 from labgen.capabilities import APACHE_MODULES, TARGETS, version_tuple
 
 PROFILES = ["modern", "intermediate"]
@@ -26,10 +26,11 @@ def target_root(request):
     return request.param, Path("/")
 
 
-def check(root: Path, build: Path, host) -> tuple[int, str]:
+def check(root: Path, build: Path, host, lab) -> tuple[int, str]:
     role = host.software or host.role
     result = sandbox.run_over(root, build / "hosts" / host.name,
-                              sandbox.check_script(role, fqdn=host.fqdn, modules=APACHE_MODULES))
+                              sandbox.check_script(role, fqdn=host.fqdn, modules=APACHE_MODULES,
+                                                   prepare=signing.prepare(lab)))
     return result.returncode, result.stdout + result.stderr
 
 
@@ -45,8 +46,10 @@ def test_the_target_preset_matches_the_real_versions(target_root, tmp_path):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("dnssec", [{"denial": "nsec"}, {"algorithm": "ED25519", "denial": "nsec3"}],
-                         ids=["ecdsa-nsec", "ed25519-nsec3"])
+@pytest.mark.parametrize("dnssec", [{"denial": "nsec"}, {"algorithm": "ED25519", "denial": "nsec3"},
+                                    {"signer": "bind", "pace": "lesson", "denial": "nsec3"},
+                                    {"signer": "bind", "keys": "csk", "algorithm": "ED25519"}],
+                         ids=["ecdsa-nsec", "ed25519-nsec3", "bind-ksk-zsk-nsec3", "bind-csk"])
 def test_every_server_accepts_its_rendered_config(render_lab, target_root, profile, dnssec):
     name, root = target_root
     lab, build = render_lab({"profile": profile, "target": name, "dnssec": dnssec,
@@ -54,13 +57,16 @@ def test_every_server_accepts_its_rendered_config(render_lab, target_root, profi
     for host in lab.hosts:
         if (host.software or host.role) not in sandbox.CHECKS:  # the client and the probe run no server
             continue
-        code, output = check(root, build, host)
+        code, output = check(root, build, host, lab)
         assert code == 0, f"{name} {host.software or host.role} refused the rendered config:\n{output}"
         if host.software == "nginx":
             assert "test is successful" in output
         if host.software == "apache":
             assert "Syntax OK" in output
-        if host.role == "authdns":
+        if host.role == "authdns" and signing.online(lab):  # the unsigned copy BIND signs
+            assert f"zone {lab.domain}/IN: loaded serial" in output and "dnssec-policy" in \
+                (build / "hosts" / host.name / "etc/bind/named.conf").read_text()
+        elif host.role == "authdns":
             assert f"zone {lab.domain}/IN: loaded serial" in output and "(DNSSEC signed)" in output
         if host.role == "resolver":
             assert "no errors" in output
@@ -69,7 +75,7 @@ def test_every_server_accepts_its_rendered_config(render_lab, target_root, profi
 def test_debian12_nginx_refuses_a_config_rendered_for_debian13(render_lab):
     """The version gates matter: Debian 12's nginx 1.22 does not know 'http2 on' or QUIC."""
     lab, build = render_lab({"target": "debian13"})
-    code, output = check(Path("/"), build, lab.role("web"))
+    code, output = check(Path("/"), build, lab.role("web"), lab)
     assert code != 0 and re.search(r'unknown directive "http2"|invalid parameter "quic"', output), output
 
 
@@ -85,7 +91,7 @@ def test_the_checkers_read_the_rendered_files(render_lab, debian13_root, softwar
     path, old, new = bad
     conf = build / "hosts" / host.name / path
     conf.write_text(conf.read_text().replace(old, new, 1))
-    code, output = check(debian13_root, build, host)
+    code, output = check(debian13_root, build, host, lab)
     assert code != 0 and "TLSv9" in output, output
 
 
@@ -101,5 +107,5 @@ def test_a_students_name_server_and_resolver_in_a_class_accept_their_config(targ
     for student in klass.students:
         build = folder / "students" / student.lab.name
         for host in (student.lab.role("authdns"), student.lab.role("resolver")):
-            code, output = check(root, build, host)
+            code, output = check(root, build, host, student.lab)
             assert code == 0, f"{name} {host.role} of {student.name} refused its class config:\n{output}"
