@@ -22,6 +22,7 @@ from .vantage import CLEAN_ENV, PROBE
 
 NXNAME = "labgen-watch-nx"  # <NXNAME>.<domain> must not exist: its denial must validate too
 MARK = "@@labgen-watch"
+ROUND_END = "@@labgen-watch-round-end"  # after each whole round: a reader may cut there
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,16 @@ def script(lab: Lab, seconds: int, interval: float) -> str:
     digs = "\n".join(
         f"  ( out=$(/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments @{resolver} "
         f"{shlex.quote(q.name)} {q.rtype} 2>&1); printf '{MARK} %s {i}\\n%s\\n' \"$t\" \"$out\" "
-        f"> /tmp/labgen-watch.{i} ) &" for i, q in enumerate(questions(lab)))
-    return (f"end=$(( $(date +%s) + {int(seconds)} ))\n"
+        f"> \"$d/{i}\" ) &" for i, q in enumerate(questions(lab)))
+    # Each run its own folder: a drill's watch and labgen watch may run side by side.
+    return (f"end=$(( $(date +%s) + {int(seconds)} ))\nd=$(mktemp -d)\n"
             "while [ \"$(date +%s)\" -lt \"$end\" ]; do\n"
             "  t=$(date +%s.%N)\n"
             f"{digs}\n"
             "  wait\n"
-            f"  cat /tmp/labgen-watch.* && rm -f /tmp/labgen-watch.*\n"
+            f"  cat \"$d\"/* && rm -f \"$d\"/* && echo {ROUND_END}\n"
             f"  sleep {interval}\n"
-            "done\n")
+            "done\nrm -rf \"$d\"\n")
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Timeline:
     failures: list[Answer] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)  # in the order asked
     round_times: list[float] = field(default_factory=list)  # seconds since the watch began
+    began: float = 0.0  # when the first round was asked (seconds since the epoch)
 
     @property
     def secure(self) -> bool:
@@ -104,9 +107,16 @@ def judge(question: Question, text: str) -> tuple[str, str]:
     return "secure", seen
 
 
+def whole_rounds(output: str) -> str:
+    """A log still being written, cut after its last whole round."""
+    cut = output.rfind(ROUND_END + "\n")
+    return output[:cut + len(ROUND_END) + 1] if cut >= 0 else ""
+
+
 def parse(lab: Lab, output: str, seconds: int) -> Timeline:
     asked = questions(lab)
     timeline = Timeline(lab.name, seconds, questions=[q.label for q in asked])
+    output = output.replace(f"{ROUND_END}\n", "")
     blocks = re.split(rf"^{MARK} ", output, flags=re.M)[1:]
     start, rounds = None, set()
     for block in blocks:
@@ -122,6 +132,7 @@ def parse(lab: Lab, output: str, seconds: int) -> Timeline:
             timeline.failures.append(Answer(at, question.label, outcome, detail))
     for failure in timeline.failures:
         failure.at = round(failure.at - (start or 0), 1)
+    timeline.began = start or 0.0
     timeline.round_times = sorted(round(float(r) - (start or 0), 1) for r in rounds)
     timeline.rounds = len(rounds)
     return timeline

@@ -31,6 +31,12 @@ REQUIRES = {
               and lab.target.has("nginx_http3"), "the lab does not enable HTTP/3 on nginx"),
     "http2_directive": (lambda lab, server: lab.target.has("nginx_http2_directive"),
                         "the target's nginx has no http2 directive (before 1.25.1)"),
+    "online_signing": (lambda lab, server: lab.dnssec.signer == "bind",
+                       "BIND does not sign the zone (dnssec.signer: bind)"),
+    "ksk_zsk": (lambda lab, server: lab.dnssec.keys == "ksk-zsk",
+                "the zone has one combined key (dnssec.keys: csk), not a KSK and a ZSK"),
+    "csk": (lambda lab, server: lab.dnssec.keys == "csk",
+            "the zone has a KSK and a ZSK (dnssec.keys: ksk-zsk), not one combined key"),
 }
 
 Key = tuple[str, str, str]  # (check id, target, variant), as verify reports an outcome
@@ -108,6 +114,9 @@ class Exercise:
     # What the fault also makes fail that grading does not ask back: recommended checks that
     # compare a value with the lab file's, where a student may choose another valid value.
     also_breaks: tuple[Selector, ...] = ()
+    # A drill (drill.py): the key roll the student does (zsk, ksk, csk), graded by the probe's
+    # watch and the DNSKEY set; it has no fault and breaks nothing.
+    drill: str = ""
 
     def server_host(self, lab: Lab) -> Host | None:
         return next((h for h in lab.web if h.software == self.server), None) if self.server else None
@@ -203,9 +212,23 @@ def _exercise(doc: dict) -> Exercise:
             fault=tuple(_step(s, f"{where} fault") for s in doc["fault"]),
             breaks=tuple(_selector(s, f"{where} breaks") for s in doc["breaks"]),
             student=tuple(_step(s, f"{where} student", student=True) for s in doc["student"]),
-            also_breaks=tuple(_selector(s, f"{where} also_breaks") for s in doc.get("also_breaks", ())))
+            also_breaks=tuple(_selector(s, f"{where} also_breaks") for s in doc.get("also_breaks", ())),
+            drill=_drill(doc, where))
     except KeyError as exc:
         raise CatalogueError(f"{where}: {exc.args[0]} is missing") from None
+
+
+def _drill(doc: dict, where: str) -> str:
+    from .drill import ROLLS
+
+    roll = doc.get("drill", "")
+    if roll and (roll not in ROLLS or doc["fault"] or doc["breaks"]
+                 or "online_signing" not in doc.get("requires", ())):
+        raise CatalogueError(f"{where}: a drill rolls one of {ROLLS}, on a lab BIND signs "
+                             "(requires: online_signing), with no fault and no breaks")
+    if not roll and not (doc["fault"] and doc["breaks"]):
+        raise CatalogueError(f"{where}: an exercise has a fault and the checks it breaks")
+    return roll
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from ..engine import Engine
 from ..errors import UsageError
 from ..lifecycle import require_up
 from ..spec import Lab
-from . import Exercise, Row, catalogue
+from . import Exercise, Row, catalogue, drill
 from .faults import FaultError, changed, restore, run_steps, touched
 from .pin import changed_keys, fingerprint, key_names, require_unchanged
 from .state import State, duration, took
@@ -71,15 +71,26 @@ def start(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str) 
             host, path = sorted(shared)[0]
             raise UsageError(f"exercise {exercise.id} conflicts with the active exercise {other}: "
                              f"both change {path} on {host}; finish or solve {other} first")
-    try:
-        run_steps(lab, build, engine, exercise, exercise.fault)
-        if not changed(lab, build, engine, exercise):
-            raise FaultError("the fault changed nothing: the lab's files differ from what this "
-                             "exercise expects")
-    except BaseException:
-        restore(lab, build, engine, exercise)  # no half-broken lab
-        raise
+        if exercise.drill and find(other).drill:
+            raise UsageError(f"the drill {other} is active: one key roll at a time; finish or solve it first")
+    if exercise.drill:
+        try:
+            entry = drill.begin(lab, engine, exercise.id)
+        except RuntimeError as exc:
+            raise FaultError(str(exc)) from None
+    else:
+        entry = {}
+        try:
+            run_steps(lab, build, engine, exercise, exercise.fault)
+            if not changed(lab, build, engine, exercise):
+                raise FaultError("the fault changed nothing: the lab's files differ from what this "
+                                 "exercise expects")
+        except BaseException:
+            restore(lab, build, engine, exercise)  # no half-broken lab
+            raise
     state.start(exercise.id, fingerprint(lab))  # the lab it is graded against: see pin.py
+    if entry:
+        state.active[exercise.id]["drill"] = entry
     state.save()
     return (f"exercise {exercise.id} started on lab {lab.name} ({exercise.level}; "
             f"{', '.join(exercise.standards)})\n\n{exercise.title}\n\n{exercise.task}\n\n"
@@ -146,7 +157,11 @@ def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str |
         regressions = {k: o for k, o in failing.items() if k not in mine and k not in explained
                        and o.check.level == "required"}
         hints = state.active[exercise.id]["hints"]
-        if not mine and not regressions:
+        to_do = drill.grade(lab, engine, exercise.id, exercise.drill, state.active[exercise.id]["drill"]) \
+            if exercise.drill else []
+        if not mine and not regressions and not to_do:
+            if exercise.drill:
+                drill.end(lab, engine, exercise.id)
             record = state.end(exercise.id, "solved")
             lines.append(f"exercise {exercise.id}: solved in {duration(took(record))} with "
                          f"{_plural(hints, 'hint')}")
@@ -155,6 +170,9 @@ def check(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str |
         lines.append(f"exercise {exercise.id}: not solved yet (started {duration(state.elapsed(exercise.id))} "
                      f"ago; {hints} of {len(exercise.hints)} hints shown)")
         full = hints >= len(exercise.hints)
+        if to_do:
+            lines.append("  not done yet:")
+            lines += [f"    {problem}" for problem in to_do]
         if mine:
             lines.append("  still failing:")
             lines += _failures(mine, full)
@@ -206,11 +224,15 @@ def solve(lab: Lab, config: str, build: Path, engine: Engine, exercise_id: str) 
     require_up(lab, engine, config)
     state = State.load(build)
     exercise = _active(state, lab, exercise_id)
-    count = restore(lab, build, engine, exercise)
+    if exercise.drill:  # nothing was broken: the watch stops, the keys stay as the student left them
+        drill.end(lab, engine, exercise.id)
+        done = "stopped the probe's watch"
+    else:
+        count = restore(lab, build, engine, exercise)
+        done = f"put back the rendered copy of {_plural(count, 'file')} and reloaded the services"
     state.end(exercise.id, "solved by the trainer")
     state.save()
-    return (f"exercise {exercise.id}: put back the rendered copy of {_plural(count, 'file')} and "
-            f"reloaded the services.\nThe reference fix:\n{exercise.fix}")
+    return f"exercise {exercise.id}: {done}.\nThe reference fix:\n{exercise.fix}"
 
 
 def end_all(build: Path, reason: str) -> list[str]:

@@ -126,12 +126,14 @@ def test_model_student_fixes_reload_what_they_change_themselves():
             reloaded = any(f.host == step.host and f.reload for f in e.fault)
             if step.host in WEB_RELOAD and reloaded:
                 assert WEB_RELOAD[step.host] in step.run, f"{e.id}: {step.run} does not reload {step.host}"
-            if step.host == "authdns":
+            if step.host == "authdns" and not e.drill:  # a drill's roll is BIND's own work
                 assert "{sign}" in step.run or "rndc reload" in step.run, f"{e.id}: named never reloads"
 
 
 def test_dns_exercises_flush_the_resolver_cache_instead_of_restarting_it():
-    dns = [e for e in catalogue().values() if any(s.host in ("authdns", "resolver") for s in e.student)]
+    # A drill flushes nothing: it is graded on getting the timings right, caches included.
+    dns = [e for e in catalogue().values() if any(s.host in ("authdns", "resolver") for s in e.student)
+           and not e.drill]
     assert len(dns) >= 6
     for e in dns:
         texts = " ".join(_student_texts(e).values()) + " ".join(s.run for s in e.student)

@@ -1,0 +1,139 @@
+"""Drills: a key roll the student does on the live lab, graded by the probe.
+
+At the start labgen notes the zone's keys (the DNSKEY set ns1 serves) and starts the continuous
+validating watch (labgen/watch.py) on the probe, as a systemd unit writing to a log there: no
+student enters the probe, so neither the watch nor its record can be stopped or edited by one.
+The drill is done when the roll is complete (the keys it replaces are gone from the DNSKEY set,
+their successors sign, the rest is unchanged) and the watch, running since the start without a
+gap, recorded no answer that was not secure.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import dns.dnssec
+import dns.rdata
+
+from .. import watch
+from ..engine import Engine
+from ..spec import Lab
+from ..vantage import CLEAN_ENV, PROBE
+
+ROLLS = ("zsk", "ksk", "csk")
+LOG_DIR = "/var/lib/labgen/drills"
+MAX_SECONDS = 4 * 3600  # a drill's watch stops by itself after this
+GAP = 15  # seconds between two rounds of the watch beyond which the record has a hole
+SEP = 1  # the DNSKEY flag of a key-signing key
+
+
+def unit(exercise_id: str) -> str:
+    return f"labgen-drill-{exercise_id}"
+
+
+def log_path(exercise_id: str) -> str:
+    return f"{LOG_DIR}/{exercise_id}.log"
+
+
+def _probe(lab: Lab, engine: Engine, script: str, timeout: int = 30):
+    return engine.exec(lab.container(lab.role(PROBE)), *CLEAN_ENV, "sh", "-c", script, timeout=timeout)
+
+
+def keys(lab: Lab, engine: Engine) -> list[dict]:
+    """The DNSKEY set ns1 serves, asked from the probe: key tag, flags and algorithm of each."""
+    ns = lab.role("authdns")
+    out = _probe(lab, engine, f"dig +norec +short +time=2 +tries=2 @{ns.ipv4} "
+                              f"{shlex.quote(lab.domain)} DNSKEY").stdout
+    found = []
+    for line in out.splitlines():
+        try:
+            rdata = dns.rdata.from_text("IN", "DNSKEY", line.strip())
+        except Exception:  # noqa: BLE001 - dig's comments and errors are no keys
+            continue
+        found.append({"tag": dns.dnssec.key_id(rdata), "flags": rdata.flags,
+                      "algorithm": int(rdata.algorithm)})
+    return sorted(found, key=lambda k: (k["flags"], k["tag"]))
+
+
+def begin(lab: Lab, engine: Engine, exercise_id: str) -> dict:
+    """Note the keys and start the probe's watch; what check needs is returned."""
+    before = keys(lab, engine)
+    if not before:
+        raise RuntimeError(f"ns1 serves no DNSKEY set for {lab.domain}: the zone must be signed "
+                           "before a key can be rolled")
+    name, log = unit(exercise_id), log_path(exercise_id)
+    script = watch.script(lab, MAX_SECONDS, 1.0)
+    started = _probe(lab, engine, (
+        f"systemctl stop {name} 2>/dev/null; mkdir -p {LOG_DIR} && : > {log} && "
+        f"systemd-run --quiet --collect --unit {name} -p StandardOutput=append:{log} "
+        f"-p StandardError=append:{log} /bin/sh -c {shlex.quote(script)}"))
+    if started.returncode != 0:
+        raise RuntimeError(f"the probe could not start its watch: {started.stderr.strip()}")
+    return {"keys": before, "since": time.time()}
+
+
+def end(lab: Lab, engine: Engine, exercise_id: str) -> None:
+    _probe(lab, engine, f"systemctl stop {unit(exercise_id)} 2>/dev/null; true")
+
+
+def roll_problems(roll: str, before: list[dict], now: list[dict]) -> list[str]:
+    """What keeps the roll from being complete, comparing the DNSKEY set now with the start."""
+    def tags(found, ksk):
+        return {k["tag"] for k in found if bool(k["flags"] & SEP) == ksk}
+
+    rolled = {"zsk": [False], "ksk": [True], "csk": [True, False]}[roll]
+    kept = [role for role in (True, False) if role not in rolled]
+    problems = []
+    if not now:
+        return ["ns1 serves no DNSKEY set: the zone is not signed"]
+    for ksk in rolled:
+        name = "KSK" if ksk else "ZSK"
+        old, current = tags(before, ksk), tags(now, ksk)
+        if roll == "csk":
+            name, old, current = "CSK", tags(before, True), tags(now, True)
+        if not current - old:
+            problems.append(f"expected a new {name} in the DNSKEY set; it still holds only "
+                            f"{', '.join(map(str, sorted(current))) or 'none'} (start the roll: "
+                            f"rndc dnssec -rollover -key <tag> <zone>)")
+        elif current & old:
+            problems.append(f"the roll is under way: the old {name} {', '.join(map(str, sorted(current & old)))} "
+                            f"is still in the DNSKEY set (rndc dnssec -status shows when it goes)")
+        if roll == "csk":
+            break
+    for ksk in kept:
+        if roll != "csk" and tags(now, ksk) != tags(before, ksk):
+            name = "KSK" if ksk else "ZSK"
+            problems.append(f"expected the {name} to stay as it was ({sorted(tags(before, ksk))}); "
+                            f"the DNSKEY set now has {sorted(tags(now, ksk))}")
+    return problems
+
+
+def watch_problems(timeline: watch.Timeline, running: bool, since: float, now: float) -> list[str]:
+    """What the probe's record says against the drill: answers that were not secure, a hole
+    (from the start to the first round, between two rounds, or from the last round to now)."""
+    problems = []
+    if timeline.failures:
+        first = timeline.failures[0]
+        problems.append(f"{len(timeline.failures)} answers were not secure while the drill ran, the "
+                        f"first {first.at:.0f} s after the start: {first.question}: {first.outcome}, "
+                        f"{first.detail} (a gap-free roll has none: labgen exercise solve, then start "
+                        "it again)")
+    times = [since, *(timeline.began + t for t in timeline.round_times), now]
+    holes = [b - a for a, b in zip(times, times[1:]) if b - a > GAP]
+    if not running or not timeline.rounds or holes:
+        problems.append("the probe's watch did not run the whole time, so the drill cannot be graded "
+                        "(labgen exercise solve, then start it again)")
+    return problems
+
+
+def grade(lab: Lab, engine: Engine, exercise_id: str, roll: str, entry: dict) -> list[str]:
+    """Every reason the drill is not done yet; none: done."""
+    name, log = unit(exercise_id), log_path(exercise_id)
+    found = _probe(lab, engine, f"systemctl is-active --quiet {name} && echo running; cat {log}",
+                   timeout=60).stdout
+    running = found.startswith("running\n")
+    now = time.time()
+    timeline = watch.parse(lab, watch.whole_rounds(found), int(now - entry["since"]))
+    return (roll_problems(roll, entry["keys"], keys(lab, engine))
+            + watch_problems(timeline, running, entry["since"], now))

@@ -1,0 +1,125 @@
+"""BIND signing the zone on a live lab (dnssec.signer: bind, at the test pace): the lab comes up
+signed by BIND with the keys labgen made and verifies; every drill of the catalogue, done with
+its model student steps, is solved with no answer recorded that was not secure; a botched roll is
+caught by the probe's watch; a re-up after a roll leaves BIND's keys alone."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from conftest import lab_up
+
+from labgen import signing
+from labgen.exercises import catalogue
+from labgen.exercises.faults import run_steps
+from test_grading_trust import labgen, sh
+
+ONLINE_LAB = {"name": "itestroll", "dnssec": {"signer": "bind", "pace": "test"},
+              "network": {"ipv4": "10.78.0.0/24", "ipv6": "2001:db8:78::/64"}}
+ONLINE = [e for e in catalogue().values() if "online_signing" in e.requires]
+DRILLS = [e for e in ONLINE if e.drill]
+DRILL_LIMIT = 300  # seconds a drill may take at the test pace (a ZSK roll takes about 80)
+
+
+@pytest.fixture(scope="module")
+def online_lab(tmp_path_factory):
+    yield from lab_up(tmp_path_factory, ONLINE_LAB)
+
+
+def status(lab) -> str:
+    return sh(lab, "ns1", f"rndc dnssec -status {lab.lab.domain}").stdout
+
+
+def tags(text: str, role: str) -> set[str]:
+    return set(re.findall(rf"^key: (\d+) \(\w+\), {role}$", text, re.M))
+
+
+def test_bind_signs_with_labgens_keys_and_the_lab_verifies(online_lab):
+    lab = online_lab
+    rendered = {p.name for p in (lab.build / "hosts/ns1/etc/bind/labgen/keys").glob("*.key")}
+    now = status(lab)
+    assert {f"K{lab.lab.domain}.+013+{int(t):05d}.key" for t in tags(now, "KSK") | tags(now, "ZSK")} == rendered
+    assert "dnssec-policy: labgen" in now and now.count("No rollover scheduled") == 2
+    # BIND signs: the signatures are its own (fresh, at the test pace's validity), by the ZSK
+    soa = sh(lab, "probe", f"dig +dnssec +norec @ns1.{lab.lab.domain} {lab.lab.domain} SOA").stdout
+    rrsig = re.search(r"RRSIG\s+SOA \d+ \d+ \d+ (\d{14}) (\d{14}) (\d+) ", soa)
+    assert rrsig and rrsig.group(3) in tags(now, "ZSK"), soa
+    keys = sh(lab, "ns1", f"stat -c '%a %U %n' {signing.WORK_KEYS}/*.private").stdout.split("\n")
+    assert all(line.startswith("600 bind ") for line in keys if line), keys
+    result = labgen(lab, "verify")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("exercise_id", [e.id for e in DRILLS])
+def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(online_lab, exercise_id):
+    lab, exercise = online_lab, catalogue()[exercise_id]
+    started = labgen(lab, "exercise", "start", exercise.id)
+    assert started.returncode == 0 and exercise.title in started.stdout, started.stdout + started.stderr
+    first = labgen(lab, "exercise", "check", exercise.id)
+    assert first.returncode == 1 and "expected a new " in first.stdout, first.stdout + first.stderr
+    begun = time.monotonic()
+    run_steps(lab.lab, lab.build, lab.engine, exercise, exercise.student)
+    while True:
+        checked = labgen(lab, "exercise", "check", exercise.id)
+        if checked.returncode == 0 or time.monotonic() - begun > DRILL_LIMIT:
+            break
+        assert "not secure" not in checked.stdout and "did not run the whole time" not in checked.stdout, \
+            checked.stdout
+        time.sleep(10)
+    assert checked.returncode == 0 and re.search(rf"exercise {exercise.id}: solved in .* with 0 hints",
+                                                 checked.stdout), checked.stdout + checked.stderr
+    print(f"{exercise.id}: solved {time.monotonic() - begun:.0f} s after the roll began")
+    # the watch on the probe stopped with the drill
+    assert sh(lab, "probe", f"systemctl is-active labgen-drill-{exercise.id} || true").stdout.strip() != "active"
+
+
+# A ZSK roll that skips the waits: BIND starts it, then the key states are forced so the new
+# key signs at once and the old one goes at once, while the resolver still holds the old
+# DNSKEY set ("a ZSK used before its DNSKEY propagated").
+BOTCHED_ZSK_ROLL = r"""set -e
+cd {keys}
+old=$(dig +norec +dnssec @127.0.0.1 {domain} SOA | awk '$4 == "RRSIG" && $5 == "SOA" {{print $11; exit}}')
+rndc dnssec -rollover -key $old {domain} >/dev/null
+sleep 1
+new=$(grep -l '^ZSK: yes' K*.state | xargs grep -L '^ZRRSIGState: omnipresent' | head -n 1)
+oldfile=$(ls K*+$(printf %05d $old).key)
+dnssec-settime -s -g OMNIPRESENT -k OMNIPRESENT now -z OMNIPRESENT now "${{new%.state}}" >/dev/null
+dnssec-settime -s -g HIDDEN -k HIDDEN now -z HIDDEN now "${{oldfile%.key}}" >/dev/null
+chown bind:bind K*
+rndc loadkeys {domain} >/dev/null
+"""
+
+
+def test_a_botched_roll_is_caught_by_the_probe(online_lab):
+    lab = online_lab
+    drill = next(e for e in DRILLS if e.drill == "zsk")
+    assert labgen(lab, "exercise", "start", drill.id).returncode == 0
+    try:
+        # the resolver caches the current DNSKEY set and signatures first
+        sh(lab, "client", f"dig +short {lab.lab.domain} DNSKEY >/dev/null")
+        sh(lab, "ns1", BOTCHED_ZSK_ROLL.format(keys=signing.WORK_KEYS, domain=lab.lab.domain))
+        deadline = time.monotonic() + 60
+        while True:
+            checked = labgen(lab, "exercise", "check", drill.id)
+            if "not secure" in checked.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(5)
+        assert checked.returncode == 1 and "answers were not secure while the drill ran" in checked.stdout, \
+            checked.stdout + checked.stderr
+        assert re.search(r"SERVFAIL|insecure|no answer", checked.stdout), checked.stdout
+    finally:
+        assert labgen(lab, "exercise", "solve", drill.id).returncode == 0
+        # the resolver remembers the failures (val-bogus-ttl): the next tests start clean
+        sh(lab, "resolver", f"unbound-control flush_bogus && unbound-control flush_zone {lab.lab.domain}")
+
+
+def test_a_re_up_leaves_bind_its_keys_and_their_state(online_lab):
+    lab = online_lab
+    before = status(lab)
+    result = labgen(lab, "up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = status(lab)
+    assert tags(after, "ZSK") == tags(before, "ZSK") and tags(after, "KSK") == tags(before, "KSK")
+    assert labgen(lab, "verify").returncode == 0
