@@ -214,15 +214,14 @@ def source_text(lab: Lab, zone: dns.zone.Zone, zone_path: str) -> str:
             f";   {resign_command(lab, zone_path)}\n" + zone.to_text(sorted=True, want_origin=True))
 
 
-def bind_key_files(lab: Lab, key, now: dt.datetime, flags: int = 257,
+def bind_key_files(domain: str, algorithm: str, key, now: dt.datetime, flags: int = 257,
                    state=None) -> dict[str, tuple[str, bool]]:
     """A signing key as dnssec-signzone and named read it: K<zone>.+<alg>+<tag>.key (public)
     and .private (secret: True), active since the signing window opened; with state (a
     function of the key tag, the flags and that time), also BIND's .state file."""
-    algorithm = lab.dnssec.algorithm
     dnskey = dnskey_for(key, algorithm, flags)
     number = BIND_ALGORITHMS[algorithm]
-    base = f"K{lab.domain}.+{number:03d}+{dns.dnssec.key_id(dnskey):05d}"
+    base = f"K{domain}.+{number:03d}+{dns.dnssec.key_id(dnskey):05d}"
     if algorithm == "ED25519":
         from cryptography.hazmat.primitives import serialization
         raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
@@ -234,7 +233,7 @@ def bind_key_files(lab: Lab, key, now: dt.datetime, flags: int = 257,
     private = (f"Private-key-format: v1.3\nAlgorithm: {number} ({algorithm})\n"
                f"PrivateKey: {base64.b64encode(raw).decode()}\n"
                f"Created: {active}\nPublish: {active}\nActivate: {active}\n")
-    files = {f"{base}.key": (f"{lab.domain}. IN DNSKEY {dnskey.to_text()}\n", False),
+    files = {f"{base}.key": (f"{domain}. IN DNSKEY {dnskey.to_text()}\n", False),
              f"{base}.private": (private, True)}
     if state:
         files[f"{base}.state"] = (state(dns.dnssec.key_id(dnskey), flags, since), False)
@@ -252,8 +251,8 @@ def delv_anchors(domain: str, ds) -> str:
             f'{ds.digest_type.value} "{ds.digest.hex().upper()}";\n}};\n')
 
 
-def anchor(lab: Lab, own_ds) -> tuple[str, str]:
+def anchor(lab: Lab, own_ds, parent_ds=None) -> tuple[str, str]:
     """What the lab's resolver and client trust (zone-file line, delv clause): the lab's own
-    DS, or in a class the lab root's."""
-    ds = dns.rdata.from_text("IN", "DS", lab.parent.ds) if lab.parent else own_ds
+    DS, its own parent zone's (parent_ds), or in a class the lab root's."""
+    ds = parent_ds or (dns.rdata.from_text("IN", "DS", lab.parent.ds) if lab.parent else own_ds)
     return ds_line(lab.anchor_domain, ds), delv_anchors(lab.anchor_domain, ds)

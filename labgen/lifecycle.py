@@ -22,7 +22,7 @@ from .render import data_dir, render, write_manifest
 from .spec import Host, Lab
 
 # The systemd unit each role runs; the client runs none.
-SERVICES = {"authdns": "named", "resolver": "unbound", "nginx": "nginx", "apache": "apache2"}
+SERVICES = {"authdns": "named", "parent": "named", "resolver": "unbound", "nginx": "nginx", "apache": "apache2"}
 STAMP = ".labgen-stamp.json"
 # Zone signatures last 30 days (dnszone.signing_window): re-render well before they expire.
 RENDER_MAX_AGE = dt.timedelta(days=7)

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from . import dnszone, pki, signing
+from . import dnszone, parentzone, pki, signing
 from .capabilities import APACHE_MODULES
 from .errors import NotOwnedError, RenderError
 from .spec import Host, Lab
@@ -114,6 +114,8 @@ class Material:
     # SSH, for a class student's lab (lab.entry_key): host name -> (private host key, public
     # line), and the workstation's own key pair under WORKSTATION_KEY.
     ssh: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # The lab's own parent zone (lab.own_parent): its unsigned source and its key files.
+    parent: dict = field(default_factory=dict)
 
 
 def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
@@ -267,22 +269,28 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
     pairs = [(key, dnszone.dnskey_for(key, algorithm, flags)) for key, flags in keys]
     zone = dnszone.build(lab, tlsa, dnszone.ds_for(dnszone.bogus_name(lab), bogus_dnskey), now)
     if signing.online(lab):
-        source = signing.source_text(lab, zone)
-        state = lambda tag, flags, since: signing.state_text(lab, tag, flags, since)  # noqa: E731
+        source = signing.source_text(lab.domain, zone)
+        zone_keys = signing.key_files(lab.domain, algorithm, keys, now)
     else:
-        source, state = dnszone.source_text(lab, zone, zone_path(lab)), None
-    zone_keys = {}
-    for key, flags in keys:
-        zone_keys.update(dnszone.bind_key_files(lab, key, now, flags, state))
+        source = dnszone.source_text(lab, zone, zone_path(lab))
+        zone_keys = dnszone.bind_key_files(lab.domain, algorithm, keys[0][0], now)
     dnszone.sign(zone, pairs, lab.dnssec.denial, now)
     ds = dnszone.ds_for(lab.domain, pairs[0][1])
+    parent, parent_ds = {}, None
+    if lab.own_parent:  # the lab's parent zone (parentzone.py): its DS is the trust anchor
+        parent_key = pki.dnssec_key(store, algorithm, zone="parent")
+        parent_ds = dnszone.ds_for(lab.parent.domain, dnszone.dnskey_for(parent_key, algorithm))
+        parent = {"source": signing.source_text(lab.parent.domain, parentzone.build(lab, ds, now),
+                                                f"; The DS of {lab.domain} follows its CDS: {parentzone.SCAN}\n",
+                                                parentzone.POLICY),
+                  "keys": signing.key_files(lab.parent.domain, algorithm, [(parent_key, 257)], now)}
     ssh = {}
     if lab.entry_key:
         ssh = {h.name: pki.ssh_key(store, h.name) for h in ssh_hosts(lab)}
         ssh[WORKSTATION_KEY] = pki.ssh_key(store, WORKSTATION_KEY)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), source,
                     zone_keys, dnszone.ds_line(lab.domain, ds),
-                    *dnszone.anchor(lab, ds), dnszone.zone_text(bogus), ssh)
+                    *dnszone.anchor(lab, ds, parent_ds), dnszone.zone_text(bogus), ssh, parent)
 
 
 def ssh_hosts(lab: Lab) -> list[Host]:
@@ -336,7 +344,10 @@ def host_paths(lab: Lab, host: Host) -> dict[str, str]:
     if host.role == "authdns" and signing.online(lab):
         # BIND signs: it serves its own signed copy of the rendered source (signing.py).
         return {"named_conf": "/etc/bind/named.conf", "zone_source": zone_path(lab),
-                "zone": signing.work_zone(lab), "key_dir": signing.WORK_KEYS}
+                "zone": signing.work_zone(lab.domain), "key_dir": signing.WORK_KEYS}
+    if host.role == "parent":
+        return {"named_conf": "/etc/bind/named.conf", "zone_source": zone_file(lab.parent.domain),
+                "zone": signing.work_zone(lab.parent.domain), "key_dir": signing.WORK_KEYS}
     if host.role == "authdns":
         return {"named_conf": "/etc/bind/named.conf", "zone": zone_path(lab),
                 "zone_source": dnszone.source_path(zone_path(lab)), "key_dir": dnszone.KEY_DIR}
@@ -369,7 +380,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         "bogus_zone": dnszone.bogus_name(lab), "bogus_zone_path": bogus_zone_path(lab),
         "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
         "online": signing.online(lab), "policy": signing.policy(lab), "policy_name": signing.POLICY,
-        "work_zone": signing.work_zone(lab), "work_keys": signing.WORK_KEYS,
+        "work_zone": signing.work_zone(lab.domain), "work_keys": signing.WORK_KEYS,
         "zone_source": zone_path(lab),
         "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -383,12 +394,24 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         files[paths["named_conf"]] = text("dns/named.conf.j2")
         files[bogus_zone_path(lab)] = (m.bogus_zone.encode(), PUBLIC)
         files[paths["zone_source"]] = (m.zone_source.encode(), PUBLIC)
+        if signing.online(lab) and lab.parent:
+            files[signing.CHECKDS] = (signing.checkds_script(lab).encode(), PROGRAM)
+            files[f"/etc/systemd/system/{signing.CHECKDS_UNIT}"] = (signing.checkds_unit(lab).encode(), PUBLIC)
         if signing.online(lab):  # BIND signs copies of these (signing.SEED makes them)
-            files[signing.SEED] = (signing.seed_script(lab, paths["zone_source"]).encode(), PROGRAM)
+            files[signing.SEED] = (signing.seed_script(lab.domain, paths["zone_source"]).encode(), PROGRAM)
         else:
             files[paths["zone"]] = (m.zone.encode(), PUBLIC)
         for name, (content, secret) in m.zone_keys.items():
             files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
+    elif host.role == "parent":
+        ctx.update(policy_name=parentzone.POLICY, work_zone=paths["zone"], zone_source=paths["zone_source"])
+        files[paths["named_conf"]] = text("dns/parent-named.conf.j2")
+        files[paths["zone_source"]] = (m.parent["source"].encode(), PUBLIC)
+        for name, (content, secret) in m.parent["keys"].items():
+            files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
+        files[signing.SEED] = (signing.seed_script(lab.parent.domain, paths["zone_source"]).encode(), PROGRAM)
+        files[parentzone.SCAN] = (parentzone.scan_script(lab).encode(), PROGRAM)
+        files[f"/etc/systemd/system/{parentzone.SCAN_UNIT}"] = (parentzone.scan_unit(lab).encode(), PUBLIC)
     elif host.role == "resolver":
         files[paths["unbound_conf"]] = text("dns/unbound.conf.j2")
         files["/etc/default/unbound"] = text("dns/unbound.default.j2")
@@ -447,10 +470,18 @@ def inventory(lab: Lab) -> str:
                     "labgen_ipv6": str(host.ipv6)}
         if host.software == "apache":
             hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
+        extra = []
         if lab.entry_key and host.role != "probe":
-            hostvars["labgen_extra_services"] = "ssh.socket"  # sshd runs once a student connects
-        if host.role == "authdns" and signing.online(lab):
+            extra.append("ssh.socket")  # sshd runs once a student connects
+        if host.role == "authdns" and signing.online(lab) and lab.parent:
+            extra.append(signing.CHECKDS_UNIT)
+        if extra:
+            hostvars["labgen_extra_services"] = " ".join(extra)
+        if host.role in ("authdns", "parent") and signing.online(lab):
             hostvars["authdns_prepare"] = signing.prepare(lab)
+        if host.role == "parent":  # a name server like ns1, with the CDS scan beside named
+            group = "authdns"
+            hostvars["labgen_extra_services"] = parentzone.SCAN_UNIT
         if lab.entry_password_hash and host.role == "client":
             hostvars["labgen_root_password_hash"] = lab.entry_password_hash
         groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars

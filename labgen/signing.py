@@ -29,8 +29,8 @@ def online(lab: Lab) -> bool:
     return lab.dnssec.signer == "bind"
 
 
-def work_zone(lab: Lab) -> str:
-    return f"{WORK_DIR}/db.{lab.domain}"
+def work_zone(domain: str) -> str:
+    return f"{WORK_DIR}/db.{domain}"
 
 
 def prepare(lab: Lab) -> str:
@@ -45,14 +45,15 @@ def roles(lab: Lab) -> list[tuple[str, int]]:
     return [("dnssec", 257), ("dnssec-zsk", 256)]
 
 
-def state_text(lab: Lab, tag: int, flags: int, since: dt.datetime) -> str:
+def state_text(domain: str, algorithm: str, combined: bool, tag: int, flags: int,
+               since: dt.datetime) -> str:
     """A key's .state file as BIND 9.20 writes it: every record it takes part in is
-    omnipresent already, as the zone is served signed from its first start."""
+    omnipresent already, as the zone is served signed from its first start. combined: a CSK."""
     stamp = since.strftime("%Y%m%d%H%M%S")
     ksk = flags == 257
-    zsk = flags == 256 or lab.dnssec.keys == "csk"
-    lines = [f"; This is the state of key {tag}, for {lab.domain}.",
-             f"Algorithm: {dnszone.BIND_ALGORITHMS[lab.dnssec.algorithm]}", f"Length: {KEY_LENGTH}",
+    zsk = flags == 256 or combined
+    lines = [f"; This is the state of key {tag}, for {domain}.",
+             f"Algorithm: {dnszone.BIND_ALGORITHMS[algorithm]}", f"Length: {KEY_LENGTH}",
              "Lifetime: 0", f"KSK: {'yes' if ksk else 'no'}", f"ZSK: {'yes' if zsk else 'no'}",
              f"Generated: {stamp}", f"Published: {stamp}", f"Active: {stamp}",
              f"DNSKEYChange: {stamp}", "DNSKEYState: omnipresent"]
@@ -64,19 +65,39 @@ def state_text(lab: Lab, tag: int, flags: int, since: dt.datetime) -> str:
     return "\n".join(lines + ["GoalState: omnipresent"]) + "\n"
 
 
-def seed_script(lab: Lab, source: str) -> str:
+def key_files(domain: str, algorithm: str, keys: list[tuple[object, int]],
+              now: dt.datetime) -> dict[str, tuple[str, bool]]:
+    """Every key of a zone BIND signs, in BIND's format with its .state: (private key, flags)
+    pairs, one with flags 257 alone being a CSK."""
+    combined = len(keys) == 1
+    files = {}
+    for key, flags in keys:
+        files.update(dnszone.bind_key_files(
+            domain, algorithm, key, now, flags,
+            lambda tag, f, since: state_text(domain, algorithm, combined, tag, f, since)))
+    return files
+
+
+def seed_script(domain: str, source: str) -> str:
     """SEED: copy the rendered zone when it changed, and labgen's keys when they are a new set."""
-    work = work_zone(lab)
+    work = work_zone(domain)
     return f"""#!/bin/sh
-# Written by labgen. BIND signs {lab.domain} online and records each key's state beside it, so it
+# Written by labgen. BIND signs {domain} online and records each key's state beside it, so it
 # works on copies in {WORK_DIR}, where it may write. This script puts labgen's rendered zone and
 # keys there; the deploy runs it before named-checkconf.
-# - The zone is copied when it changed: on its next start or 'rndc reload' BIND signs what changed.
+# - The zone is copied when labgen's changed: on its next start or 'rndc reload' BIND signs it.
 # - The keys are copied only when labgen made a new set (a render with other keys): after that BIND
 #   owns them, rolls included, and a deploy must never put a retired key back.
 set -eu
 install -d -o bind -g bind -m 0750 {WORK_DIR} {WORK_KEYS}
-cmp -s {source} {work} || install -o bind -g bind -m 0640 {source} {work}
+# Copied when labgen rendered another zone, not when BIND's copy moved on by itself (dynamic
+# updates such as a parent's new DS live in its journal, which then no longer applies).
+set -- $(sha256sum < {source})
+if [ "$(cat {work}.labgen 2>/dev/null || true)" != "$1" ]; then
+    install -o bind -g bind -m 0640 {source} {work}
+    rm -f {work}.jnl
+    echo "$1" > {work}.labgen
+fi
 set -- $(cat {dnszone.KEY_DIR}/K* | sha256sum)
 if [ "$(cat {WORK_KEYS}/.labgen-keys 2>/dev/null || true)" != "$1" ]; then
     rm -f {WORK_KEYS}/K* {work}.signed {work}.signed.jnl {work}.jnl {work}.jbk
@@ -102,13 +123,13 @@ def policy(lab: Lab) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in items]
 
 
-def source_text(lab: Lab, zone) -> str:
+def source_text(domain: str, zone, note: str = "", policy: str = POLICY) -> str:
     """The unsigned zone as labgen rendered it, headed by how BIND signs it and how to change it."""
-    work = work_zone(lab)
-    return (f"; labgen zone {lab.domain}, unsigned. BIND signs it online (dnssec-policy "
-            f"\"{POLICY}\", inline signing)\n; and serves the signed copy {work}.signed.\n"
-            f"; After a change here, on this host (as root): {SEED} && rndc reload {lab.domain}\n"
-            f"; The keys' state: rndc dnssec -status {lab.domain}\n"
+    work = work_zone(domain)
+    return (f"; labgen zone {domain}, unsigned. BIND signs it online (dnssec-policy "
+            f"\"{policy}\", inline signing)\n; and serves the signed copy {work}.signed.\n"
+            f"; After a change here, on this host (as root): {SEED} && rndc reload {domain}\n"
+            f"; The keys' state: rndc dnssec -status {domain}\n{note}"
             + zone.to_text(sorted=True, want_origin=True))
 
 
@@ -131,3 +152,40 @@ def describe(span: dt.timedelta) -> str:
     if abs(seconds) >= 2 * 3600:
         return f"{seconds / 3600:.1f} hours"
     return f"{seconds / 60:.1f} minutes"
+
+
+# BIND asks the parental agents for the DS at each key event and otherwise about hourly; a roll
+# at a lesson's pace waits for the parent sooner. This service has BIND ask again (rndc loadkeys
+# runs the key manager, which queries the parental agents) every parent propagation delay.
+CHECKDS = "/usr/local/sbin/labgen-checkds"
+CHECKDS_UNIT = "labgen-checkds.service"
+
+
+def checkds_script(lab: Lab) -> str:
+    return f"""#!/bin/sh
+# Written by labgen: have BIND look for the DS of {lab.domain} at its parent (parental-agents) now,
+# and every SECONDS after that; a KSK roll goes on once BIND has seen the parent change its DS.
+# Usage: {CHECKDS} [--every SECONDS]
+while :; do
+    rndc loadkeys {lab.domain} >/dev/null 2>&1
+    [ "${{1:-}}" = --every ] || break
+    sleep "$2"
+done
+"""
+
+
+def checkds_unit(lab: Lab) -> str:
+    return f"""# Written by labgen: BIND looks for the DS of {lab.domain} at its parent every
+# {lab.dnssec.pace.parent_propagation_delay} s ({CHECKDS}).
+[Unit]
+Description=labgen: BIND checks the DS of {lab.domain} at its parent
+After=named.service
+
+[Service]
+ExecStart={CHECKDS} --every {lab.dnssec.pace.parent_propagation_delay}
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+"""

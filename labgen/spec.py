@@ -41,6 +41,11 @@ BOGUS = "bogus"  # a child zone served with a broken signature: resolvers must r
 INFRA_HOSTS = (("ns1", "authdns", 10), ("resolver", "resolver", 11), ("client", "client", 12),
                ("probe", "probe", 13))
 WEB_OFFSET = 20
+# A lab whose zone BIND signs has a parent zone of its own (the lab's domain without its first
+# label), served by this host, which publishes the lab's DS and follows its CDS. It sits where a
+# class's lab root sits on a student's network (classroom/spec.py ROOT_ON_STUDENT_NET).
+PARENT_HOST = ("parent", "parent", 5)
+PARENT_NS = "ns"  # the parent zone's name server: ns.<parent zone>
 # Ranges a lab may use: private and documentation space, never someone's real addresses.
 ALLOWED_V4 = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "198.51.100.0/24", "203.0.113.0/24"))
@@ -131,7 +136,9 @@ class Parent:
     domain: str
     ns_ipv4: ipaddress.IPv4Address
     ns_ipv6: ipaddress.IPv6Address
-    ds: str  # the lab root's DS rdata (key tag, algorithm, digest type, digest)
+    # The lab root's DS rdata (key tag, algorithm, digest type, digest); "" for a lab's own
+    # parent host, whose key render makes and keeps.
+    ds: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,8 @@ class Lab:
     headers: tuple[tuple[str, str], ...]
     security_txt: SecurityTxt
     engine: str = "podman"
-    parent: Parent | None = None  # set for a student's lab in a class (classroom)
+    # The zone above: a class's lab root (set by classroom), or the lab's own parent host.
+    parent: Parent | None = None
     # A class student's SSH public key (classroom/access.py): every host but the probe then
     # runs sshd; the key enters the workstation, and the workstation's own key every server.
     entry_key: str | None = None
@@ -165,6 +173,11 @@ class Lab:
     def anchor_domain(self) -> str:
         """The zone whose DS the lab's resolver and client trust: the lab's, or the lab root's."""
         return self.parent.domain if self.parent else self.domain
+
+    @property
+    def own_parent(self) -> bool:
+        """The parent zone is this lab's own (its parent host), not a class's lab root."""
+        return any(h.role == "parent" for h in self.hosts)
 
     @property
     def web(self) -> tuple[Host, ...]:
@@ -356,6 +369,10 @@ def dns_label(value: Any, where: str, fail: Callable[[str, str], None]) -> str:
     return text
 
 
+def parent_of(domain: str) -> str:
+    return domain.split(".", 1)[1]
+
+
 def domain_name(value: Any, where: str, fail: Callable[[str, str], None]) -> str:
     if not isinstance(value, str):
         fail(f"must be a domain name (text), got {_kind(value)}", where)
@@ -545,6 +562,8 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     top.done()
 
     hosts = [(n, role, off, None) for n, role, off in INFRA_HOSTS]
+    if dnssec.signer == "bind":
+        hosts.insert(0, (*PARENT_HOST, None))
     hosts += [(n, "web", WEB_OFFSET + i, sw) for i, (n, sw) in enumerate(servers)]
     last = WEB_OFFSET + len(servers) - 1  # offset of the last web host
     for netw, key in ((ipv4, "network.ipv4"), (ipv6, "network.ipv6")):
@@ -554,10 +573,14 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
                  "use a larger subnet", key)
     built = tuple(Host(name=n, role=role, fqdn=f"{n}.{domain}", ipv4=ipv4[off], ipv6=ipv6[off],
                        software=sw) for n, role, off, sw in hosts)
+    parent = None
+    if dnssec.signer == "bind":
+        offset = PARENT_HOST[2]
+        parent = Parent(parent_of(domain), ipv4[offset], ipv6[offset])
     lab = Lab(name=name, domain=domain, profile=profile, target=target, ipv4_network=ipv4,
               ipv6_network=ipv6, hosts=built, http3=http3, hsts=hsts, dnssec=dnssec,
               dane_ca=dane_ca, caa=caa, headers=headers, security_txt=security_txt, engine=engine,
-              source=source)
+              parent=parent, source=source)
     _check_rendered(lab, fail)
     return lab
 

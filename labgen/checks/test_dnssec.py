@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dns.dnssec
+import dns.name
+import dns.rdata
 import pytest
 
 from labgen.checks import check
@@ -106,3 +109,88 @@ def test_nsec3_parameters(probe, lab):
     assert int(iterations) == NSEC3_ITERATIONS, (f"expected {NSEC3_ITERATIONS} extra NSEC3 iterations; "
                                                  f"{lab.domain} uses {iterations}")
     assert salt == "-", f"expected no NSEC3 salt; {lab.domain} uses the salt {salt}"
+
+
+def _online(lab, server):
+    return None if signing.online(lab) else \
+        "labgen signs the zone (dnssec.signer: labgen): it publishes no CDS and has no dnssec-policy"
+
+
+def _ds(text: str) -> tuple:
+    """A DS or CDS rdata as (key tag, algorithm, digest type, digest): dig splits long digests."""
+    tag, algorithm, digest_type, *digest = text.split()
+    return int(tag), int(algorithm), int(digest_type), "".join(digest).upper()
+
+
+def _keys(probe, lab):
+    """The zone's DNSKEY rdata (with +cd: as published), as dnspython objects."""
+    _, answers, _ = dig(probe, lab.domain, "DNSKEY", "+cd")
+    return [dns.rdata.from_text("IN", "DNSKEY", text) for text in records(answers, "DNSKEY")]
+
+
+@check("dnssec.cds_consistent", "CDS and CDNSKEY name key-signing keys of the zone's own DNSKEY set",
+       standard="RFC 7344 section 4; RFC 8078",
+       why="A parent that follows CDS (RFC 7344) puts in its DS whatever the CDS says, once it "
+           "validates: a CDS naming a key the zone does not publish takes the zone off the "
+           "chain of trust at the next scan.",
+       fix="Let the signer publish CDS and CDNSKEY (BIND's dnssec-policy does, for each KSK in "
+           "use): do not add them by hand; rndc dnssec -status shows which keys have them.",
+       needs=("dns",), applies=_online)
+def test_cds_names_the_zones_own_keys(probe, lab):
+    owner = dns.name.from_text(lab.domain)
+    keys = [k for k in _keys(probe, lab) if k.flags & 1]
+    assert keys, f"expected a key-signing DNSKEY (flags 257) in the DNSKEY set of {lab.domain}; saw none"
+    _, answers, status = dig(probe, lab.domain, "CDS", "+cd")
+    cds = records(answers, "CDS")
+    assert cds, f"expected CDS records at {lab.domain} (BIND publishes them for its KSK); saw {status or 'no answer'} and none"
+    made = {_ds(dns.dnssec.make_ds(owner, k, "SHA256").to_text()) for k in keys}
+    for text in cds:
+        assert _ds(text) in made, (f"the CDS {text} of {lab.domain} names no key-signing key of "
+                                      f"its DNSKEY set (key tags {', '.join(str(dns.dnssec.key_id(k)) for k in keys)})")
+    _, answers, _ = dig(probe, lab.domain, "CDNSKEY", "+cd")
+    published = {k.to_text() for k in keys}
+    for text in records(answers, "CDNSKEY"):
+        key = dns.rdata.from_text("IN", "DNSKEY", text).to_text()
+        assert key in published, f"the CDNSKEY {text[:40]}... of {lab.domain} is not in its DNSKEY set"
+
+
+@check("dnssec.parent_follows_cds", "The parent's DS set is what the zone's CDS asks for",
+       standard="RFC 7344 section 4.1; RFC 7583 section 3.3", level="recommended",
+       why="Until the parent's DS set matches the CDS, a KSK roll cannot finish: the old key must "
+           "stay until its DS is gone from the parent and from the caches.",
+       fix="Wait for the parent's next scan of the CDS (labgen-cds-scan on the parent host, every "
+           "parent_propagation_delay); if it refuses the CDS, its log says why.",
+       needs=("dns",),
+       applies=lambda lab, server: _online(lab, server) or (
+           None if lab.parent else "the lab has no parent zone: its own DS is the trust anchor"))
+def test_the_parent_follows_the_cds(probe, lab):
+    _, answers, _ = dig(probe, lab.domain, "CDS", "+cd")
+    cds = {_ds(t) for t in records(answers, "CDS")}
+    _, answers, status = dig(probe, lab.domain, "DS", "+cd")
+    ds = {_ds(t) for t in records(answers, "DS")}
+    assert ds == cds, (f"expected the DS set of {lab.domain} at {lab.parent.domain} to be its CDS set "
+                       f"({', '.join(sorted(str(t[0]) for t in cds)) or 'none'}); it names "
+                       f"{', '.join(sorted(str(t[0]) for t in ds)) or 'none'}"
+                       + (f" ({status})" if status != "NOERROR" else ""))
+
+
+@check("dnssec.policy_timings", "The DNSKEY TTL and the signatures' validity are the lab file's",
+       standard="RFC 7583 section 3; BIND 9 dnssec-policy", level="recommended",
+       why="A key roll's waits are computed from the DNSKEY TTL and the signature validity: a "
+           "zone that publishes other values than its policy says makes those waits wrong.",
+       fix="Keep dnskey-ttl and signatures-validity in named.conf's dnssec-policy as the lab file's "
+           "dnssec.pace (and dnssec.timings) give them; rndc reconfig after a change.",
+       needs=("dns",), applies=_online)
+def test_policy_timings(probe, lab):
+    pace = lab.dnssec.pace
+    _, answers, _ = dig(probe, lab.domain, "DNSKEY", "+cd", "+norec", f"@{lab.role('authdns').ipv4}")
+    keys = [a.split() for a in answers if a.split()[3:4] == ["DNSKEY"]]
+    assert keys, f"expected the DNSKEY set of {lab.domain} from ns1; saw none"
+    assert int(keys[0][1]) == pace.dnskey_ttl, (f"expected a DNSKEY TTL of {pace.dnskey_ttl} s; "
+                                                f"ns1 publishes {keys[0][1]} s")
+    # BIND dates a signature's inception an hour back; the jitter only shortens it.
+    for fields in (a.split() for a in answers if a.split()[3:5] == ["RRSIG", "DNSKEY"]):
+        span = (_when(fields[8]) - _when(fields[9])).total_seconds() - 3600
+        assert pace.signatures_validity - pace.signatures_jitter - 60 <= span <= pace.signatures_validity + 60, (
+            f"expected DNSKEY signatures valid for {pace.signatures_validity} s; this one is for "
+            f"{span:.0f} s")

@@ -40,7 +40,9 @@ def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
     """The student's lab as the class runs it: under the lab root, trusting the root's DS, and
     entered by SSH with the student's key (classroom/access.py)."""
     net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
-    return dataclasses.replace(student.lab, parent=Parent(
+    # The class's lab root is the parent: a lab's own parent host has no place in a class.
+    hosts = tuple(h for h in student.lab.hosts if h.role != "parent")
+    return dataclasses.replace(student.lab, hosts=hosts, parent=Parent(
         klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()),
         entry_key=student_key(folder, student), grading=str(net4[ACCESS_ON_STUDENT_NET]),
         entry_password_hash=student_password_hash(folder, student) if klass.access.password else None)

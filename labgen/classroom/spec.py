@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import SpecError
-from ..spec import (Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text,
+from ..spec import (PARENT_HOST, Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text,
                     resource_name, subnet)
 
 # An address as written: digits, hex, '.' and ':' only (no zone ID), then checked by ipaddress.
@@ -36,7 +36,7 @@ DEFAULT_BOARD_PORT = 2280
 # The class's own hosts on every student's network (labgen's own hosts start at .10): the lab
 # root's name server (each student's resolver asks it for the class's zones, each student's
 # ns1 notifies it), and the access container (SSH entry, the student end of the grading service).
-ROOT_ON_STUDENT_NET = 5
+ROOT_ON_STUDENT_NET = PARENT_HOST[2]  # where a lab of its own has its parent host
 ACCESS_ON_STUDENT_NET = 6
 
 

@@ -56,6 +56,16 @@ def keys(lab: Lab, engine: Engine) -> list[dict]:
     return sorted(found, key=lambda k: (k["flags"], k["tag"]))
 
 
+def ds_at_parent(lab: Lab, engine: Engine) -> list[int] | None:
+    """The key tags the parent's DS set names for the lab's zone, asked from the probe; None
+    when the lab has no parent zone (its DS is the trust anchor itself)."""
+    if lab.parent is None:
+        return None
+    out = _probe(lab, engine, f"dig +norec +short +time=2 +tries=2 @{lab.parent.ns_ipv4} "
+                              f"{shlex.quote(lab.domain)} DS").stdout
+    return sorted(int(line.split()[0]) for line in out.splitlines() if line.split()[:1] and line.split()[0].isdigit())
+
+
 def begin(lab: Lab, engine: Engine, exercise_id: str) -> dict:
     """Note the keys and start the probe's watch; what check needs is returned."""
     before = keys(lab, engine)
@@ -77,8 +87,9 @@ def end(lab: Lab, engine: Engine, exercise_id: str) -> None:
     _probe(lab, engine, f"systemctl stop {unit(exercise_id)} 2>/dev/null; true")
 
 
-def roll_problems(roll: str, before: list[dict], now: list[dict]) -> list[str]:
-    """What keeps the roll from being complete, comparing the DNSKEY set now with the start."""
+def roll_problems(roll: str, before: list[dict], now: list[dict], ds: list[int] | None = None) -> list[str]:
+    """What keeps the roll from being complete, comparing the DNSKEY set now with the start,
+    and (when the lab has a parent) the DS set there with the key-signing keys now."""
     def tags(found, ksk):
         return {k["tag"] for k in found if bool(k["flags"] & SEP) == ksk}
 
@@ -101,6 +112,10 @@ def roll_problems(roll: str, before: list[dict], now: list[dict]) -> list[str]:
                             f"is still in the DNSKEY set (rndc dnssec -status shows when it goes)")
         if roll == "csk":
             break
+    if ds is not None and not problems and set(ds) != tags(now, True):
+        problems.append(f"expected the parent's DS set to name the key-signing key now in use "
+                        f"({', '.join(map(str, sorted(tags(now, True))))}); it names "
+                        f"{', '.join(map(str, ds)) or 'none'} (the parent follows the zone's CDS)")
     for ksk in kept:
         if roll != "csk" and tags(now, ksk) != tags(before, ksk):
             name = "KSK" if ksk else "ZSK"
@@ -135,5 +150,5 @@ def grade(lab: Lab, engine: Engine, exercise_id: str, roll: str, entry: dict) ->
     running = found.startswith("running\n")
     now = time.time()
     timeline = watch.parse(lab, watch.whole_rounds(found), int(now - entry["since"]))
-    return (roll_problems(roll, entry["keys"], keys(lab, engine))
+    return (roll_problems(roll, entry["keys"], keys(lab, engine), ds_at_parent(lab, engine))
             + watch_problems(timeline, running, entry["since"], now))

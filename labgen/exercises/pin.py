@@ -90,7 +90,7 @@ def changed_keys(pinned: Mapping[str, str], lab: Lab) -> list[str]:
 def key_names(keys: list[str], lab: Lab) -> list[str]:
     """Keys as the person editing the file writes them: a class student's lab keys live under
     `lab:` in the class file, except those the class sets itself."""
-    if lab.parent is None:
+    if lab.entry_key is None:  # not a class student's lab
         return ["the lab as a whole" if k == "*" else k for k in keys]
     names = []
     for key in keys:

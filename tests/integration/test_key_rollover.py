@@ -12,12 +12,16 @@ import pytest
 from conftest import lab_up
 
 from labgen import signing
-from labgen.exercises import catalogue
+from labgen.exercises import catalogue, drill
 from labgen.exercises.faults import run_steps
 from test_grading_trust import labgen, sh
 
 ONLINE_LAB = {"name": "itestroll", "dnssec": {"signer": "bind", "pace": "test"},
               "network": {"ipv4": "10.78.0.0/24", "ipv6": "2001:db8:78::/64"}}
+# One combined key, NSEC3 and Ed25519: the CSK drill's lab.
+CSK_LAB = {"name": "itestcsk", "dnssec": {"signer": "bind", "pace": "test", "keys": "csk",
+                                          "algorithm": "ED25519", "denial": "nsec3"},
+           "network": {"ipv4": "10.79.0.0/24", "ipv6": "2001:db8:79::/64"}}
 ONLINE = [e for e in catalogue().values() if "online_signing" in e.requires]
 DRILLS = [e for e in ONLINE if e.drill]
 DRILL_LIMIT = 300  # seconds a drill may take at the test pace (a ZSK roll takes about 80)
@@ -26,6 +30,11 @@ DRILL_LIMIT = 300  # seconds a drill may take at the test pace (a ZSK roll takes
 @pytest.fixture(scope="module")
 def online_lab(tmp_path_factory):
     yield from lab_up(tmp_path_factory, ONLINE_LAB)
+
+
+@pytest.fixture(scope="module")
+def csk_lab(tmp_path_factory):
+    yield from lab_up(tmp_path_factory, CSK_LAB)
 
 
 def status(lab) -> str:
@@ -53,8 +62,9 @@ def test_bind_signs_with_labgens_keys_and_the_lab_verifies(online_lab):
 
 
 @pytest.mark.parametrize("exercise_id", [e.id for e in DRILLS])
-def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(online_lab, exercise_id):
-    lab, exercise = online_lab, catalogue()[exercise_id]
+def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(request, exercise_id):
+    exercise = catalogue()[exercise_id]
+    lab = request.getfixturevalue("csk_lab" if "csk" in exercise.requires else "online_lab")
     started = labgen(lab, "exercise", "start", exercise.id)
     assert started.returncode == 0 and exercise.title in started.stdout, started.stdout + started.stderr
     first = labgen(lab, "exercise", "check", exercise.id)
@@ -71,6 +81,10 @@ def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(online_lab,
     assert checked.returncode == 0 and re.search(rf"exercise {exercise.id}: solved in .* with 0 hints",
                                                  checked.stdout), checked.stdout + checked.stderr
     print(f"{exercise.id}: solved {time.monotonic() - begun:.0f} s after the roll began")
+    # the parent's DS names the key-signing key now in the DNSKEY set, and nothing else
+    ds = sh(lab, "probe", f"dig +norec +short @{lab.lab.parent.ns_ipv4} {lab.lab.domain} DS").stdout
+    ksk = {str(k["tag"]) for k in drill.keys(lab.lab, lab.engine) if k["flags"] == 257}
+    assert {line.split()[0] for line in ds.splitlines()} == ksk and ksk, ds
     # the watch on the probe stopped with the drill
     assert sh(lab, "probe", f"systemctl is-active labgen-drill-{exercise.id} || true").stdout.strip() != "active"
 

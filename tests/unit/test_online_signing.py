@@ -9,6 +9,7 @@ import stat
 import dns.dnssec
 import dns.rdata
 import pytest
+import yaml
 
 from labgen import signing
 from labgen.errors import SpecError
@@ -64,7 +65,7 @@ def test_ns1_gets_the_policy_the_keys_with_their_state_and_the_seed(render_lab):
     for name, value in signing.policy(lab):
         assert f"    {name} {value};\n" in conf
     assert "ksk lifetime unlimited" in conf and "zsk lifetime unlimited" in conf
-    assert f'file "{signing.work_zone(lab)}";' in conf
+    assert f'file "{signing.work_zone(lab.domain)}";' in conf
     keys = sorted((ns1(build) / "etc/bind/labgen/keys").iterdir())
     assert [k.suffix for k in keys] == [".key", ".private", ".state"] * 2
     for key in keys:
@@ -105,3 +106,44 @@ def test_a_csk_is_one_key_for_both_roles(render_lab):
 def test_debian12s_bind_gets_no_signatures_jitter(render_lab):
     _, build = render_lab({**BIND, "target": "debian12"})
     assert "signatures-jitter" not in (ns1(build) / "etc/bind/named.conf").read_text()
+
+
+def test_a_lab_bind_signs_has_a_parent_zone_whose_ds_is_the_trust_anchor(render_lab):
+    lab, build = render_lab(BIND)
+    parent = lab.role("parent")
+    assert lab.parent.domain == "example" and (parent.ipv4, parent.ipv6) == (lab.parent.ns_ipv4, lab.parent.ns_ipv6)
+    assert str(parent.ipv4).endswith(".5")
+    tree = build / "hosts" / "parent"
+    zone = (tree / "etc/bind/labgen/db.example").read_text()
+    child_ds = (build / "dns" / "lab.example.ds").read_text().split(" DS ")[1].strip()
+    assert f"lab {lab.dnssec.pace.parent_ds_ttl} IN DS {child_ds}" in zone and "lab 60 IN NS ns1.lab" in zone
+    assert "update-policy local;" in (tree / "etc/bind/named.conf").read_text()
+    key = next((tree / "etc/bind/labgen/keys").glob("*.key")).read_text()
+    anchor = (build / "hosts/resolver/etc/unbound/labgen/example.ds").read_text()
+    tag = int(anchor.split(" DS ")[1].split()[0])
+    assert f"Kexample.+013+{tag:05d}" in next((tree / "etc/bind/labgen/keys").glob("*.key")).name and "257 3 13" in key
+    unbound = (build / "hosts/resolver/etc/unbound/unbound.conf").read_text()
+    assert 'name: "example."' in unbound and f"forward-addr: {parent.ipv4}" in unbound
+    assert f"parental-agents {{ {parent.ipv4}; {parent.ipv6}; }};" in (ns1(build) / "etc/bind/named.conf").read_text()
+    scan = tree / "usr/local/sbin/labgen-cds-scan"
+    assert stat.S_IMODE(scan.stat().st_mode) == 0o755 and "dnssec-cds -u" in scan.read_text()
+    assert "--every 10" in (tree / "etc/systemd/system/labgen-cds-scan.service").read_text()
+    inventory = yaml.safe_load((build / "inventory.yml").read_text())
+    hosts = inventory["all"]["children"]["authdns"]["hosts"]
+    assert set(hosts) == {"ns1", "parent"} and hosts["parent"]["labgen_extra_services"] == "labgen-cds-scan.service"
+
+
+def test_a_lab_labgen_signs_has_no_parent_and_trusts_its_own_ds(render_lab):
+    lab, build = render_lab()
+    assert lab.parent is None and not lab.own_parent and not (build / "hosts" / "parent").exists()
+
+
+def test_a_class_students_parent_is_the_lab_root_not_a_host_of_their_own(tmp_path):
+    from labgen.classroom.rootzone import render_class
+    from labgen.classroom.spec import parse_class
+
+    klass = parse_class({"name": "c", "students": 1, "lab": {"dnssec": {"signer": "bind"}}})
+    folder = render_class(klass, tmp_path)
+    build = folder / "students" / klass.students[0].lab.name
+    assert not (build / "hosts" / "parent").exists()
+    assert "parental-agents" in (build / "hosts/ns1/etc/bind/named.conf").read_text()
