@@ -5,7 +5,7 @@ alone for 60 s: questions per second and the CPU it costs on the probe.
 
 Aims at the lesson pace: a ZSK roll within 5 minutes, a KSK roll within 10.
 
-Run as root: .venv/bin/python bench/bench_rollover.py [--pace lesson|test]
+Run as root: .venv/bin/python bench/bench_rollover.py [--pace lesson|test] [--picture docs/rollover.png]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from labgen.spec import load
 LABS = {"ksk-zsk": {"name": "benchroll", "network": {"ipv4": "10.152.0.0/24", "ipv6": "2001:db8:152::/64"}},
         "csk": {"name": "benchcsk", "network": {"ipv4": "10.153.0.0/24", "ipv6": "2001:db8:153::/64"}}}
 LIMIT = 1800  # seconds a drill may take
+DRAW = {"lesson": 420, "test": 100}  # seconds the picture of a KSK roll covers
 
 
 def labgen(config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -41,7 +42,7 @@ def cpu_seconds(engine: Engine, container: str) -> float:
     return int(re.search(r"usage_usec (\d+)", out).group(1)) / 1e6
 
 
-def drills(keys: str, pace: str, folder: Path) -> list[str]:
+def drills(keys: str, pace: str, folder: Path, picture: Path | None = None) -> list[str]:
     data = {**LABS[keys], "dnssec": {"signer": "bind", "pace": pace, "keys": keys}}
     config = folder / f"{data['name']}.yml"
     config.write_text(yaml.safe_dump(data))
@@ -56,6 +57,11 @@ def drills(keys: str, pace: str, folder: Path) -> list[str]:
             if not exercise.drill or exercise.not_applicable(lab):
                 continue
             assert labgen(config, "exercise", "start", exercise.id).returncode == 0
+            drawing = None
+            if exercise.drill == "ksk" and picture:  # labgen watch draws the KSK roll beside it
+                drawing = subprocess.Popen([sys.executable, "-m", "labgen", "watch", "--seconds", str(DRAW[pace]),
+                                            "--html", str(folder / "roll.html"), "-c", str(config)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             begun = time.perf_counter()
             run_steps(lab, folder / "build" / lab.name, engine, exercise, exercise.student)
             while True:
@@ -64,6 +70,14 @@ def drills(keys: str, pace: str, folder: Path) -> list[str]:
                     break
                 time.sleep(5)
             took = time.perf_counter() - begun
+            if drawing:
+                drawing.wait()
+                shot = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                       "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1200,900",
+                                       f"--screenshot={picture}", (folder / "roll.html").as_uri()],
+                                      capture_output=True, text=True)
+                lines.append(f"  the KSK roll's timeline: {picture}" if shot.returncode == 0 else
+                             f"  no picture: {shot.stderr.strip()[-200:]}")
             failures = re.search(r"(\d+) answers were not secure", checked.stdout)
             lines.append(f"  {exercise.id}: {'solved' if checked.returncode == 0 else 'NOT solved'} "
                          f"{took:.0f} s after the roll began ({took / 60:.1f} min); answers not secure: "
@@ -85,10 +99,12 @@ def drills(keys: str, pace: str, folder: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pace", default="lesson", choices=["lesson", "test"])
+    parser.add_argument("--picture", type=Path, help="also draw the KSK roll (labgen watch --html) "
+                        "and save Chromium's screenshot of it here (a .png)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="labgen-bench-roll-") as tmp:
         for keys in ("ksk-zsk", "csk"):
-            for line in drills(keys, args.pace, Path(tmp)):
+            for line in drills(keys, args.pace, Path(tmp), args.picture and args.picture.resolve()):
                 print(line, flush=True)
 
 

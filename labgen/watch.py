@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import re
 import shlex
+
+import dns.dnssec
+import dns.rdata
 from dataclasses import asdict, dataclass, field
 
 from .engine import Engine
@@ -36,8 +39,14 @@ class Question:
         return f"{self.name} {self.rtype}"
 
 
+# Questions whose answers the timeline also reads: which keys and which DS were seen, each round.
+BARS = ("DNSKEY", "DS")
+
+
 def questions(lab: Lab) -> list[Question]:
     asked = [Question(lab.domain, "SOA"), Question(lab.domain, "DNSKEY")]
+    if lab.parent:  # the DS at the parent: what the chain of trust runs through
+        asked.append(Question(lab.domain, "DS"))
     for web in lab.web:
         asked += [Question(web.fqdn, "A"), Question(web.fqdn, "AAAA"), Question(f"_443._tcp.{web.fqdn}", "TLSA")]
     return asked + [Question(f"{NXNAME}.{lab.domain}", "A", "NXDOMAIN")]
@@ -48,8 +57,9 @@ def script(lab: Lab, seconds: int, interval: float) -> str:
     answer, after a line naming the round's time and the question."""
     resolver = lab.role("resolver").ipv4
     digs = "\n".join(
-        f"  ( out=$(/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments @{resolver} "
-        f"{shlex.quote(q.name)} {q.rtype} 2>&1); printf '{MARK} %s {i}\\n%s\\n' \"$t\" \"$out\" "
+        f"  ( out=$(/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments"
+        f"{' +answer' if q.rtype in BARS else ''} @{resolver} "
+        f"{shlex.quote(q.name)} {q.rtype} 2>&1); printf '{MARK} %s {q.label}\\n%s\\n' \"$t\" \"$out\" "
         f"> \"$d/{i}\" ) &" for i, q in enumerate(questions(lab)))
     # Each run its own folder: a drill's watch and labgen watch may run side by side.
     return (f"end=$(( $(date +%s) + {int(seconds)} ))\nd=$(mktemp -d)\n"
@@ -79,6 +89,9 @@ class Timeline:
     failures: list[Answer] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)  # in the order asked
     round_times: list[float] = field(default_factory=list)  # seconds since the watch began
+    # What was seen of the keys and the DS, as bars: label ("DNSKEY 12345 KSK", "DS 12345"),
+    # from and to (seconds since the watch began, the first and last round it was seen in).
+    bars: list[dict] = field(default_factory=list)
     began: float = 0.0  # when the first round was asked (seconds since the epoch)
 
     @property
@@ -118,15 +131,20 @@ def parse(lab: Lab, output: str, seconds: int) -> Timeline:
     timeline = Timeline(lab.name, seconds, questions=[q.label for q in asked])
     output = output.replace(f"{ROUND_END}\n", "")
     blocks = re.split(rf"^{MARK} ", output, flags=re.M)[1:]
-    start, rounds = None, set()
+    start, rounds, spans = None, set(), {}
+    by_label = {q.label: q for q in asked}
     for block in blocks:
         head, _, text = block.partition("\n")
-        stamp, index = head.split()
+        stamp, name, rtype = head.split()
         at = float(stamp)
         start = at if start is None else min(start, at)
         rounds.add(stamp)
-        question = asked[int(index)]
+        # Named in the record, not numbered: a record made by another labgen still reads right.
+        question = by_label.get(f"{name} {rtype}") or Question(name, rtype)
         outcome, detail = judge(question, text)
+        if question.rtype in BARS:
+            for label in seen(question.rtype, text):
+                spans.setdefault(label, []).append(at)
         timeline.answers += 1
         if outcome != "secure":
             timeline.failures.append(Answer(at, question.label, outcome, detail))
@@ -135,7 +153,30 @@ def parse(lab: Lab, output: str, seconds: int) -> Timeline:
     timeline.began = start or 0.0
     timeline.round_times = sorted(round(float(r) - (start or 0), 1) for r in rounds)
     timeline.rounds = len(rounds)
+    timeline.bars = [{"label": label, "from": round(min(t) - (start or 0), 1), "to": round(max(t) - (start or 0), 1)}
+                     for label, t in sorted(spans.items(), key=lambda item: (min(item[1]), item[0]))]
     return timeline
+
+
+ROLES = {257: "KSK", 256: "ZSK"}
+
+
+def seen(rtype: str, text: str) -> list[str]:
+    """The keys (DNSKEY tag and role) or DS (key tag) an answer holds."""
+    labels = []
+    for line in text.splitlines():
+        fields = line.split()
+        if line.startswith(";") or fields[3:4] != [rtype]:
+            continue
+        try:
+            rdata = dns.rdata.from_text("IN", rtype, " ".join(fields[4:]))
+        except Exception:  # noqa: BLE001 - a line cut short is not a record
+            continue
+        if rtype == "DNSKEY":
+            labels.append(f"DNSKEY {dns.dnssec.key_id(rdata)} {ROLES.get(rdata.flags, rdata.flags)}")
+        else:
+            labels.append(f"DS {rdata.key_tag}")
+    return labels
 
 
 def watch(lab: Lab, engine: Engine, seconds: int, interval: float = 1.0) -> Timeline:
@@ -154,8 +195,10 @@ def html(timeline: Timeline) -> str:
     rows = [{"question": q, "marks": [{"at": at, "x": round(100 * at / span, 2),
                                        "failure": failed.get((q, at))} for at in timeline.round_times]}
             for q in timeline.questions]
+    bars = [{**bar, "x": round(100 * bar["from"] / span, 2),
+             "width": max(0.8, round(100 * (bar["to"] - bar["from"]) / span, 2))} for bar in timeline.bars]
     return environment().get_template("report/watch.html.j2").render(
-        timeline=timeline, rows=rows, span=span, text=summary(timeline))
+        timeline=timeline, rows=rows, span=span, text=summary(timeline), bars=bars)
 
 
 def summary(timeline: Timeline) -> str:

@@ -5,7 +5,9 @@ caught by the probe's watch; a re-up after a roll leaves BIND's keys alone."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
 
 import pytest
@@ -14,7 +16,8 @@ from conftest import lab_up
 from labgen import signing
 from labgen.exercises import catalogue, drill
 from labgen.exercises.faults import run_steps
-from test_grading_trust import labgen, sh
+from test_grading_trust import LABGEN, labgen, sh
+from test_verify import page_text
 
 ONLINE_LAB = {"name": "itestroll", "dnssec": {"signer": "bind", "pace": "test"},
               "network": {"ipv4": "10.78.0.0/24", "ipv6": "2001:db8:78::/64"}}
@@ -25,6 +28,7 @@ CSK_LAB = {"name": "itestcsk", "dnssec": {"signer": "bind", "pace": "test", "key
 ONLINE = [e for e in catalogue().values() if "online_signing" in e.requires]
 DRILLS = [e for e in ONLINE if e.drill]
 DRILL_LIMIT = 300  # seconds a drill may take at the test pace (a ZSK roll takes about 80)
+WATCH = 100  # seconds labgen watch draws the KSK roll for (it takes about 60)
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +66,20 @@ def test_bind_signs_with_labgens_keys_and_the_lab_verifies(online_lab):
 
 
 @pytest.mark.parametrize("exercise_id", [e.id for e in DRILLS])
-def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(request, exercise_id):
+def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(request, tmp_path, exercise_id):
     exercise = catalogue()[exercise_id]
     lab = request.getfixturevalue("csk_lab" if "csk" in exercise.requires else "online_lab")
     started = labgen(lab, "exercise", "start", exercise.id)
     assert started.returncode == 0 and exercise.title in started.stdout, started.stdout + started.stderr
     first = labgen(lab, "exercise", "check", exercise.id)
     assert first.returncode == 1 and "expected a new " in first.stdout, first.stdout + first.stderr
+    # beside the drill's own record, labgen watch draws the KSK roll: both keys and both DS as bars
+    watching = None
+    if exercise.drill == "ksk":
+        page = tmp_path / "roll.html"
+        watching = subprocess.Popen([*LABGEN, "watch", "--seconds", str(WATCH), "--json", str(tmp_path / "roll.json"),
+                                     "--html", str(page), "-c", str(lab.config)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     begun = time.monotonic()
     run_steps(lab.lab, lab.build, lab.engine, exercise, exercise.student)
     while True:
@@ -85,6 +96,18 @@ def test_a_drill_done_by_the_book_is_solved_with_no_failure_recorded(request, ex
     ds = sh(lab, "probe", f"dig +norec +short @{lab.lab.parent.ns_ipv4} {lab.lab.domain} DS").stdout
     ksk = {str(k["tag"]) for k in drill.keys(lab.lab, lab.engine) if k["flags"] == 257}
     assert {line.split()[0] for line in ds.splitlines()} == ksk and ksk, ds
+    if watching:
+        out, err = watching.communicate(timeout=WATCH + 60)
+        assert watching.returncode == 0, out + err
+        doc = json.loads((tmp_path / "roll.json").read_text())
+        bars = {b["label"]: b for b in doc["bars"]}
+        new, = ksk
+        old = [label.split()[1] for label in bars if label.endswith(" KSK") and label.split()[1] != new]
+        assert len(old) == 1 and {f"DNSKEY {new} KSK", f"DS {new}", f"DS {old[0]}"} <= set(bars), bars
+        # the old DS went before the old key, and the new key was there before its DS
+        assert bars[f"DS {old[0]}"]["to"] <= bars[f"DNSKEY {old[0]} KSK"]["to"], bars
+        assert bars[f"DNSKEY {new} KSK"]["from"] <= bars[f"DS {new}"]["from"], bars
+        assert page.read_text().count('<rect class="ds"') == 2 and "Keys and DS" in page_text(page)
     # the watch on the probe stopped with the drill
     assert sh(lab, "probe", f"systemctl is-active labgen-drill-{exercise.id} || true").stdout.strip() != "active"
 

@@ -36,7 +36,7 @@ def test_a_timeline_counts_rounds_and_keeps_only_failures():
     for stamp in ("100.0", "101.5"):
         for i, q in enumerate(asked):
             bad = stamp == "101.5" and i == 1
-            blocks.append(f"{watch.MARK} {stamp} {i}\n"
+            blocks.append(f"{watch.MARK} {stamp} {q.label}\n"
                           + answer("SERVFAIL" if bad else q.status, "qr rd ra" if bad else "qr rd ra ad"))
     timeline = watch.parse(LAB, "".join(blocks), 2)
     assert (timeline.rounds, timeline.answers, len(timeline.failures)) == (2, 2 * len(asked), 1)
@@ -51,10 +51,30 @@ def test_a_timeline_counts_rounds_and_keeps_only_failures():
 
 def test_the_page_marks_each_answer_and_escapes_what_was_seen():
     asked = watch.questions(LAB)
-    blocks = "".join(f"{watch.MARK} {stamp} {i}\n" + (answer("SERVFAIL", "qr rd ra", "; EDE: 6 (DNSSEC Bogus): (<b>)\n")
+    blocks = "".join(f"{watch.MARK} {stamp} {q.label}\n" + (answer("SERVFAIL", "qr rd ra", "; EDE: 6 (DNSSEC Bogus): (<b>)\n")
                                                        if (stamp, i) == ("101.0", 0) else answer(q.status, "qr rd ra ad"))
                      for stamp in ("100.0", "101.0") for i, q in enumerate(asked))
     page = watch.html(watch.parse(LAB, blocks, 2))
     assert page.count('class="fail"') == 1 and page.count('class="ok"') == 2 * len(asked) - 1
     assert "<title>1.0 s: servfail: SERVFAIL (EDE 6 (DNSSEC Bogus): (&lt;b&gt;))</title>" in page
     assert "<b>" not in page and "17 of 18 answers secure" in page
+
+
+def test_the_keys_and_the_ds_seen_each_round_become_bars():
+    lab = parse({"name": "w", "dnssec": {"signer": "bind"}}, "lab.yml")
+    asked = watch.questions(lab)
+    dnskey, ds = asked.index(watch.Question("lab.example", "DNSKEY")), asked.index(watch.Question("lab.example", "DS"))
+    ksk = "lab.example. 60 IN DNSKEY 257 3 13 6LfgatIHCN6ZddmesfrvaC7xErFa4mg/2aJwWHqIT0kUhCtrKUDSG0Hm 0HaNJpDdNJrD32bQ6VtDtcNuJVA/cQ==\n"
+    zsk = "lab.example. 60 IN DNSKEY 256 3 13 JWiyYWkD5R7QBBLQ4tHn1FB/sdGdnmMgOtPGkWnYU/jCyL1VUcTtzXpe pKXJ/96FWkgvVm64oDffOWVSSO0jow==\n"
+    ds_line = "lab.example. 60 IN DS 62807 13 2 C889958770BFF0456227BBA77672FE08E0482436C9ACEFF237E3922E 1FB4AAF1\n"
+    blocks = []
+    for stamp, keys in (("100.0", ksk + zsk), ("101.0", ksk + zsk), ("102.0", ksk)):
+        for i, q in enumerate(asked):
+            extra = keys if i == dnskey else ds_line if i == ds else ""
+            blocks.append(f"{watch.MARK} {stamp} {q.label}\n" + answer(q.status, "qr rd ra ad", extra))
+    timeline = watch.parse(lab, "".join(blocks), 3)
+    assert timeline.secure
+    assert {b["label"]: (b["from"], b["to"]) for b in timeline.bars} == {
+        "DNSKEY 62807 KSK": (0.0, 2.0), "DNSKEY 27296 ZSK": (0.0, 1.0), "DS 62807": (0.0, 2.0)}
+    page = watch.html(timeline)
+    assert page.count('<rect class="key"') == 2 and page.count('<rect class="ds"') == 1 and "DNSKEY 27296 ZSK: 0.0 s to 1.0 s" in page
