@@ -228,9 +228,9 @@ def cmd_class(args: argparse.Namespace) -> int:
     if args.action == "ds":
         from .classroom.lifecycle import take_in_ds
 
-        taken = take_in_ds(klass, _base(args), Engine("podman"), args.student,
-                           args.ds)
-        print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: {taken}")
+        taken = take_in_ds(klass, _base(args), Engine("podman"), args.student, args.ds)
+        print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: "
+              f"{'; '.join(taken)}")
         return 0
     if args.action == "serve":
         from .classroom import service
@@ -418,11 +418,13 @@ def parser() -> argparse.ArgumentParser:
     cver.set_defaults(func=cmd_class)
     cds = class_actions.add_parser(
         "ds", help="ds: student: take a student's DS into the lab root",
-        description="Put a student's DS into the lab root and redeploy it: the DS given with --ds "
-                    "(as the student sends it), or one made from the zone's key-signing DNSKEY. A DS "
-                    "that matches no DNSKEY the student's name server publishes is refused.")
+        description="Put a student's DS set into the lab root and redeploy it: the DS given with --ds "
+                    "(as the student sends them), or one made from each key-signing DNSKEY of the zone. "
+                    "A DS that matches no DNSKEY the student's name server publishes is refused.")
     cds.add_argument("student", help="the student's name (s01, ...)")
-    cds.add_argument("--ds", default=None, metavar="'TAG ALG TYPE DIGEST'", help="the DS to take in")
+    cds.add_argument("--ds", action="append", metavar="'TAG ALG TYPE DIGEST'",
+                     help="a DS to take in; give --ds again for more (up to 4: during a KSK roll, "
+                          "the old and the new). The set given replaces the one before.")
     cds.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
     cds.set_defaults(func=cmd_class)
     chand = class_actions.add_parser("handouts", help="one page per student (Markdown and HTML)",

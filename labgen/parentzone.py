@@ -58,12 +58,10 @@ def scan_script(lab: Lab) -> str:
     """labgen-cds-scan: once, or every --every seconds; one line per child and change."""
     ns = lab.role("authdns")
     ttl = lab.dnssec.pace.parent_ds_ttl
-    return f"""#!/bin/sh
-# Written by labgen: the parent zone {lab.parent.domain} follows the CDS and CDNSKEY records of its
+    header = f"""the parent zone {lab.parent.domain} follows the CDS and CDNSKEY records of its
 # child {lab.domain} (RFC 7344). Each scan asks the child's name server for its DNSKEY, CDS and
 # CDNSKEY sets with their signatures, and dnssec-cds checks that they validate through the DS the
 # parent publishes now; only then does the DS set become what the CDS says (nsupdate -l).
-# Usage: {SCAN} [--every SECONDS]
 set -u
 scan() {{
     child=$1 ns=$2
@@ -86,26 +84,10 @@ scan() {{
         fi
     fi
     rm -rf "$work"
-}}
-while :; do
-    scan {lab.domain} {ns.ipv4}
-    [ "${{1:-}}" = --every ] || break
-    sleep "$2"
-done
-"""
+}}"""
+    return signing.every_script(header, SCAN, f"    scan {lab.domain} {ns.ipv4}\n")
 
 
 def scan_unit(lab: Lab) -> str:
-    return f"""# Written by labgen: the parent zone follows its child's CDS ({SCAN}).
-[Unit]
-Description=labgen: {lab.parent.domain} follows the CDS of {lab.domain} (RFC 7344)
-After=named.service
-
-[Service]
-ExecStart={SCAN} --every {lab.dnssec.pace.parent_propagation_delay}
-Restart=always
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
-"""
+    return signing.every_unit(f"{lab.parent.domain} follows the CDS of {lab.domain} (RFC 7344)", SCAN,
+                              lab.dnssec.pace.parent_propagation_delay)

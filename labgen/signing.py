@@ -161,31 +161,26 @@ CHECKDS = "/usr/local/sbin/labgen-checkds"
 CHECKDS_UNIT = "labgen-checkds.service"
 
 
+def every_script(header: str, usage: str, body: str) -> str:
+    """A shell program that does body once, or every --every SECONDS (a labgen service)."""
+    return (f"#!/bin/sh\n# Written by labgen: {header}\n# Usage: {usage} [--every SECONDS]\n"
+            f"while :; do\n{body}    [ \"${{1:-}}\" = --every ] || break\n    sleep \"$2\"\ndone\n")
+
+
+def every_unit(description: str, program: str, seconds: int) -> str:
+    """The systemd service that runs an every_script program every so many seconds."""
+    return (f"# Written by labgen: {description}, every {seconds} s ({program}).\n[Unit]\n"
+            f"Description=labgen: {description}\nAfter=named.service\n\n[Service]\n"
+            f"ExecStart={program} --every {seconds}\nRestart=always\nRestartSec=5\n\n"
+            "[Install]\nWantedBy=multi-user.target\n")
+
+
 def checkds_script(lab: Lab) -> str:
-    return f"""#!/bin/sh
-# Written by labgen: have BIND look for the DS of {lab.domain} at its parent (parental-agents) now,
-# and every SECONDS after that; a KSK roll goes on once BIND has seen the parent change its DS.
-# Usage: {CHECKDS} [--every SECONDS]
-while :; do
-    rndc loadkeys {lab.domain} >/dev/null 2>&1
-    [ "${{1:-}}" = --every ] || break
-    sleep "$2"
-done
-"""
+    return every_script(f"have BIND look for the DS of {lab.domain} at its parent (parental-agents)\n"
+                        "# now: a KSK roll goes on once BIND has seen the parent change its DS.",
+                        CHECKDS, f"    rndc loadkeys {lab.domain} >/dev/null 2>&1\n")
 
 
 def checkds_unit(lab: Lab) -> str:
-    return f"""# Written by labgen: BIND looks for the DS of {lab.domain} at its parent every
-# {lab.dnssec.pace.parent_propagation_delay} s ({CHECKDS}).
-[Unit]
-Description=labgen: BIND checks the DS of {lab.domain} at its parent
-After=named.service
-
-[Service]
-ExecStart={CHECKDS} --every {lab.dnssec.pace.parent_propagation_delay}
-Restart=always
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
-"""
+    return every_unit(f"BIND checks the DS of {lab.domain} at its parent", CHECKDS,
+                      lab.dnssec.pace.parent_propagation_delay)

@@ -18,9 +18,10 @@ USAGE = """usage: lab COMMAND
   lab hint ID            the next hint for an active exercise
   lab check              grade your lab now (your active exercises, or every check)
   lab status             your lab's hosts, exercises and last check
-  lab ds submit [DS]     put your zone's DS into the lab root: the DS given ('TAG ALG TYPE
-                         DIGEST', as dnssec-dsfromkey prints it without the owner), or one made
-                         from the key-signing DNSKEY your name server publishes"""
+  lab ds submit [DS...]  put your zone's DS into the lab root: the DS given ('TAG ALG TYPE
+                         DIGEST', as dnssec-dsfromkey prints it without the owner; several, each
+                         in quotes, during a KSK roll), or one made from each key-signing
+                         DNSKEY your name server publishes"""
 
 
 def ask(method, path, body=b""):
@@ -45,7 +46,9 @@ def main(argv):
     elif len(argv) == 2 and argv[0] == "hint":
         method, path, body = "POST", f"/hint/{argv[1]}", b""
     elif len(argv) >= 2 and argv[:2] == ["ds", "submit"]:
-        method, path, body = "POST", "/ds", " ".join(argv[2:]).encode()
+        # One DS as four words, or several, each quoted as one argument: one per line.
+        given = argv[2:]
+        method, path, body = "POST", "/ds", ("\n" if any(" " in a for a in given) else " ").join(given).encode()
     else:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ("help", "-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("help", "-h", "--help") else 2

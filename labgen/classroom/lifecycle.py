@@ -77,10 +77,11 @@ def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
         log(f"   restarted the {len(klass.students)} students' resolvers to drop their caches")
 
 
-def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_text: str | None,
-               log=print) -> str:
-    """ds: student: put a student's DS into the lab root (given, or made from the zone's
-    published key), once it matches a DNSKEY the student's name server publishes."""
+def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: list[str] | None,
+               log=print) -> list[str]:
+    """ds: student: put a student's DS set into the lab root (given, or made from every
+    key-signing key the zone publishes: both during a KSK roll), once each DS matches a DNSKEY
+    the student's name server publishes."""
     _require_podman(engine)
     if klass.ds != "student":
         raise UsageError(f"class {klass.name} has ds: root; labgen puts every student's DS in the "
@@ -93,14 +94,15 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_text: str 
     answer = engine.exec(root_container(klass), "dig", "+short", "+norecurse", "DNSKEY",
                          student.lab.domain, f"@{ns.ipv4}").stdout
     keys = [dns.rdata.from_text("IN", "DNSKEY", line) for line in answer.splitlines() if line.strip()]
-    if ds_text is None:
+    if not ds_texts:
         sep = [k for k in keys if k.flags & 1]
         if not sep:
             raise UsageError(f"{ns.fqdn} publishes no key-signing DNSKEY for {student.lab.domain}; "
                              "is the zone signed?")
-        ds_text = dns.dnssec.make_ds(dns.name.from_text(student.lab.domain), sep[0], "SHA256").to_text()
+        ds_texts = [dns.dnssec.make_ds(dns.name.from_text(student.lab.domain), k, "SHA256").to_text()
+                    for k in sep]
     folder = out / klass.name
-    taken = take_ds(klass, folder, student, ds_text, keys)
+    taken = take_ds(klass, folder, student, ds_texts, keys)
     key, _ = root_anchor(klass, folder)
     _root_up(klass, folder, engine, key, log)
     return taken

@@ -68,7 +68,7 @@ def student_ds(build: Path, domain: str):
 
 
 def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.zone.Zone:
-    """The unsigned root zone; ds maps each student to the DS to publish (None: insecure)."""
+    """The unsigned root zone; ds maps each student to the DS records to publish (none: insecure)."""
     origin = dns.name.from_text(klass.root)
     zone = dns.zone.Zone(origin)
     serial = dnszone.serial_for(now)
@@ -88,8 +88,8 @@ def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.z
         add(student.name, "NS", f"{ns.fqdn}.")
         add(f"{ns.name}.{student.name}", "A", str(ns.ipv4))  # glue
         add(f"{ns.name}.{student.name}", "AAAA", str(ns.ipv6))
-        if ds.get(student.name) is not None:
-            add(student.name, "DS", ds[student.name].to_text())
+        for record in ds.get(student.name) or []:
+            add(student.name, "DS", record.to_text())
     return zone
 
 
@@ -150,41 +150,54 @@ def student_builds(folder: Path) -> Path:
 TAKEN = "taken-ds.json"  # ds: student: the DS the trainer took in, per student
 
 
+MAX_DS = 4  # DS records a student may have the root publish at once (a roll needs two)
+
+
 def class_ds(klass: Class, folder: Path) -> dict:
-    """What the root publishes for each student: the DS of its rendered zone (ds: root), or the
-    DS the trainer took in (ds: student; None until then: the delegation is insecure)."""
+    """What the root publishes for each student, as a list of DS: the DS of its rendered zone
+    (ds: root), or the DS the trainer took in (ds: student; none until then: the delegation is
+    insecure)."""
     if klass.ds == "root":
-        return {s.name: student_ds(student_builds(folder) / s.lab.name, s.lab.domain)
+        return {s.name: [student_ds(student_builds(folder) / s.lab.name, s.lab.domain)]
                 for s in klass.students}
     try:
         taken = json.loads((folder / "root" / TAKEN).read_text(encoding="utf-8"))
     except FileNotFoundError:
         taken = {}
-    return {s.name: dns.rdata.from_text("IN", "DS", taken[s.name]) if s.name in taken else None
+    # A file from before several DS were taken holds one text per student.
+    return {s.name: [dns.rdata.from_text("IN", "DS", text) for text in
+                     ([taken[s.name]] if isinstance(taken.get(s.name), str) else taken.get(s.name, []))]
             for s in klass.students}
 
 
-def take_ds(klass: Class, folder: Path, student: Student, ds_text: str, dnskeys: list) -> str:
-    """Record a student's DS for the root, if it matches one of the zone's DNSKEYs (with the
-    SEP flag, as a DS must); returns the DS as the root will publish it."""
-    try:
-        ds = dns.rdata.from_text("IN", "DS", ds_text)
-    except (dns.exception.DNSException, ValueError) as exc:
-        raise UsageError(f"{_show(ds_text)} is not a DS record (key tag, algorithm, digest type, "
-                         f"digest): {exc}") from None
+def take_ds(klass: Class, folder: Path, student: Student, ds_texts: list[str], dnskeys: list) -> list[str]:
+    """Record a student's DS set for the root (it replaces the one before), if each DS matches
+    one of the zone's DNSKEYs with the SEP flag, as a DS must; returns the DS set as the root
+    will publish it."""
+    if not 1 <= len(ds_texts) <= MAX_DS:
+        raise UsageError(f"give 1 to {MAX_DS} DS records; got {len(ds_texts)}")
     owner = dns.name.from_text(student.lab.domain)
-    digest = {1: "SHA1", 2: "SHA256", 4: "SHA384"}.get(ds.digest_type)
-    matches = digest and any(key.flags & 1 and dns.dnssec.make_ds(owner, key, digest) == ds
-                             for key in dnskeys)
-    if not matches:
-        tags = ", ".join(str(dns.dnssec.key_id(k)) for k in dnskeys) or "none"
-        raise UsageError(f"the DS {ds.to_text()} matches no DNSKEY of {student.lab.domain} "
-                         f"(the zone's key tags: {tags}); refused")
+    found = []
+    for ds_text in ds_texts:
+        try:
+            ds = dns.rdata.from_text("IN", "DS", ds_text)
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise UsageError(f"{_show(ds_text)} is not a DS record (key tag, algorithm, digest type, "
+                             f"digest): {exc}") from None
+        digest = {1: "SHA1", 2: "SHA256", 4: "SHA384"}.get(ds.digest_type)
+        matches = digest and any(key.flags & 1 and dns.dnssec.make_ds(owner, key, digest) == ds
+                                 for key in dnskeys)
+        if not matches:
+            tags = ", ".join(str(dns.dnssec.key_id(k)) for k in dnskeys) or "none"
+            raise UsageError(f"the DS {ds.to_text()} matches no DNSKEY of {student.lab.domain} "
+                             f"(the zone's key tags: {tags}); refused")
+        if ds.to_text() not in found:
+            found.append(ds.to_text())
     path = folder / "root" / TAKEN
     taken = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    taken[student.name] = ds.to_text()
+    taken[student.name] = found
     path.write_text(json.dumps(taken, indent=1) + "\n", encoding="utf-8")
-    return ds.to_text()
+    return found
 
 
 def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> Path:

@@ -40,7 +40,7 @@ from ..render import environment
 from ..text import printable
 from . import access
 from .servicectl import board_url, log_file, pid_file, running, socket_file, token
-from .rootzone import class_student_lab, student_builds
+from .rootzone import MAX_DS, class_student_lab, student_builds
 from .scoreboard import VERIFY_LIMIT, Row, groups_of, row_of
 from .spec import Class, load_class
 
@@ -235,16 +235,18 @@ class Service:
             text = body.decode("utf-8").strip()
         except UnicodeDecodeError:
             return Answer.text(400, "refused: the DS must be text", False)
-        if "\n" in text or len(text.split()) not in (0, 4):
-            return Answer.text(400, "refused: give one DS as 'TAG ALGORITHM DIGEST-TYPE DIGEST', or "
-                               "none to have it made from your zone's key-signing DNSKEY", False)
+        given = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(given) > MAX_DS or any(len(line.split()) != 4 for line in given):
+            return Answer.text(400, f"refused: give up to {MAX_DS} DS, one per line, each as 'TAG "
+                               "ALGORITHM DIGEST-TYPE DIGEST', or none to have them made from your "
+                               "zone's key-signing DNSKEYs", False)
         async with self.ds_lock:  # one redeploy of the lab root at a time
             try:
                 taken = await asyncio.to_thread(take_in_ds, self.klass, self.out, self.engine,
-                                                student.name, text or None, lambda line: None)
+                                                student.name, given, lambda line: None)
             except UsageError as error:
                 return Answer.text(400, f"refused: {printable(str(error), 400, keep_newlines=False)}", False)
-        return Answer.text(200, f"the lab root now publishes the DS of {student.lab.domain}: {taken}")
+        return Answer.text(200, f"the lab root now publishes the DS of {student.lab.domain}: {'; '.join(taken)}")
 
     async def _check(self, student) -> Answer:
         asked = time.monotonic()

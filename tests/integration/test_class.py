@@ -385,6 +385,14 @@ def test_ds_student_leaves_a_delegation_insecure_until_its_ds_is_taken_in(klass)
             in taken.stdout, taken.stdout + taken.stderr
         answer = client(klass, "s01", "dig +dnssec nginx.s02.class.example A").stdout
         assert re.search(r"flags: [a-z ]*\bad\b", answer), answer  # secure once the DS is in
+        # two DS at once, as a KSK roll needs: here the zone's KSK by SHA-256 and by SHA-384
+        two = client(klass, "s02", "set -- $(dig +noall +answer s02.class.example DNSKEY | grep -w 257 | "
+                                   "dnssec-dsfromkey -f - -a SHA-256 -a SHA-384 s02.class.example | "
+                                   "cut -d' ' -f4-7 | tr ' ' _); lab ds submit \"$(echo $1 | tr _ ' ')\" "
+                                   "\"$(echo $2 | tr _ ' ')\"")
+        assert two.returncode == 0 and two.stdout.count(" 13 ") == 2, two.stdout + two.stderr
+        published = client(klass, "s01", "dig +short DS s02.class.example").stdout
+        assert len(published.splitlines()) == 2 and " 13 4 " in published, published
     finally:
         config.write_text(yaml.safe_dump(CLASS), encoding="utf-8")
         labgen(config, "class", "up")

@@ -17,7 +17,7 @@ import yaml
 
 from labgen.classroom.rootzone import render_class
 from labgen.classroom.spec import load_class, parse_class
-from labgen.errors import SpecError
+from labgen.errors import SpecError, UsageError
 from labgen.render import data_dir
 from labtest import run
 
@@ -245,3 +245,30 @@ def test_each_student_has_a_port_and_a_kept_key_and_ssh_files_in_their_lab_only(
     entry = access.entry(klass, s01, folder, student_builds(folder))
     assert entry.command == "ssh -i s01_ed25519 -o UserKnownHostsFile=s01_known_hosts -p 3001 root@127.0.0.1"
     assert entry.known_hosts.startswith("[127.0.0.1]:3001 ssh-ed25519 ")
+
+
+def test_a_student_may_have_several_ds_in_the_root_each_matching_a_key(tmp_path):
+    """ds: student, during a KSK roll: the old and the new DS, each checked against the
+    zone's key-signing keys; the set given replaces the one before; at most MAX_DS."""
+    import dns.name
+    import dns.rdata
+
+    from labgen.classroom.rootzone import MAX_DS, build, class_ds, take_ds
+
+    klass = parse_class({"name": "c", "students": 1, "ds": "student"})
+    folder = render_class(klass, tmp_path)
+    student = klass.students[0]
+    owner = dns.name.from_text(student.lab.domain)
+    keys = [dns.rdata.from_text("IN", "DNSKEY", line.split(" DNSKEY ")[1]) for line in
+            (p.read_text() for p in (folder / "students" / student.lab.name).rglob("K*.key"))]
+    ksk = next(k for k in keys if k.flags == 257)
+    texts = [dns.dnssec.make_ds(owner, ksk, digest).to_text() for digest in ("SHA256", "SHA384")]
+    assert take_ds(klass, folder, student, texts, keys) == texts
+    published = build(klass, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))
+    assert sorted(r.to_text() for r in published.find_rdataset(student.name, "DS")) == sorted(texts)
+    with pytest.raises(UsageError, match="matches no DNSKEY"):
+        take_ds(klass, folder, student, [texts[0], "12345 13 2 " + "ab" * 32], keys)
+    with pytest.raises(UsageError, match=f"give 1 to {MAX_DS} DS records; got {len(texts) * 3}"):
+        take_ds(klass, folder, student, texts * 3, keys)
+    assert take_ds(klass, folder, student, texts[:1], keys) == texts[:1]  # the set is replaced
+    assert [r.to_text() for r in class_ds(klass, folder)[student.name]] == texts[:1]
