@@ -194,3 +194,24 @@ def test_policy_timings(probe, lab):
         assert pace.signatures_validity - pace.signatures_jitter - 60 <= span <= pace.signatures_validity + 60, (
             f"expected DNSKEY signatures valid for {pace.signatures_validity} s; this one is for "
             f"{span:.0f} s")
+
+
+MAX_NEGATIVE_TTL = 10800  # RFC 2308 section 5: one to three hours
+
+
+@check("dnssec.negative_ttl", f"A name that does not exist is cached for at most {MAX_NEGATIVE_TTL // 3600} hours",
+       standard="RFC 2308 section 5; RFC 9077",
+       why="Resolvers keep a 'no such name' or 'no such record' answer for the SOA's minimum "
+           "(and its TTL, the lower of the two; with DNSSEC the NSEC records' TTL): a record added "
+           "after someone asked stays invisible to them that long.",
+       fix="Set the SOA's last field (and its TTL) to at most 3 hours, sign the zone again, and "
+           "drop what the resolver already cached (unbound-control flush_zone <zone>, or "
+           "flush_type <name> AAAA).",
+       needs=("dns",))
+def test_negative_answers_are_cached_briefly(probe, lab):
+    _, answers, status = dig(probe, lab.domain, "SOA", "+cd")
+    soa = records(answers, "SOA")
+    assert soa, f"expected the SOA of {lab.domain}; saw {status or 'no answer'}"
+    minimum = int(soa[0].split()[-1])
+    assert minimum <= MAX_NEGATIVE_TTL, (f"expected a negative TTL (SOA minimum) of at most "
+                                         f"{MAX_NEGATIVE_TTL} s; {lab.domain} says {minimum} s")
