@@ -38,21 +38,26 @@ def labgen(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def cpu_seconds(engine: Engine, container: str) -> float:
-    out = engine.exec(container, "cat", "/sys/fs/cgroup/cpu.stat").stdout
-    return int(re.search(r"usage_usec (\d+)", out).group(1)) / 1e6
+    """CPU time of everything in the container so far, from its cgroup on this machine."""
+    pid = engine.run("inspect", "--format", "{{.State.Pid}}", container).stdout.strip()
+    path = Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1]
+    parts = path.split("/")
+    top = next((i for i, p in enumerate(parts) if p.startswith("libpod-")), len(parts) - 1)
+    stat = Path("/sys/fs/cgroup", *parts[1:top + 1], "cpu.stat").read_text()
+    return int(re.search(r"usage_usec (\d+)", stat).group(1)) / 1e6
 
 
-def drills(keys: str, pace: str, folder: Path, picture: Path | None = None) -> list[str]:
+def drills(keys: str, pace: str, folder: Path, picture: Path | None = None):
+    """Yields one line per measure, as it is taken."""
     data = {**LABS[keys], "dnssec": {"signer": "bind", "pace": pace, "keys": keys}}
     config = folder / f"{data['name']}.yml"
     config.write_text(yaml.safe_dump(data))
     lab, engine = load(config), Engine("podman")
-    lines = []
     lifecycle.down(lab.name, engine)
     try:
         start = time.perf_counter()
         lifecycle.up(lab, folder / "build", engine, log=lambda _: None)
-        lines.append(f"{keys} lab at the {pace} pace: up in {time.perf_counter() - start:.1f} s")
+        yield (f"{keys} lab at the {pace} pace: up in {time.perf_counter() - start:.1f} s")
         for exercise in catalogue().values():
             if not exercise.drill or exercise.not_applicable(lab):
                 continue
@@ -76,10 +81,10 @@ def drills(keys: str, pace: str, folder: Path, picture: Path | None = None) -> l
                                        "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1200,900",
                                        f"--screenshot={picture}", (folder / "roll.html").as_uri()],
                                       capture_output=True, text=True)
-                lines.append(f"  the KSK roll's timeline: {picture}" if shot.returncode == 0 else
+                yield (f"  the KSK roll's timeline: {picture}" if shot.returncode == 0 else
                              f"  no picture: {shot.stderr.strip()[-200:]}")
             failures = re.search(r"(\d+) answers were not secure", checked.stdout)
-            lines.append(f"  {exercise.id}: {'solved' if checked.returncode == 0 else 'NOT solved'} "
+            yield (f"  {exercise.id}: {'solved' if checked.returncode == 0 else 'NOT solved'} "
                          f"{took:.0f} s after the roll began ({took / 60:.1f} min); answers not secure: "
                          f"{failures.group(1) if failures else 0}")
         if keys == "ksk-zsk":
@@ -89,11 +94,10 @@ def drills(keys: str, pace: str, folder: Path, picture: Path | None = None) -> l
             used = cpu_seconds(engine, probe) - before
             found = re.search(r"(\d+) rounds, (\d+) answers, (\d+) not secure", result.stdout)
             rounds, answers, bad = map(int, found.groups())
-            lines.append(f"  watch for 60 s: {rounds} rounds, {answers / 60:.1f} questions per second, "
+            yield (f"  watch for 60 s: {rounds} rounds, {answers / 60:.1f} questions per second, "
                          f"{bad} not secure; probe CPU {used:.1f} s ({100 * used / 60:.1f} % of one core)")
     finally:
         lifecycle.down(lab.name, engine)
-    return lines
 
 
 def main() -> None:
