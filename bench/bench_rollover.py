@@ -38,12 +38,15 @@ def labgen(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def cpu_seconds(engine: Engine, container: str) -> float:
-    """CPU time of everything in the container so far, from its cgroup on this machine."""
+    """CPU time of everything in the container so far, from its cgroup on this machine (v2's
+    cpu.stat, or v1's cpuacct.usage)."""
     pid = engine.run("inspect", "--format", "{{.State.Pid}}", container).stdout.strip()
-    path = Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1]
-    parts = path.split("/")
-    top = next((i for i, p in enumerate(parts) if p.startswith("libpod-")), len(parts) - 1)
-    stat = Path("/sys/fs/cgroup", *parts[1:top + 1], "cpu.stat").read_text()
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    v1 = next((line.split(":", 2)[2] for line in lines if ":cpuacct:" in line or ":cpu,cpuacct:" in line), None)
+    if v1 is not None:
+        return int(Path("/sys/fs/cgroup/cpuacct", v1.lstrip("/"), "cpuacct.usage").read_text()) / 1e9
+    path = next(line for line in lines if line.startswith("0::")).split("::", 1)[1]
+    stat = Path("/sys/fs/cgroup", path.lstrip("/"), "cpu.stat").read_text()
     return int(re.search(r"usage_usec (\d+)", stat).group(1)) / 1e6
 
 
