@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 # Version presets for the platforms labgen renders for. debian13 is the lab image.
 TARGETS: dict[str, dict[str, str]] = {
-    "debian13": {"nginx": "1.26", "apache": "2.4.66", "openssl": "3.5", "bind": "9.20"},
-    "debian12": {"nginx": "1.22", "apache": "2.4.62", "openssl": "3.0", "bind": "9.18"},
+    "debian13": {"nginx": "1.26", "apache": "2.4.66", "openssl": "3.5"},
+    "debian12": {"nginx": "1.22", "apache": "2.4.62", "openssl": "3.0"},
 }
 DEFAULT_TARGET = "debian13"
 
@@ -20,8 +20,6 @@ FEATURES: dict[str, tuple[str, str]] = {
     "nginx_http3": ("nginx", "1.25.0"),
     # ML-KEM hybrid key exchange (X25519MLKEM768) is in OpenSSL from 3.5.
     "openssl_mlkem": ("openssl", "3.5"),
-    # dnssec-policy's signatures-jitter arrived in BIND 9.20 (before, a fixed spread).
-    "bind_signatures_jitter": ("bind", "9.20"),
 }
 
 # Groups that need a feature; a group missing here needs nothing special.
@@ -43,7 +41,6 @@ class Target:
     nginx: str
     apache: str
     openssl: str
-    bind: str = TARGETS[DEFAULT_TARGET]["bind"]
 
     def has(self, feature: str) -> bool:
         software, first = FEATURES[feature]

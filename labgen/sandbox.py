@@ -22,6 +22,7 @@ CHECKS = {
     "apache": ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
                "a2ensite -q {fqdn} >/dev/null && apache2ctl configtest"),
     "authdns": "{prepare}named-checkconf -z /etc/bind/named.conf",
+    "parent": "{prepare}named-checkconf -z /etc/bind/named.conf",  # the parent zone's name server
     "resolver": "unbound-checkconf /etc/unbound/unbound.conf",
 }
 

@@ -116,10 +116,10 @@ def policy(lab: Lab) -> list[tuple[str, str]]:
              ("parent-ds-ttl", p.parent_ds_ttl), ("parent-propagation-delay", p.parent_propagation_delay),
              ("signatures-validity", p.signatures_validity),
              ("signatures-validity-dnskey", p.signatures_validity),
-             ("signatures-refresh", p.signatures_refresh)]
-    if lab.target.has("bind_signatures_jitter"):
-        items.append(("signatures-jitter", p.signatures_jitter))
-    items.append(("purge-keys", p.purge_keys))
+             ("signatures-refresh", p.signatures_refresh),
+             # Debian 12's BIND (9.18.49) has it too, and needs it: its default (12 h) is longer
+             # than a lesson's whole signature validity.
+             ("signatures-jitter", p.signatures_jitter), ("purge-keys", p.purge_keys)]
     return [(name, str(value)) for name, value in items]
 
 

@@ -619,12 +619,12 @@ def _target(top: _Section) -> Target:
         if value not in TARGETS:
             top.fail(f"{_show(value)} is not a known target ({', '.join(TARGETS)})"
                      f"{_did_you_mean(value, TARGETS)}; "
-                     "or give a mapping of nginx, apache, openssl and bind versions", "target")
+                     "or give a mapping of nginx, apache and openssl versions", "target")
         return Target(name=value, **TARGETS[value])
     sec = _Section(value, "target", top.source)
     base = TARGETS[sec.choice("preset", tuple(TARGETS), DEFAULT_TARGET)]
     versions = {}
-    for software in ("nginx", "apache", "openssl", "bind"):
+    for software in ("nginx", "apache", "openssl"):
         version = sec.get(software, base[software])
         if isinstance(version, (int, float)) and not isinstance(version, bool):
             # YAML reads 1.20 as the number 1.2: refuse rather than guess.

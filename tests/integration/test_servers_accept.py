@@ -63,6 +63,8 @@ def test_every_server_accepts_its_rendered_config(render_lab, target_root, profi
             assert "test is successful" in output
         if host.software == "apache":
             assert "Syntax OK" in output
+        if host.role == "parent":  # the parent zone, signed online too
+            assert f"zone {lab.parent.domain}/IN: loaded serial" in output
         if host.role == "authdns" and signing.online(lab):  # the unsigned copy BIND signs
             assert f"zone {lab.domain}/IN: loaded serial" in output and "dnssec-policy" in \
                 (build / "hosts" / host.name / "etc/bind/named.conf").read_text()

@@ -103,11 +103,6 @@ def test_a_csk_is_one_key_for_both_roles(render_lab):
     assert "csk lifetime unlimited" in (ns1(build) / "etc/bind/named.conf").read_text()
 
 
-def test_debian12s_bind_gets_no_signatures_jitter(render_lab):
-    _, build = render_lab({**BIND, "target": "debian12"})
-    assert "signatures-jitter" not in (ns1(build) / "etc/bind/named.conf").read_text()
-
-
 def test_a_lab_bind_signs_has_a_parent_zone_whose_ds_is_the_trust_anchor(render_lab):
     lab, build = render_lab(BIND)
     parent = lab.role("parent")

@@ -51,7 +51,7 @@ BAD = [
                  id="unknown-nested-key"),
     pytest.param({"target": {"ngnix": "1.26"}},
                  "lab.yml: target.ngnix: unknown key (did you mean 'nginx'?); "
-                 "known keys: apache, bind, nginx, openssl, preset",
+                 "known keys: apache, nginx, openssl, preset",
                  id="unknown-target-key"),
     pytest.param({"servers": [{"name": "web", "software": "nginx", "port": 8443}]},
                  "lab.yml: servers[0].port: unknown key; known keys: name, software",
@@ -198,7 +198,7 @@ BAD = [
                  id="profile-unknown"),
     pytest.param({"target": "debian11"},
                  "lab.yml: target: 'debian11' is not a known target (debian13, debian12) "
-                 "(did you mean 'debian13'?); or give a mapping of nginx, apache, openssl and bind versions",
+                 "(did you mean 'debian13'?); or give a mapping of nginx, apache and openssl versions",
                  id="target-unknown"),
     pytest.param({"target": {"preset": "ubuntu"}},
                  "lab.yml: target.preset: 'ubuntu' is not one of debian13, debian12",
