@@ -35,6 +35,8 @@ REQUIRES = {
                        "BIND does not sign the zone (dnssec.signer: bind)"),
     "ksk_zsk": (lambda lab, server: lab.dnssec.keys == "ksk-zsk",
                 "the zone has one combined key (dnssec.keys: csk), not a KSK and a ZSK"),
+    "ecdsa": (lambda lab, server: lab.dnssec.algorithm == "ECDSAP256SHA256",
+              "the zone is not signed with ECDSAP256SHA256 (dnssec.algorithm)"),
     "csk": (lambda lab, server: lab.dnssec.keys == "csk",
             "the zone has a KSK and a ZSK (dnssec.keys: ksk-zsk), not one combined key"),
 }

@@ -21,7 +21,7 @@ from ..engine import Engine
 from ..spec import Lab
 from ..vantage import CLEAN_ENV, PROBE
 
-ROLLS = ("zsk", "ksk", "csk")
+ROLLS = ("zsk", "ksk", "csk", "algorithm")
 LOG_DIR = "/var/lib/labgen/drills"
 MAX_SECONDS = 4 * 3600  # a drill's watch stops by itself after this
 GAP = 15  # seconds between two rounds of the watch beyond which the record has a hole
@@ -93,6 +93,8 @@ def roll_problems(roll: str, before: list[dict], now: list[dict], ds: list[int] 
     def tags(found, ksk):
         return {k["tag"] for k in found if bool(k["flags"] & SEP) == ksk}
 
+    if roll == "algorithm":
+        return algorithm_problems(before, now, ds)
     rolled = {"zsk": [False], "ksk": [True], "csk": [True, False]}[roll]
     kept = [role for role in (True, False) if role not in rolled]
     problems = []
@@ -122,6 +124,28 @@ def roll_problems(roll: str, before: list[dict], now: list[dict], ds: list[int] 
             problems.append(f"expected the {name} to stay as it was ({sorted(tags(before, ksk))}); "
                             f"the DNSKEY set now has {sorted(tags(now, ksk))}")
     return problems
+
+
+def algorithm_problems(before: list[dict], now: list[dict], ds: list[int] | None) -> list[str]:
+    """An algorithm roll is complete when no key of the old algorithm is left, keys of a new one
+    sign (a key-signing key among them), and the parent's DS names those alone."""
+    old = {k["algorithm"] for k in before}
+    if not now:
+        return ["ns1 serves no DNSKEY set: the zone is not signed"]
+    left = sorted(k["tag"] for k in now if k["algorithm"] in old)
+    new = [k for k in now if k["algorithm"] not in old]
+    if not new:
+        return [f"expected keys of a new algorithm in the DNSKEY set; it holds only algorithm "
+                f"{', '.join(map(str, sorted(old)))} (change the algorithm in the dnssec-policy of "
+                "named.conf, then rndc reconfig)"]
+    if left:
+        return [f"the roll is under way: the keys {', '.join(map(str, left))} of the old algorithm are "
+                "still in the DNSKEY set (rndc dnssec -status shows when they go)"]
+    ksk = {k["tag"] for k in new if k["flags"] & SEP}
+    if ds is not None and set(ds) != ksk:
+        return [f"expected the parent's DS set to name the new key-signing key ({', '.join(map(str, sorted(ksk)))}); "
+                f"it names {', '.join(map(str, ds)) or 'none'} (the parent follows the zone's CDS)"]
+    return []
 
 
 def watch_problems(timeline: watch.Timeline, running: bool, since: float, now: float) -> list[str]:
