@@ -232,6 +232,12 @@ def cmd_class(args: argparse.Namespace) -> int:
         print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: "
               f"{'; '.join(taken)}")
         return 0
+    if args.action == "cds":
+        from .classroom.lifecycle import follow_cds
+
+        changes = follow_cds(klass, _base(args), Engine("podman"))
+        print("\n".join(changes) if changes else "no student's CDS asks for another DS")
+        return 0
     if args.action == "serve":
         from .classroom import service
 
@@ -427,6 +433,14 @@ def parser() -> argparse.ArgumentParser:
                           "the old and the new). The set given replaces the one before.")
     cds.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
     cds.set_defaults(func=cmd_class)
+    ccds = class_actions.add_parser(
+        "cds", help="the lab root follows the students' CDS now (RFC 7344)",
+        description="For each student whose name server publishes CDS, take in the DS set the CDS "
+                    "asks for if it validates through the DS the lab root publishes now (BIND's "
+                    "dnssec-cds checks it), and redeploy the root once. The grading service does this "
+                    "every parent propagation delay when BIND signs the students' zones.")
+    ccds.add_argument("-c", "--config", default="class.yml", help="class file (default: class.yml)")
+    ccds.set_defaults(func=cmd_class)
     chand = class_actions.add_parser("handouts", help="one page per student (Markdown and HTML)",
                                      description="Write DIR/<student>.md and .html: the student's zone, "
                                                  "addresses and hosts, how to enter the workstation, "

@@ -22,7 +22,7 @@ from .. import deploy, image, lifecycle
 from ..engine import LABEL, ROUTES_NOTHING, Engine
 from ..errors import UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
-from .rootzone import (ROOT_NS, class_ds, render_root, root_anchor, root_container,
+from .rootzone import (ROOT_NS, class_ds, record_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
 from . import access, firewall, servicectl as service
 from .spec import Class
@@ -106,6 +106,58 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: lis
     key, _ = root_anchor(klass, folder)
     _root_up(klass, folder, engine, key, log)
     return taken
+
+
+CDS_MARK = "@@labgen-student"
+
+
+def follow_cds(klass: Class, out: Path, engine: Engine, log=print) -> list[str]:
+    """The lab root follows its students' CDS (RFC 7344) as a single lab's parent host does
+    (parentzone.py): for each student whose name server publishes CDS, dnssec-cds, in the
+    root's container, checks that the CDS validates through the DS set the root publishes now,
+    and what it says becomes the student's DS set. The root is redeployed once if any changed
+    (the one path every DS change takes, as for class ds). One line per change or refusal."""
+    _require_podman(engine)
+    state = engine.state(root_container(klass))
+    if state is None or not state.running:
+        raise UsageError(f"class {klass.name} is not up; run labgen class up -c {klass.source} first")
+    folder = out / klass.name
+    current = class_ds(klass, folder)
+    script = ["set -u"]
+    for student in klass.students:
+        if not current[student.name]:
+            continue  # an insecure delegation: no chain for a CDS to validate through
+        domain, ns = student.lab.domain, student.lab.role("authdns").ipv4
+        dsset = "".join(f"{domain}. 3600 IN DS {ds.to_text()}\n" for ds in current[student.name])
+        script.append(f"""echo {CDS_MARK} {student.name}
+work=$(mktemp -d)
+for type in DNSKEY CDS CDNSKEY; do dig +norec +dnssec +noall +answer +time=2 +tries=1 @{ns} {domain} $type; done > $work/child
+if grep -q "[[:space:]]CDS[[:space:]]" $work/child; then
+    printf '%s' '{dsset}' > $work/dsset
+    touch -d '-2 hours' $work/dsset  # BIND dates its signatures an hour back
+    dnssec-cds -f $work/child -d $work/dsset {domain} 2>&1
+fi
+rm -rf $work""")
+    out_text = engine.exec(root_container(klass), "sh", "-c", "\n".join(script), timeout=300).stdout
+    changes = []
+    for block in out_text.split(f"{CDS_MARK} ")[1:]:
+        name, _, text = block.partition("\n")
+        student = klass.student(name.strip())
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        if not lines:
+            continue  # no CDS published
+        if any(fields[:1] == ["dnssec-cds:"] for fields in lines):
+            changes.append(f"{student.name}: CDS not taken: {' '.join(lines[-1])[:200]}")
+            continue
+        found = [" ".join(fields[4:]) for fields in lines if fields[3:4] == ["DS"]]
+        if found and {dns.rdata.from_text("IN", "DS", t) for t in found} != set(current[student.name]):
+            record_ds(klass, folder, student, found)
+            changes.append(f"{student.name}: the DS set follows its CDS now: "
+                           + "; ".join(t.split()[0] for t in found))
+    if any(": the DS set follows" in line for line in changes):
+        key, _ = root_anchor(klass, folder)
+        _root_up(klass, folder, engine, key, log)
+    return changes
 
 
 def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:

@@ -147,27 +147,39 @@ def student_builds(folder: Path) -> Path:
     return folder / "students"
 
 
-TAKEN = "taken-ds.json"  # ds: student: the DS the trainer took in, per student
+TAKEN = "taken-ds.json"  # the DS set taken in per student (class ds, lab ds submit, or its CDS)
 
 
 MAX_DS = 4  # DS records a student may have the root publish at once (a roll needs two)
 
 
-def class_ds(klass: Class, folder: Path) -> dict:
-    """What the root publishes for each student, as a list of DS: the DS of its rendered zone
-    (ds: root), or the DS the trainer took in (ds: student; none until then: the delegation is
-    insecure)."""
-    if klass.ds == "root":
-        return {s.name: [student_ds(student_builds(folder) / s.lab.name, s.lab.domain)]
-                for s in klass.students}
+def _taken(folder: Path) -> dict:
     try:
-        taken = json.loads((folder / "root" / TAKEN).read_text(encoding="utf-8"))
+        return json.loads((folder / "root" / TAKEN).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        taken = {}
-    # A file from before several DS were taken holds one text per student.
-    return {s.name: [dns.rdata.from_text("IN", "DS", text) for text in
-                     ([taken[s.name]] if isinstance(taken.get(s.name), str) else taken.get(s.name, []))]
-            for s in klass.students}
+        return {}
+
+
+def _rendered_ds(folder: Path, student: Student) -> str:
+    return student_ds(student_builds(folder) / student.lab.name, student.lab.domain).to_text()
+
+
+def class_ds(klass: Class, folder: Path) -> dict:
+    """What the root publishes for each student, as a list of DS: the DS set taken in since (by
+    class ds, lab ds submit or from the student's CDS), else the DS of the rendered zone (ds:
+    root) or none (ds: student: the delegation is insecure until a DS is taken in). With ds:
+    root a set taken in holds only while the student's rendered keys are the ones it followed."""
+    taken, found = _taken(folder), {}
+    for s in klass.students:
+        entry = taken.get(s.name)
+        if isinstance(entry, (str, list)):  # a file from before: the DS text(s) alone
+            entry = {"ds": [entry] if isinstance(entry, str) else entry, "since": None}
+        rendered = _rendered_ds(folder, s) if klass.ds == "root" else None
+        if entry is not None and (klass.ds == "student" or entry.get("since") == rendered):
+            found[s.name] = [dns.rdata.from_text("IN", "DS", text) for text in entry["ds"]]
+        else:
+            found[s.name] = [dns.rdata.from_text("IN", "DS", rendered)] if rendered else []
+    return found
 
 
 def take_ds(klass: Class, folder: Path, student: Student, ds_texts: list[str], dnskeys: list) -> list[str]:
@@ -193,11 +205,16 @@ def take_ds(klass: Class, folder: Path, student: Student, ds_texts: list[str], d
                              f"(the zone's key tags: {tags}); refused")
         if ds.to_text() not in found:
             found.append(ds.to_text())
-    path = folder / "root" / TAKEN
-    taken = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    taken[student.name] = found
-    path.write_text(json.dumps(taken, indent=1) + "\n", encoding="utf-8")
+    record_ds(klass, folder, student, found)
     return found
+
+
+def record_ds(klass: Class, folder: Path, student: Student, texts: list[str]) -> None:
+    """The student's DS set from now on (checked already: against the zone's keys, or by
+    dnssec-cds through the DS set before)."""
+    taken = _taken(folder)
+    taken[student.name] = {"ds": texts, "since": _rendered_ds(folder, student) if klass.ds == "root" else None}
+    (folder / "root" / TAKEN).write_text(json.dumps(taken, indent=1) + "\n", encoding="utf-8")
 
 
 def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> Path:

@@ -248,6 +248,27 @@ class Service:
                 return Answer.text(400, f"refused: {printable(str(error), 400, keep_newlines=False)}", False)
         return Answer.text(200, f"the lab root now publishes the DS of {student.lab.domain}: {'; '.join(taken)}")
 
+    async def follower(self) -> None:
+        """The lab root follows the students' CDS (lifecycle.follow_cds) every parent propagation
+        delay, when BIND signs the students' zones: a student's KSK roll needs no trainer."""
+        from .lifecycle import follow_cds
+
+        while True:
+            lab = self._class().students[0].lab
+            if lab.dnssec.signer != "bind":
+                return
+            await asyncio.sleep(lab.dnssec.pace.parent_propagation_delay)
+            async with self.ds_lock:  # one redeploy of the lab root at a time
+                try:
+                    changes = await asyncio.to_thread(follow_cds, self.klass, self.out, self.engine,
+                                                      lambda line: None)
+                except Exception as error:  # noqa: BLE001 - the next round tries again
+                    self.log.warning("following the students' CDS failed: %s",
+                                     printable(str(error), 300, keep_newlines=False))
+                    continue
+            for line in changes:
+                self.log.info("lab root: %s", line)
+
     async def _check(self, student) -> Answer:
         asked = time.monotonic()
         future = self.pending.get(student.name)
@@ -379,6 +400,7 @@ async def _main(service: Service, socket_path: Path, klass: Class) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     graders = [asyncio.create_task(service.grader()) for _ in range(GRADERS)]
+    graders.append(asyncio.create_task(service.follower()))
     service.log.info("class %s: grading service up for %d students; board %s", klass.name,
                      len(klass.students), board_url(klass, service.folder))
     await stop.wait()

@@ -1,0 +1,71 @@
+"""A KSK roll in a class of two whose zones BIND signs (test pace): a student rolls their key
+through the lab root, which follows the CDS (the grading service runs lifecycle.follow_cds);
+the drill is solved with no answer recorded that was not secure, the root's DS then names the
+new key alone, and the other student still validates the first one's names."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labgen.classroom.spec import load_class
+from labgen.engine import Engine
+from labgen.exercises import catalogue
+from labgen.exercises.faults import run_steps
+from labgen.exercises import drill
+from labtest import run
+
+ROLL_CLASS = {"name": "croll", "students": 2, "network": {"ipv4": "10.132.0.0/16", "ipv6": "2001:db8:132::/48"},
+              "lab": {"dnssec": {"signer": "bind", "pace": "test"}},
+              "access": {"listen": "127.0.0.1", "ssh_port": 2300, "board_port": 2390}}
+LIMIT = 300  # seconds the roll may take at the test pace (about 60 in a single lab)
+
+
+def labgen(config: Path, *args: str, timeout: int = 900):
+    return run([sys.executable, "-m", "labgen", *args, "-c", str(config)], timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def roll_class(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rollclass")
+    config = folder / "class.yml"
+    config.write_text(yaml.safe_dump(ROLL_CLASS), encoding="utf-8")
+    labgen(config, "class", "down")
+    up = labgen(config, "class", "up")
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr
+    yield config, load_class(config)
+    labgen(config, "class", "down")
+
+
+def test_a_students_ksk_roll_goes_through_the_lab_root_by_cds(roll_class):
+    config, model = roll_class
+    s01, s02 = model.students
+    exercise = catalogue()["ksk-roll"]
+    started = labgen(config, "exercise", "start", exercise.id, "--student", s01.name)
+    assert started.returncode == 0, started.stdout + started.stderr
+    lab = s01.lab
+    build = config.parent / "build" / model.name / "students" / lab.name
+    begun = time.monotonic()
+    run_steps(lab, build, Engine("podman"), exercise, exercise.student)
+    while True:
+        checked = labgen(config, "exercise", "check", exercise.id, "--student", s01.name)
+        if checked.returncode == 0 or time.monotonic() - begun > LIMIT:
+            break
+        assert "not secure" not in checked.stdout, checked.stdout
+        time.sleep(10)
+    assert checked.returncode == 0 and "solved in" in checked.stdout, checked.stdout + checked.stderr
+    print(f"class ksk-roll: solved {time.monotonic() - begun:.0f} s after the roll began")
+    engine = Engine("podman")
+    ksk = {k["tag"] for k in drill.keys(lab, engine) if k["flags"] == 257}
+    assert drill.ds_at_parent(lab, engine) == sorted(ksk)  # the root names the new key alone
+    # the other student validates the first one's names through the root
+    answer = engine.exec(s02.lab.container(s02.lab.role("client")), "dig", "+dnssec",
+                         f"nginx.{lab.domain}", "A").stdout
+    assert re.search(r"flags: [a-z ]*\bad\b", answer), answer
+    # the trainer's on-demand scan has nothing left to do
+    assert labgen(config, "class", "cds").stdout.strip() == "no student's CDS asks for another DS"
