@@ -299,7 +299,7 @@ def _zone(running_lab, tmp_path: Path, *, sign: bool, tlsa_of, caa: str, drop_aa
         zone.delete_rdataset(name, "AAAA")
     if sign:
         key = pki.dnssec_key(store, algorithm)
-        dnszone.sign(zone, key, dnszone.dnskey_for(key, algorithm), lab.dnssec.denial, now)
+        dnszone.sign(zone, [(key, dnszone.dnskey_for(key, algorithm))], lab.dnssec.denial, now)
     return dnszone.zone_text(zone)
 
 
