@@ -135,7 +135,7 @@ def algorithm_problems(before: list[dict], now: list[dict], ds: list[int] | None
     left = sorted(k["tag"] for k in now if k["algorithm"] in old)
     new = [k for k in now if k["algorithm"] not in old]
     if not new:
-        return [f"expected keys of a new algorithm in the DNSKEY set; it holds only algorithm "
+        return [f"expected a new algorithm's keys in the DNSKEY set; it holds only algorithm "
                 f"{', '.join(map(str, sorted(old)))} (change the algorithm in the dnssec-policy of "
                 "named.conf, then rndc reconfig)"]
     if left:
