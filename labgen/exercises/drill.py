@@ -95,34 +95,28 @@ def roll_problems(roll: str, before: list[dict], now: list[dict], ds: list[int] 
 
     if roll == "algorithm":
         return algorithm_problems(before, now, ds)
-    rolled = {"zsk": [False], "ksk": [True], "csk": [True, False]}[roll]
-    kept = [role for role in (True, False) if role not in rolled]
-    problems = []
     if not now:
         return ["ns1 serves no DNSKEY set: the zone is not signed"]
-    for ksk in rolled:
-        name = "KSK" if ksk else "ZSK"
-        old, current = tags(before, ksk), tags(now, ksk)
-        if roll == "csk":
-            name, old, current = "CSK", tags(before, True), tags(now, True)
-        if not current - old:
-            problems.append(f"expected a new {name} in the DNSKEY set; it still holds only "
-                            f"{', '.join(map(str, sorted(current))) or 'none'} (start the roll: "
-                            f"rndc dnssec -rollover -key <tag> <zone>)")
-        elif current & old:
-            problems.append(f"the roll is under way: the old {name} {', '.join(map(str, sorted(current & old)))} "
-                            f"is still in the DNSKEY set (rndc dnssec -status shows when it goes)")
-        if roll == "csk":
-            break
+    # (name, key-signing?) of the key rolled, and the roles that must stay as they were
+    name, ksk = {"zsk": ("ZSK", False), "ksk": ("KSK", True), "csk": ("CSK", True)}[roll]
+    kept = {"zsk": [True], "ksk": [False], "csk": []}[roll]
+    problems = []
+    old, current = tags(before, ksk), tags(now, ksk)
+    if not current - old:
+        problems.append(f"expected a new {name} in the DNSKEY set; it still holds only "
+                        f"{', '.join(map(str, sorted(current))) or 'none'} (start the roll: "
+                        f"rndc dnssec -rollover -key <tag> <zone>)")
+    elif current & old:
+        problems.append(f"the roll is under way: the old {name} {', '.join(map(str, sorted(current & old)))} "
+                        f"is still in the DNSKEY set (rndc dnssec -status shows when it goes)")
     if ds is not None and not problems and set(ds) != tags(now, True):
         problems.append(f"expected the parent's DS set to name the key-signing key now in use "
                         f"({', '.join(map(str, sorted(tags(now, True))))}); it names "
                         f"{', '.join(map(str, ds)) or 'none'} (the parent follows the zone's CDS)")
-    for ksk in kept:
-        if roll != "csk" and tags(now, ksk) != tags(before, ksk):
-            name = "KSK" if ksk else "ZSK"
-            problems.append(f"expected the {name} to stay as it was ({sorted(tags(before, ksk))}); "
-                            f"the DNSKEY set now has {sorted(tags(now, ksk))}")
+    for role in kept:
+        if tags(now, role) != tags(before, role):
+            problems.append(f"expected the {'KSK' if role else 'ZSK'} to stay as it was "
+                            f"({sorted(tags(before, role))}); the DNSKEY set now has {sorted(tags(now, role))}")
     return problems
 
 

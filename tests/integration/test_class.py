@@ -66,17 +66,21 @@ def labgen(config: Path, *args: str, timeout: int = 900):
     return run([sys.executable, "-m", "labgen", *args, "-c", str(config)], timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def klass(running_lab, tmp_path_factory):
-    """The class, up; down at the end (what an interrupted session left removed first)."""
-    folder = tmp_path_factory.mktemp("class")
+def class_up(folder: Path, data: dict):
+    """A class fixture's class, up; down at the end (what an interrupted session left removed
+    first). Yields (class file, Class, class up's output)."""
     config = folder / "class.yml"
-    config.write_text(yaml.safe_dump(CLASS), encoding="utf-8")
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
     labgen(config, "class", "down")
     up = labgen(config, "class", "up")
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr
     yield config, load_class(config), up.stdout
     labgen(config, "class", "down")
+
+
+@pytest.fixture(scope="module")
+def klass(running_lab, tmp_path_factory):
+    yield from class_up(tmp_path_factory.mktemp("class"), CLASS)
 
 
 def client(klass, student: str, script: str):

@@ -6,19 +6,15 @@ new key alone, and the other student still validates the first one's names."""
 from __future__ import annotations
 
 import re
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
+from test_class import class_up, labgen
 
-from labgen.classroom.spec import load_class
 from labgen.engine import Engine
 from labgen.exercises import catalogue
 from labgen.exercises.faults import run_steps
 from labgen.exercises import drill
-from labtest import run
 
 ROLL_CLASS = {"name": "croll", "students": 2, "network": {"ipv4": "10.132.0.0/16", "ipv6": "2001:db8:132::/48"},
               "lab": {"dnssec": {"signer": "bind", "pace": "test"}},
@@ -26,24 +22,13 @@ ROLL_CLASS = {"name": "croll", "students": 2, "network": {"ipv4": "10.132.0.0/16
 LIMIT = 300  # seconds the roll may take at the test pace (about 60 in a single lab)
 
 
-def labgen(config: Path, *args: str, timeout: int = 900):
-    return run([sys.executable, "-m", "labgen", *args, "-c", str(config)], timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def roll_class(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rollclass")
-    config = folder / "class.yml"
-    config.write_text(yaml.safe_dump(ROLL_CLASS), encoding="utf-8")
-    labgen(config, "class", "down")
-    up = labgen(config, "class", "up")
-    assert up.returncode == 0, up.stdout[-3000:] + up.stderr
-    yield config, load_class(config)
-    labgen(config, "class", "down")
+    yield from class_up(tmp_path_factory.mktemp("rollclass"), ROLL_CLASS)
 
 
 def test_a_students_ksk_roll_goes_through_the_lab_root_by_cds(roll_class):
-    config, model = roll_class
+    config, model, _ = roll_class
     s01, s02 = model.students
     exercise = catalogue()["ksk-roll"]
     started = labgen(config, "exercise", "start", exercise.id, "--student", s01.name)
