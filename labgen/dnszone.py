@@ -192,18 +192,21 @@ def source_path(zone_path: str) -> str:
 
 def resign_command(lab: Lab, zone_path: str, extra: str = "", key_dir: str = KEY_DIR) -> str:
     """The command that signs the zone source again on ns1, as labgen signed it: one combined
-    key (-z), NSEC or NSEC3 without salt or extra iterations, the serial one higher."""
+    key (-z), NSEC or NSEC3 without salt or extra iterations, the serial one higher. extra's
+    options come after labgen's, so they win (dnssec-signzone reads the last -3 and -H)."""
     nsec3 = " -3 -" if lab.dnssec.denial == "nsec3" else ""
     extra = f" {extra}" if extra else ""
     return (f"dnssec-signzone -q -z -S -K {key_dir} -o {lab.domain}{nsec3}{extra} -N increment "
             f"-f {zone_path} {source_path(zone_path)} && systemctl restart named")
 
 
-def flag_day_command(lab: Lab, zone_path: str, key_dir: str) -> str:
-    """An algorithm roll done as a flag day: a new key of the other algorithm made in key_dir,
-    and the zone signed with it alone, while the parent's DS still names the old key."""
-    other = next(a for a in BIND_ALGORITHMS if a != lab.dnssec.algorithm)
-    return (f"rm -rf {key_dir} && mkdir -p {key_dir} && dnssec-keygen -q -K {key_dir} -a {other} "
+def new_key_command(lab: Lab, zone_path: str, key_dir: str, same_algorithm: bool) -> str:
+    """A key swapped in one step: a new key-signing key made in key_dir (of the zone's algorithm,
+    or of the other: an algorithm flag day) and the zone signed with it alone, while the DS at
+    the parent still names the old key."""
+    algorithm = lab.dnssec.algorithm if same_algorithm else \
+        next(a for a in BIND_ALGORITHMS if a != lab.dnssec.algorithm)
+    return (f"rm -rf {key_dir} && mkdir -p {key_dir} && dnssec-keygen -q -K {key_dir} -a {algorithm} "
             f"-f KSK {lab.domain} >/dev/null && " + resign_command(lab, zone_path, key_dir=key_dir))
 
 

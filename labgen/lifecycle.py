@@ -92,6 +92,19 @@ class Phase:
         self.note(f"{detail} ({time.monotonic() - self.started:.1f} s)")
 
 
+def retransfer(lab: Lab, engine: Engine) -> str:
+    """After labgen put the rendered zone back on ns1: the lab root that keeps a copy of it (in
+    a class) takes it whole. A secondary never takes a lower serial, and the rendered zone's may
+    be lower than one a student signed since. What was done, or "" when there is no such copy."""
+    root = lab.secondary
+    if not root or not ((state := engine.state(root)) and state.running):
+        return ""
+    done = engine.exec(root, "rndc", "retransfer", lab.domain)
+    return f"the lab root's copy of {lab.domain}: " + (
+        "transferred again" if done.returncode == 0 else
+        f"not transferred again ({(done.stderr or done.stdout).strip()[:200]})")
+
+
 def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print) -> dict:
     phase = Phase(log)
     phase.start("render")
@@ -137,6 +150,8 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
         # The zone changed: the resolver must not keep answering from its cache.
         engine.exec(lab.container(resolver), "systemctl", "restart", service(resolver))
         log(f"      the zone changed on {ns.name}: restarted {service(resolver)} to drop its cache")
+    if changed.get(ns.name) and (done := retransfer(lab, engine)):
+        log(f"      {done}")
     log(f"lab {lab.name} is up")
     return stats
 

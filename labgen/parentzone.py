@@ -54,33 +54,64 @@ def build(lab: Lab, child_ds, now: dt.datetime) -> dns.zone.Zone:
     return zone
 
 
+# Shell functions of every parent that follows CDS: a single lab's parent host (scan_script)
+# and a class's lab root (classroom/lifecycle.py). Each takes CHILD NS WORK; WORK/dsset holds
+# the DS set the parent publishes now, as dig shows it.
+CDS_FUNCTIONS = r"""# child_sets: the child's DNSKEY, CDS and CDNSKEY sets with their signatures in WORK/child;
+# true when it publishes CDS.
+child_sets() {
+    for type in DNSKEY CDS CDNSKEY; do
+        dig +norec +dnssec +noall +answer +time=2 +tries=1 @"$2" "$1" $type
+    done > "$3/child"
+    grep -q "[[:space:]]CDS[[:space:]]" "$3/child"
+}
+# delete_asked: true when the CDS set is RFC 8078's delete form alone (the child is going
+# insecure) and validates through the DS set (delv, anchored there). dnssec-cds has no
+# delete form: it refuses the set.
+delete_asked() {
+    [ "$(awk '$4 == "CDS" {print $5, $6, $7, $8}' "$3/child" | sort -u)" = "0 0 0 00" ] || return 1
+    awk '$4 == "DS" {d = ""; for (i = 8; i <= NF; i++) d = d $i
+        printf "trust-anchors { \"%s\" static-ds %s %s %s \"%s\"; };\n", $1, $5, $6, $7, d}' \
+        "$3/dsset" > "$3/anchors"
+    timeout 20 delv -a "$3/anchors" +root="$1" @"$2" "$1" CDS 2>/dev/null | grep -q '^; fully validated'
+}
+# follow_cds [dnssec-cds options]: what dnssec-cds makes of the child's CDS, checked through the
+# DS set. It takes CDS signed after the DS file's time only (replay protection); BIND dates its
+# signatures an hour back, so the DS set is dated two hours back.
+follow_cds() {
+    child=$1 work=$3
+    shift 3
+    touch -d '-2 hours' "$work/dsset"
+    dnssec-cds "$@" -f "$work/child" -d "$work/dsset" "$child"
+}
+"""
+DELETED = "the DS set is gone: the child asked with a delete CDS (RFC 8078)"
+
+
 def scan_script(lab: Lab) -> str:
     """labgen-cds-scan: once, or every --every seconds; one line per child and change."""
     ns = lab.role("authdns")
     ttl = lab.dnssec.pace.parent_ds_ttl
     header = f"""the parent zone {lab.parent.domain} follows the CDS and CDNSKEY records of its
-# child {lab.domain} (RFC 7344). Each scan asks the child's name server for its DNSKEY, CDS and
-# CDNSKEY sets with their signatures, and dnssec-cds checks that they validate through the DS the
-# parent publishes now; only then does the DS set become what the CDS says (nsupdate -l).
+# child {lab.domain} (RFC 7344, RFC 8078). Each scan asks the child's name server for its DNSKEY,
+# CDS and CDNSKEY sets with their signatures, and dnssec-cds (or delv, for a delete CDS) checks
+# that they validate through the DS the parent publishes now; only then does the DS set become
+# what the CDS says (nsupdate -l).
 set -u
+{CDS_FUNCTIONS}
 scan() {{
-    child=$1 ns=$2
     work=$(mktemp -d) || return 1
-    for type in DNSKEY CDS CDNSKEY; do
-        dig +norec +dnssec +noall +answer +time=2 +tries=1 @"$ns" "$child" $type
-    done > "$work/child"
-    dig +norec +noall +answer @127.0.0.1 "$child" DS > "$work/dsset"
-    if [ -s "$work/dsset" ] && grep -q "[[:space:]]CDS[[:space:]]" "$work/child"; then
-        # dnssec-cds takes CDS signed after the DS file's time only (replay protection); BIND
-        # dates its signatures an hour back, so the current DS set is dated two hours back.
-        touch -d '-2 hours' "$work/dsset"
-        if dnssec-cds -u -T {ttl} -f "$work/child" -d "$work/dsset" "$child" > "$work/update" 2> "$work/error"; then
+    dig +norec +noall +answer @127.0.0.1 "$1" DS > "$work/dsset"
+    if [ -s "$work/dsset" ] && child_sets "$1" "$2" "$work"; then
+        if delete_asked "$1" "$2" "$work"; then
+            printf 'update del %s. IN DS\\nsend\\n' "$1" | nsupdate -l && echo "$1: {DELETED}"
+        elif follow_cds "$1" "$2" "$work" -u -T {ttl} > "$work/update" 2> "$work/error"; then
             if grep -q '^update' "$work/update"; then
-                nsupdate -l "$work/update" && echo "$child: the DS set follows its CDS now:" \\
+                nsupdate -l "$work/update" && echo "$1: the DS set follows its CDS now:" \\
                     $(grep '^update add' "$work/update" | awk '{{print $7, $8, $9}}' | tr '\\n' ' ')
             fi
         else
-            echo "$child: CDS not taken: $(tail -n 1 "$work/error")"
+            echo "$1: CDS not taken: $(tail -n 1 "$work/error")"
         fi
     fi
     rm -rf "$work"

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from . import dnszone, parentzone, pki, signing
+from . import dnszone, parentzone, pki, signing, vantage
 from .capabilities import APACHE_MODULES
 from .errors import NotOwnedError, RenderError
 from .spec import Host, Lab
@@ -381,7 +381,7 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
         "online": signing.online(lab), "policy": signing.policy(lab), "policy_name": signing.POLICY,
         "work_zone": signing.work_zone(lab.domain), "work_keys": signing.WORK_KEYS,
-        "zone_source": zone_path(lab),
+        "zone_source": zone_path(lab), "grader_cache": False,
         "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -419,6 +419,10 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
     elif host.role in ("client", "probe"):
         files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
         files[f"{CLIENT_DIR}/trust-anchors.conf"] = (m.delv_anchors.encode(), PUBLIC)
+        if host.role == "probe":
+            ctx.update(grader_cache=True, grader_cache_port=vantage.GRADER_CACHE_PORT,
+                       anchor_path=paths["anchor"])
+            files[vantage.GRADER_CACHE] = text("dns/unbound.conf.j2")
     else:
         for kind, (chain, key) in m.certs[host.name].items():
             files[paths[f"crt_{kind}"]] = (chain, PUBLIC)

@@ -128,6 +128,9 @@ class SecurityTxt:
     preferred_languages: tuple[str, ...]
 
 
+NO_SECONDARY = "no secondary keeps a copy of the zone (in a class, the lab root does)"
+
+
 @dataclass(frozen=True)
 class Parent:
     """The zone above the lab's, in a class: the lab root. Its name server has an address on
@@ -139,6 +142,9 @@ class Parent:
     # The lab root's DS rdata (key tag, algorithm, digest type, digest); "" for a lab's own
     # parent host, whose key render makes and keeps.
     ds: str = ""
+    # The container of a class's lab root, which keeps a copy of the lab's zone (a secondary);
+    # "" for a lab's own parent host, which keeps none.
+    container: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,11 @@ class Lab:
     def own_parent(self) -> bool:
         """The parent zone is this lab's own (its parent host), not a class's lab root."""
         return any(h.role == "parent" for h in self.hosts)
+
+    @property
+    def secondary(self) -> str:
+        """The container of the lab root that keeps a copy of the zone (in a class); "": none."""
+        return self.parent.container if self.parent else ""
 
     @property
     def web(self) -> tuple[Host, ...]:

@@ -4,7 +4,8 @@ A student is root in their own lab hosts and may want the point without the fix,
 leans on nothing a student owns:
 - network checks run on the probe, a host of every lab that labgen deploys and never hands to
   anyone (no handout names it); its tools have time limits and read no user configuration, and
-  it resolves names only through the lab resolver;
+  it resolves names only through the lab resolver, or, for a drill's watch, through a validating
+  cache of its own that no student can flush;
 - every command the grader runs on a host (probe or server) runs in a clean environment (no
   PATH of the host's, no HOME, no LD_PRELOAD), so /usr/local and dotfiles play no part;
 - before host checks run on a server, the binaries they call are compared, from outside the
@@ -48,6 +49,10 @@ TOOLS = {
             "/usr/bin/sha256sum", "/usr/bin/ldns-dane"),
 }
 MISSING = "missing"
+# The probe's own validating cache (templates/dns/unbound.conf.j2), which drills ask through:
+# the lab resolver is the student's, and a flush there would hide what a roll did to caches.
+GRADER_CACHE = "/etc/labgen/grader-unbound.conf"
+GRADER_CACHE_PORT = 5300
 
 
 def tools(kind: str) -> tuple[str, ...]:

@@ -52,13 +52,14 @@ def questions(lab: Lab) -> list[Question]:
     return asked + [Question(f"{NXNAME}.{lab.domain}", "A", "NXDOMAIN")]
 
 
-def script(lab: Lab, seconds: int, interval: float) -> str:
+def script(lab: Lab, seconds: int, interval: float, server: str | None = None) -> str:
     """The probe's loop: each round, every question in parallel; one block of dig's header per
-    answer, after a line naming the round's time and the question."""
-    resolver = lab.role("resolver").ipv4
+    answer, after a line naming the round's time and the question. The questions go to the lab
+    resolver, or to server (dig's "@address -p port")."""
+    server = server or f"@{lab.role('resolver').ipv4}"
     digs = "\n".join(
         f"  ( out=$(/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments"
-        f"{' +answer' if q.rtype in BARS else ''} @{resolver} "
+        f"{' +answer' if q.rtype in BARS else ''} {server} "
         f"{shlex.quote(q.name)} {q.rtype} 2>&1); printf '{MARK} %s {q.label}\\n%s\\n' \"$t\" \"$out\" "
         f"> \"$d/{i}\" ) &" for i, q in enumerate(questions(lab)))
     # Each run its own folder: a drill's watch and labgen watch may run side by side.

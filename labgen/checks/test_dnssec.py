@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import dns.dnssec
 import dns.name
@@ -13,6 +14,7 @@ from labgen.checks import check
 from labgen.checks.netutil import dig, records
 from labgen import signing
 from labgen.dnszone import NSEC3_ITERATIONS, bogus_name
+from labgen.spec import NO_SECONDARY
 
 
 @check("dnssec.signed", "The zone is signed", standard="RFC 4033-4035; internet.nl DNSSEC",
@@ -215,3 +217,35 @@ def test_negative_answers_are_cached_briefly(probe, lab):
     minimum = int(soa[0].split()[-1])
     assert minimum <= MAX_NEGATIVE_TTL, (f"expected a negative TTL (SOA minimum) of at most "
                                          f"{MAX_NEGATIVE_TTL} s; {lab.domain} says {minimum} s")
+
+
+def _serial(probe, lab, server) -> int | None:
+    _, answers, _ = dig(probe, lab.domain, "SOA", "+norec", f"@{server}")
+    soa = records(answers, "SOA")
+    return int(soa[0].split()[2]) if soa else None
+
+
+@check("dnssec.secondary_current", "Every copy of the zone is the primary's version (SOA serial)",
+       standard="RFC 1996; RFC 1982; RFC 1034 section 4.3.5", level="recommended",
+       why="A secondary that missed a change serves the old records, with their old signatures, "
+           "until the zone expires there; once those signatures run out, everyone it answers gets "
+           "SERVFAIL. It takes a new version only when the serial goes up (RFC 1982), and hears of "
+           "it at once only by NOTIFY (RFC 1996).",
+       fix="Raise the SOA serial above every copy's, sign again, and keep NOTIFY on for the "
+           "secondaries (notify explicit; also-notify in named.conf); rndc notify <zone> tells "
+           "them now.",
+       needs=("dns",),
+       applies=lambda lab, server: None if lab.secondary else NO_SECONDARY)
+def test_every_copy_is_current(probe, lab):
+    primary = _serial(probe, lab, lab.role("authdns").ipv4)
+    assert primary is not None, f"expected the SOA of {lab.domain} from ns1; saw none"
+    for _ in range(5):  # a NOTIFY and its transfer may be under way: a few seconds at most
+        copy = _serial(probe, lab, lab.parent.ns_ipv4)
+        if copy == primary:
+            return
+        time.sleep(1)
+    assert copy == primary, (f"expected the copy of {lab.domain} on {lab.parent.domain}'s name server "
+                             f"({lab.parent.ns_ipv4}) to have ns1's serial {primary}; it has "
+                             + (f"{copy}" + (" (newer: a secondary never takes a lower serial)"
+                                             if copy > primary else " (it has not taken the change)")
+                                if copy is not None else "no copy"))

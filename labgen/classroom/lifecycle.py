@@ -18,7 +18,7 @@ import dns.rdata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import deploy, image, lifecycle
+from .. import deploy, image, lifecycle, parentzone
 from ..engine import LABEL, ROUTES_NOTHING, Engine
 from ..errors import UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
@@ -109,6 +109,7 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: lis
 
 
 CDS_MARK = "@@labgen-student"
+DELETE_MARK = "@@labgen-delete-cds"
 
 
 def follow_cds(klass: Class, out: Path, engine: Engine, log=print) -> list[str]:
@@ -123,7 +124,7 @@ def follow_cds(klass: Class, out: Path, engine: Engine, log=print) -> list[str]:
         raise UsageError(f"class {klass.name} is not up; run labgen class up -c {klass.source} first")
     folder = out / klass.name
     current = class_ds(klass, folder)
-    script = ["set -u"]
+    script = ["set -u", parentzone.CDS_FUNCTIONS]
     for student in klass.students:
         if not current[student.name]:
             continue  # an insecure delegation: no chain for a CDS to validate through
@@ -131,11 +132,9 @@ def follow_cds(klass: Class, out: Path, engine: Engine, log=print) -> list[str]:
         dsset = "".join(f"{domain}. 3600 IN DS {ds.to_text()}\n" for ds in current[student.name])
         script.append(f"""echo {CDS_MARK} {student.name}
 work=$(mktemp -d)
-for type in DNSKEY CDS CDNSKEY; do dig +norec +dnssec +noall +answer +time=2 +tries=1 @{ns} {domain} $type; done > $work/child
-if grep -q "[[:space:]]CDS[[:space:]]" $work/child; then
-    printf '%s' '{dsset}' > $work/dsset
-    touch -d '-2 hours' $work/dsset  # BIND dates its signatures an hour back
-    dnssec-cds -f $work/child -d $work/dsset {domain} 2>&1
+printf '%s' '{dsset}' > $work/dsset
+if child_sets {domain} {ns} $work; then
+    if delete_asked {domain} {ns} $work; then echo {DELETE_MARK}; else follow_cds {domain} {ns} $work 2>&1; fi
 fi
 rm -rf $work""")
     out_text = engine.exec(root_container(klass), "sh", "-c", "\n".join(script), timeout=300).stdout
@@ -146,6 +145,10 @@ rm -rf $work""")
         lines = [line.split() for line in text.splitlines() if line.strip()]
         if not lines:
             continue  # no CDS published
+        if lines == [[DELETE_MARK]]:
+            record_ds(klass, folder, student, [])
+            changes.append(f"{student.name}: {parentzone.DELETED}")
+            continue
         if any(fields[:1] == ["dnssec-cds:"] for fields in lines):
             changes.append(f"{student.name}: CDS not taken: {' '.join(lines[-1])[:200]}")
             continue
@@ -154,7 +157,7 @@ rm -rf $work""")
             record_ds(klass, folder, student, found)
             changes.append(f"{student.name}: the DS set follows its CDS now: "
                            + "; ".join(t.split()[0] for t in found))
-    if any(": the DS set follows" in line for line in changes):
+    if any(": the DS set" in line for line in changes):
         key, _ = root_anchor(klass, folder)
         _root_up(klass, folder, engine, key, log)
     return changes

@@ -43,7 +43,7 @@ def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
     # The class's lab root is the parent: a lab's own parent host has no place in a class.
     hosts = tuple(h for h in student.lab.hosts if h.role != "parent")
     return dataclasses.replace(student.lab, hosts=hosts, parent=Parent(
-        klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text()),
+        klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text(), root_container(klass)),
         entry_key=student_key(folder, student), grading=str(net4[ACCESS_ON_STUDENT_NET]),
         entry_password_hash=student_password_hash(folder, student) if klass.access.password else None)
 
@@ -74,9 +74,9 @@ def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.z
     serial = dnszone.serial_for(now)
     pace = PACES[DEFAULT_PACE]
 
-    def add(name: str, rdtype: str, text: str) -> None:
+    def add(name: str, rdtype: str, text: str, ttl: int = pace.ttl) -> None:
         zone.find_rdataset(name, rdtype, create=True).add(
-            dns.rdata.from_text("IN", rdtype, text, origin=origin), pace.ttl)
+            dns.rdata.from_text("IN", rdtype, text, origin=origin), ttl)
 
     v4, v6 = root_ns_addresses(klass)
     add("@", "SOA", f"{ROOT_NS} hostmaster {serial} 7200 3600 1209600 {pace.negative_ttl}")
@@ -89,7 +89,9 @@ def build(klass: Class, ds: dict[str, object | None], now: dt.datetime) -> dns.z
         add(f"{ns.name}.{student.name}", "A", str(ns.ipv4))  # glue
         add(f"{ns.name}.{student.name}", "AAAA", str(ns.ipv6))
         for record in ds.get(student.name) or []:
-            add(student.name, "DS", record.to_text())
+            # No longer than the student's BIND takes the DS TTL to be (its policy's
+            # parent-ds-ttl): a KSK roll removes the old key once that has passed.
+            add(student.name, "DS", record.to_text(), min(pace.ttl, student.lab.dnssec.pace.parent_ds_ttl))
     return zone
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ..spec import Host, Lab
+from ..spec import NO_SECONDARY, Host, Lab
 
 LEVELS = ("beginner", "intermediate", "advanced")
 STANDARDS = ("TLS", "HTTPS", "HSTS", "security headers", "certificates", "DNSSEC", "DANE", "CAA",
@@ -37,6 +37,9 @@ REQUIRES = {
                 "the zone has one combined key (dnssec.keys: csk), not a KSK and a ZSK"),
     "ecdsa": (lambda lab, server: lab.dnssec.algorithm == "ECDSAP256SHA256",
               "the zone is not signed with ECDSAP256SHA256 (dnssec.algorithm)"),
+    "nsec3": (lambda lab, server: lab.dnssec.denial == "nsec3",
+              "the zone denies names with NSEC (dnssec.denial), not NSEC3"),
+    "secondary": (lambda lab, server: bool(lab.secondary), NO_SECONDARY),
     "csk": (lambda lab, server: lab.dnssec.keys == "csk",
             "the zone has a KSK and a ZSK (dnssec.keys: ksk-zsk), not one combined key"),
 }

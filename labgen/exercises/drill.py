@@ -1,8 +1,10 @@
 """Drills: a key roll the student does on the live lab, graded by the probe.
 
-At the start labgen notes the zone's keys (the DNSKEY set ns1 serves) and starts the continuous
-validating watch (labgen/watch.py) on the probe, as a systemd unit writing to a log there: no
-student enters the probe, so neither the watch nor its record can be stopped or edited by one.
+At the start labgen notes the zone's keys (the DNSKEY set ns1 serves) and starts, on the probe, a
+validating cache of its own and the continuous watch (labgen/watch.py) asking through it, as
+systemd units writing to a log there: no student enters the probe, so neither the watch, nor its
+record, nor the cache it asks can be stopped, edited or flushed by one. (The lab resolver is the
+student's: flushing it in the middle of a roll would hide what the roll did to caches.)
 The drill is done when the roll is complete (the keys it replaces are gone from the DNSKEY set,
 their successors sign, the rest is unchanged) and the watch, running since the start without a
 gap, recorded no answer that was not secure.
@@ -19,7 +21,7 @@ import dns.rdata
 from .. import watch
 from ..engine import Engine
 from ..spec import Lab
-from ..vantage import CLEAN_ENV, PROBE
+from ..vantage import CLEAN_ENV, GRADER_CACHE, GRADER_CACHE_PORT, PROBE
 
 ROLLS = ("zsk", "ksk", "csk", "algorithm")
 LOG_DIR = "/var/lib/labgen/drills"
@@ -28,8 +30,16 @@ GAP = 15  # seconds between two rounds of the watch beyond which the record has 
 SEP = 1  # the DNSKEY flag of a key-signing key
 
 
+CACHE = f"@127.0.0.1 -p {GRADER_CACHE_PORT}"  # dig's way to the probe's own cache
+PRIMED = 10  # seconds the probe's new cache may take to answer its first question
+
+
 def unit(exercise_id: str) -> str:
     return f"labgen-drill-{exercise_id}"
+
+
+def cache_unit(exercise_id: str) -> str:
+    return f"labgen-drill-{exercise_id}-cache"
 
 
 def log_path(exercise_id: str) -> str:
@@ -72,19 +82,28 @@ def begin(lab: Lab, engine: Engine, exercise_id: str) -> dict:
     if not before:
         raise RuntimeError(f"ns1 serves no DNSKEY set for {lab.domain}: the zone must be signed "
                            "before a key can be rolled")
-    name, log = unit(exercise_id), log_path(exercise_id)
-    script = watch.script(lab, MAX_SECONDS, 1.0)
+    name, cache, log = unit(exercise_id), cache_unit(exercise_id), log_path(exercise_id)
+    script = watch.script(lab, MAX_SECONDS, 1.0, CACHE)
+    domain = shlex.quote(lab.domain)
+    # The cache starts empty and is primed with the zone's keys and SOA before the watch starts:
+    # from then on it holds what any validator in the world would.
     started = _probe(lab, engine, (
-        f"systemctl stop {name} 2>/dev/null; mkdir -p {LOG_DIR} && : > {log} && "
+        f"systemctl stop {name} {cache} 2>/dev/null; mkdir -p {LOG_DIR} && : > {log} && "
+        f"systemd-run --quiet --collect --unit {cache} -p RuntimeMaxSec={MAX_SECONDS} "
+        f"/usr/sbin/unbound -d -p -c {GRADER_CACHE} && "
+        f"for i in $(seq {PRIMED}); do sleep 1; /usr/bin/dig +time=1 +tries=1 {CACHE} {domain} DNSKEY "
+        f">/dev/null && /usr/bin/dig +time=1 +tries=1 {CACHE} {domain} SOA >/dev/null && break; "
+        f"[ $i -lt {PRIMED} ] || {{ echo 'its cache did not answer' >&2; exit 1; }}; done && "
         f"systemd-run --quiet --collect --unit {name} -p StandardOutput=append:{log} "
-        f"-p StandardError=append:{log} /bin/sh -c {shlex.quote(script)}"))
+        f"-p StandardError=append:{log} /bin/sh -c {shlex.quote(script)}"), timeout=PRIMED + 30)
     if started.returncode != 0:
+        end(lab, engine, exercise_id)
         raise RuntimeError(f"the probe could not start its watch: {started.stderr.strip()}")
     return {"keys": before, "since": time.time()}
 
 
 def end(lab: Lab, engine: Engine, exercise_id: str) -> None:
-    _probe(lab, engine, f"systemctl stop {unit(exercise_id)} 2>/dev/null; true")
+    _probe(lab, engine, f"systemctl stop {unit(exercise_id)} {cache_unit(exercise_id)} 2>/dev/null; true")
 
 
 def roll_problems(roll: str, before: list[dict], now: list[dict], ds: list[int] | None = None) -> list[str]:
@@ -160,13 +179,39 @@ def watch_problems(timeline: watch.Timeline, running: bool, since: float, now: f
     return problems
 
 
+def settled_problems(timeline: watch.Timeline, now: list[dict], ds: list[int] | None) -> list[str]:
+    """A roll is over only when caches hold its result: the probe's cache answered, in the
+    watch's last round, the DNSKEY set ns1 serves now (and the DS set the parent does). Before,
+    a roll that skipped a wait may not have met a validator yet: it is graded once it has."""
+    last = timeline.round_times[-1] if timeline.round_times else None
+    held: dict[str, set[int]] = {"DNSKEY": set(), "DS": set()}
+    for bar in timeline.bars:
+        if bar["to"] == last:
+            held[bar["label"].split()[0]].add(int(bar["label"].split()[1]))
+    problems = []
+    served = {k["tag"] for k in now}
+    if held["DNSKEY"] != served:
+        problems.append(f"the roll is done on ns1, but caches still hold another DNSKEY set (the probe's cache "
+                        f"answers {', '.join(map(str, sorted(held['DNSKEY']))) or 'none'}; ns1 serves "
+                        f"{', '.join(map(str, sorted(served)))}): a validator keeps it for the DNSKEY TTL, and "
+                        "the drill is graded once the probe's cache holds the new set")
+    if ds is not None and held["DS"] != set(ds):
+        problems.append(f"the parent's DS set changed, but caches still hold the old one (the probe's cache "
+                        f"answers {', '.join(map(str, sorted(held['DS']))) or 'none'}): the drill is graded "
+                        "once it holds the new set, after the DS TTL")
+    return problems
+
+
 def grade(lab: Lab, engine: Engine, exercise_id: str, roll: str, entry: dict) -> list[str]:
     """Every reason the drill is not done yet; none: done."""
     name, log = unit(exercise_id), log_path(exercise_id)
-    found = _probe(lab, engine, f"systemctl is-active --quiet {name} && echo running; cat {log}",
+    found = _probe(lab, engine, f"systemctl is-active --quiet {name} && systemctl is-active --quiet "
+                                f"{cache_unit(exercise_id)} && echo running; cat {log}",
                    timeout=60).stdout
     running = found.startswith("running\n")
     now = time.time()
     timeline = watch.parse(lab, watch.whole_rounds(found), int(now - entry["since"]))
-    return (roll_problems(roll, entry["keys"], keys(lab, engine), ds_at_parent(lab, engine))
+    served, ds = keys(lab, engine), ds_at_parent(lab, engine)
+    problems = roll_problems(roll, entry["keys"], served, ds)
+    return ((problems or settled_problems(timeline, served, ds))
             + watch_problems(timeline, running, entry["since"], now))

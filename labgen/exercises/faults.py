@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from .. import dnszone, pki
 from ..engine import Engine
 from ..errors import LabgenError
-from ..lifecycle import service
+from ..lifecycle import retransfer, service
 from ..render import host_paths
 from ..spec import Host, Lab
 from . import Exercise, Step, host_for
@@ -29,8 +29,10 @@ from . import Exercise, Step, host_for
 FROM_CA = "/root/from-the-ca"
 # Signatures that ended ten days ago: what a zone nobody re-signed looks like.
 EXPIRED = "-P -s now-40d -e now-10d"
-# Where the flag-day fault makes its new key (the lab's own key stays in its folder).
-FLAG_DAY_KEYS = "/root/flag-day-keys"
+# Where the flag-day and stale-DS faults make their new key (the lab's own stays in its folder).
+NEW_KEYS = "/root/new-keys"
+# NSEC3 as an old guide had it: a salt and 10 extra iterations (RFC 9276 asks for neither).
+LEGACY_NSEC3 = "-3 5ca1ab1e -H 10"
 # Signatures that end in three days: a signer that stopped, days before anything fails.
 EXPIRING = "-s now-1d -e now+259200"
 
@@ -46,6 +48,8 @@ def facts(lab: Lab, host: Host, server: Host | None) -> dict[str, str]:
     found = {**host_paths(lab, host), "fqdn": host.fqdn, "name": host.name, "domain": lab.domain,
              "ipv4": str(host.ipv4), "ipv6": str(host.ipv6), "caa_issuer": lab.caa.issuer,
              "hsts": lab.hsts.header}
+    if lab.parent:
+        found["parent_ns"] = str(lab.parent.ns_ipv4)
     if server:
         found.update(server_name=server.name, server_fqdn=server.fqdn,
                      server_ipv4=str(server.ipv4), server_ipv6=str(server.ipv6))
@@ -54,7 +58,9 @@ def facts(lab: Lab, host: Host, server: Host | None) -> dict[str, str]:
         found.update(sign=dnszone.resign_command(lab, zone),
                      sign_expired=dnszone.resign_command(lab, zone, EXPIRED),
                      sign_expiring=dnszone.resign_command(lab, zone, EXPIRING),
-                     sign_flag_day=dnszone.flag_day_command(lab, zone, FLAG_DAY_KEYS))
+                     sign_flag_day=dnszone.new_key_command(lab, zone, NEW_KEYS, same_algorithm=False),
+                     sign_new_ksk=dnszone.new_key_command(lab, zone, NEW_KEYS, same_algorithm=True),
+                     sign_legacy_nsec3=dnszone.resign_command(lab, zone, LEGACY_NSEC3))
     return found
 
 
@@ -113,6 +119,8 @@ def restore(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> int:
             _sh(lab, engine, host, f"rm -rf {shlex.quote(path)}")
         hosts[name] = host
     reload_services(lab, engine, hosts.values())
+    if any(h.role == "authdns" for h in hosts.values()):
+        retransfer(lab, engine)
     return len(paths)
 
 

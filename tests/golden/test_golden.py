@@ -64,13 +64,18 @@ def test_goldens_carry_no_dates_or_machine_paths():
 @pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="unbound-checkconf is not installed")
 @pytest.mark.parametrize("profile,target", CASES, ids=[f"{p}-{t}" for p, t in CASES])
 def test_the_rendered_unbound_conf_passes_unbound_checkconf(render_lab, tmp_path, profile, target):
-    """The Unbound here (CI: Debian's) accepts the resolver's config: ede, remote-control."""
+    """The Unbound here (CI: Debian's) accepts the resolver's config (ede, remote-control) and the
+    probe's own cache's (drills ask through it; no remote control, this host alone)."""
     _, build = render_lab({"profile": profile, "target": target}, now=FIXED_NOW)
-    tree = build / "hosts" / "resolver"
-    text = (tree / "etc/unbound/unbound.conf").read_text(encoding="utf-8")
-    anchor = re.search(r'trust-anchor-file: "([^"]+)"', text).group(1)
-    local = tmp_path / "unbound.conf"
-    local.write_text(text.replace(anchor, str(tree / anchor.lstrip("/"))), encoding="utf-8")
-    result = subprocess.run(["unbound-checkconf", str(local)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ede: yes" in text and "control-interface: /run/unbound.ctl" in text
+    texts = {}
+    for host, path in (("resolver", "etc/unbound/unbound.conf"), ("probe", "etc/labgen/grader-unbound.conf")):
+        tree = build / "hosts" / host
+        texts[host] = text = (tree / path).read_text(encoding="utf-8")
+        anchor = re.search(r'trust-anchor-file: "([^"]+)"', text).group(1)
+        local = tmp_path / f"{host}.conf"
+        local.write_text(text.replace(anchor, str(tree / anchor.lstrip("/"))), encoding="utf-8")
+        result = subprocess.run(["unbound-checkconf", str(local)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "ede: yes" in texts["resolver"] and "control-interface: /run/unbound.ctl" in texts["resolver"]
+    assert "interface: 127.0.0.1@5300" in texts["probe"] and "remote-control" not in texts["probe"]
+    assert "0.0.0.0" not in texts["probe"] and "ede: yes" in texts["probe"]

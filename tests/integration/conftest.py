@@ -24,8 +24,9 @@ SIGALGS = {"ecdsa": "ecdsa_secp256r1_sha256", "rsa": "rsa_pss_rsae_sha256"}
 # The test lab: the default lab file with its own name and subnets, so that a trainer's demo
 # lab on the same machine is left alone.
 TEST_LAB = {"name": "itest", "network": {"ipv4": "10.77.0.0/24", "ipv6": "2001:db8:77::/64"}}
-# A lab of the intermediate profile (TLS 1.2 too, an RSA certificate beside the ECDSA one).
-INTERMEDIATE_LAB = {"name": "itest11", "profile": "intermediate",
+# A lab of the intermediate profile (TLS 1.2 too, an RSA certificate beside the ECDSA one),
+# whose zone denies names with NSEC3 (the shared lab's with NSEC).
+INTERMEDIATE_LAB = {"name": "itest11", "profile": "intermediate", "dnssec": {"denial": "nsec3"},
                     "network": {"ipv4": "192.168.111.0/24", "ipv6": "2001:db8:7b::/64"}}
 
 TOOLS = {"openssl": "openssl", "ldns-verify-zone": "ldnsutils", "dnssec-verify": "bind9-utils",

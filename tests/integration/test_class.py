@@ -18,8 +18,11 @@ import yaml
 from test_verify import page_text
 
 from labgen.classroom.spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET
+from labgen.classroom.rootzone import class_student_lab
 from labgen.classroom.spec import load_class
 from labgen.engine import Engine
+from labgen.exercises import catalogue
+from labgen.exercises.faults import run_steps
 from labtest import run
 
 # The students' SSH ports on loopback only (2201-2203): tests never use the machine's uplink.
@@ -416,6 +419,40 @@ def test_an_exercise_for_the_whole_class_and_for_one_student(klass):
     finally:
         solved = labgen(config, "exercise", "solve", "hsts-one-day", "--all")
     assert solved.returncode == 0 and solved.stdout.count("put back the rendered copy of 1 file") == 3
+
+
+def serials(klass, student: str) -> tuple[str, str]:
+    """The SOA serial of the student's zone on their ns1 and on the lab root's copy."""
+    _, model, _ = klass
+    lab = model.student(student).lab
+    ask = "dig +norec +short @{} " + lab.domain + " SOA | cut -d' ' -f3"
+    return (client(klass, student, ask.format(lab.role("authdns").ipv4)).stdout.strip(),
+            client(klass, student, ask.format(lab.parent.ns_ipv4)).stdout.strip())
+
+
+def test_a_secondary_left_behind_is_caught_and_the_student_fix_reaches_it(klass):
+    """secondary-left-behind: NOTIFY off and a serial gone backwards leave the lab root's copy
+    behind (dnssec.secondary_current); the student's fix reaches it; solve puts the lab back,
+    the root's copy included, though its serial was higher than the rendered zone's."""
+    config, model, _ = klass
+    exercise = catalogue()["secondary-left-behind"]
+    before = serials(klass, "s01")
+    assert before[0] == before[1] and before[0], before
+    assert labgen(config, "exercise", "start", exercise.id, "--student", "s01").returncode == 0
+    try:
+        checked = labgen(config, "exercise", "check", exercise.id, "--student", "s01")
+        assert checked.returncode == 1 and "a secondary never takes a lower serial" in checked.stdout, checked.stdout
+        folder = config.parent / "build" / model.name
+        lab = class_student_lab(model, model.student("s01"), folder)
+        run_steps(lab, folder / "students" / lab.name, Engine("podman"), exercise, exercise.student)
+        checked = labgen(config, "exercise", "check", exercise.id, "--student", "s01")
+        assert checked.returncode == 0 and "solved in" in checked.stdout, checked.stdout + checked.stderr
+        fixed = serials(klass, "s01")
+        assert fixed[0] == fixed[1] and int(fixed[0]) > int(before[0]), fixed
+    finally:
+        solved = labgen(config, "exercise", "solve", exercise.id, "--student", "s01")
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert serials(klass, "s01") == before
 
 
 def test_down_removes_the_class_and_nothing_else(klass, running_lab):

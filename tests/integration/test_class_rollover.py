@@ -54,3 +54,31 @@ def test_a_students_ksk_roll_goes_through_the_lab_root_by_cds(roll_class):
     assert re.search(r"flags: [a-z ]*\bad\b", answer), answer
     # the trainer's on-demand scan has nothing left to do
     assert labgen(config, "class", "cds").stdout.strip() == "no student's CDS asks for another DS"
+
+
+def test_a_student_going_insecure_has_the_lab_root_drop_the_ds(roll_class):
+    """RFC 8078 in a class: the student's delete CDS, checked through the DS the root holds,
+    removes the DS there (one root redeploy); the other student then resolves the first one's
+    names without the AD flag, never SERVFAIL."""
+    config, model, _ = roll_class
+    s01, s02 = model.students
+    lab, engine = s01.lab, Engine("podman")
+    ns1 = lab.container(lab.role("authdns"))
+    assert engine.exec(ns1, "sh", "-c", "sed -i 's/dnssec-policy \"labgen\";/dnssec-policy insecure;/' "
+                                        "/etc/bind/named.conf && rndc reconfig").returncode == 0
+    begun, ds = time.monotonic(), None
+    while time.monotonic() - begun < LIMIT:
+        ds = drill.ds_at_parent(lab, engine)
+        if ds == []:
+            break
+        time.sleep(5)
+    assert ds == [], ds
+    print(f"class: the root dropped the DS {time.monotonic() - begun:.0f} s after the student went insecure")
+    # the grading service took it; the trainer's scan has nothing left to do
+    assert labgen(config, "class", "cds").stdout.strip() == "no student's CDS asks for another DS"
+    # BIND's insecure policy publishes the keys for an hour: the other student's resolver lets go now
+    resolver = s02.lab.container(s02.lab.role("resolver"))
+    assert engine.exec(resolver, "unbound-control", "flush_zone", lab.domain).returncode == 0
+    answer = engine.exec(s02.lab.container(s02.lab.role("client")), "dig", "+dnssec",
+                         f"nginx.{lab.domain}", "A").stdout
+    assert "status: NOERROR" in answer and not re.search(r"flags: [a-z ]*\bad\b", answer), answer

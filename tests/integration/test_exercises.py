@@ -22,9 +22,11 @@ from labgen.exercises import Row, catalogue
 from labgen.exercises.faults import run_steps, touched
 from labtest import run, write_lab
 
-# Exercises for a lab BIND signs run in test_key_rollover.py.
-MODERN = [e for e in catalogue().values() if "intermediate" not in e.profiles and "online_signing" not in e.requires]
-INTERMEDIATE = [e for e in catalogue().values() if "intermediate" in e.profiles]
+# Exercises for a lab BIND signs run in test_key_rollover.py; those for a zone with NSEC3 on
+# the intermediate lab.
+MODERN = [e for e in catalogue().values() if "intermediate" not in e.profiles
+          and not {"online_signing", "nsec3"} & set(e.requires)]
+INTERMEDIATE = [e for e in catalogue().values() if "intermediate" in e.profiles or "nsec3" in e.requires]
 
 
 def labgen(lab: RunningLab, *args: str):

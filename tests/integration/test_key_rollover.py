@@ -135,13 +135,17 @@ rndc loadkeys {domain} >/dev/null
 """
 
 
-def test_a_botched_roll_is_caught_by_the_probe(online_lab):
+# The student hides the botched roll from the lab resolver: flushed every second while it runs.
+FLUSHING = ("for i in $(seq 90); do unbound-control flush_zone {domain}; unbound-control flush_bogus; "
+            "unbound-control flush_infra all; sleep 1; done >/dev/null 2>&1 &")
+
+
+def test_a_botched_roll_is_caught_by_the_probe_even_when_the_lab_resolver_is_flushed(online_lab):
     lab = online_lab
     drill = next(e for e in DRILLS if e.drill == "zsk")
     assert labgen(lab, "exercise", "start", drill.id).returncode == 0
     try:
-        # the resolver caches the current DNSKEY set and signatures first
-        sh(lab, "client", f"dig +short {lab.lab.domain} DNSKEY >/dev/null")
+        sh(lab, "resolver", FLUSHING.format(domain=lab.lab.domain))
         sh(lab, "ns1", BOTCHED_ZSK_ROLL.format(keys=signing.WORK_KEYS, domain=lab.lab.domain))
         deadline = time.monotonic() + 60
         while True:
@@ -152,6 +156,9 @@ def test_a_botched_roll_is_caught_by_the_probe(online_lab):
         assert checked.returncode == 1 and "answers were not secure while the drill ran" in checked.stdout, \
             checked.stdout + checked.stderr
         assert re.search(r"SERVFAIL|insecure|no answer", checked.stdout), checked.stdout
+        # while the lab's own resolver, flushed, has nothing to show
+        answer = sh(lab, "client", f"dig +dnssec {lab.lab.domain} SOA").stdout
+        assert "status: NOERROR" in answer and " ad" in answer.split("flags:")[1].split(";")[0], answer
     finally:
         assert labgen(lab, "exercise", "solve", drill.id).returncode == 0
         # the resolver remembers the failures (val-bogus-ttl): the next tests start clean
@@ -174,3 +181,37 @@ def test_an_algorithm_roll_by_the_book_is_solved_with_no_failure_recorded(reques
     drill_by_the_book(request, tmp_path, exercise_id)
     lab = request.getfixturevalue("online_lab")
     assert {k["algorithm"] for k in drill.keys(lab.lab, lab.engine)} == {15}
+
+
+GOING_INSECURE = 120  # seconds the parent may take to drop the DS at the test pace
+AFTER_DROP = 30  # seconds the answers are watched after it did
+
+
+def test_a_zone_going_insecure_has_the_parent_drop_its_ds_and_never_fails(csk_lab):
+    """RFC 8078: with dnssec-policy insecure, BIND publishes the delete CDS; the parent checks it
+    through the DS it holds and removes the DS. Every answer through the resolver meanwhile is
+    NOERROR, never SERVFAIL; once the resolver lets go of the keys it cached (BIND's insecure
+    policy publishes them for an hour; here it is told to), the answers are insecure."""
+    lab, domain = csk_lab, csk_lab.lab.domain
+    web = lab.lab.web[0].fqdn
+    sh(lab, "ns1", "sed -i 's/dnssec-policy \"labgen\";/dnssec-policy insecure;/' /etc/bind/named.conf "
+                   "&& rndc reconfig")
+    begun, statuses, dropped = time.monotonic(), set(), None
+    while time.monotonic() - begun < GOING_INSECURE + AFTER_DROP:
+        answer = sh(lab, "client", f"dig +dnssec +time=2 +tries=1 {web} AAAA").stdout
+        statuses.add(re.search(r"status: (\w+)", answer).group(1) if "status:" in answer else "no answer")
+        ds = sh(lab, "probe", f"dig +norec +short @{lab.lab.parent.ns_ipv4} {domain} DS").stdout.strip()
+        if not ds and dropped is None:
+            dropped = time.monotonic() - begun
+        if dropped is None and time.monotonic() - begun > GOING_INSECURE or \
+                dropped is not None and time.monotonic() - begun > dropped + AFTER_DROP:
+            break
+        time.sleep(2)
+    print(f"the parent dropped the DS {dropped} s after the zone went insecure")
+    assert dropped is not None, f"the parent still publishes the DS of {domain} after {GOING_INSECURE} s"
+    assert statuses == {"NOERROR"}, statuses
+    scan = sh(lab, "parent", "journalctl -u labgen-cds-scan --no-pager -o cat").stdout
+    assert f"{domain}: the DS set is gone: the child asked with a delete CDS (RFC 8078)" in scan, scan[-2000:]
+    sh(lab, "resolver", f"unbound-control flush_zone {domain}")
+    answer = sh(lab, "client", f"dig +dnssec {web} AAAA").stdout
+    assert "status: NOERROR" in answer and not re.search(r"flags: [a-z ]*\bad\b", answer), answer

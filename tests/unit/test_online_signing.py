@@ -5,6 +5,7 @@ tests/integration/test_key_rollover.py."""
 from __future__ import annotations
 
 import stat
+import subprocess
 
 import dns.dnssec
 import dns.rdata
@@ -121,7 +122,8 @@ def test_a_lab_bind_signs_has_a_parent_zone_whose_ds_is_the_trust_anchor(render_
     assert 'name: "example."' in unbound and f"forward-addr: {parent.ipv4}" in unbound
     assert f"parental-agents {{ {parent.ipv4}; {parent.ipv6}; }};" in (ns1(build) / "etc/bind/named.conf").read_text()
     scan = tree / "usr/local/sbin/labgen-cds-scan"
-    assert stat.S_IMODE(scan.stat().st_mode) == 0o755 and "dnssec-cds -u" in scan.read_text()
+    assert stat.S_IMODE(scan.stat().st_mode) == 0o755 and "follow_cds \"$1\" \"$2\" \"$work\" -u -T" in scan.read_text()
+    assert "delete_asked" in scan.read_text() and subprocess.run(["sh", "-n", str(scan)]).returncode == 0
     assert "--every 10" in (tree / "etc/systemd/system/labgen-cds-scan.service").read_text()
     inventory = yaml.safe_load((build / "inventory.yml").read_text())
     hosts = inventory["all"]["children"]["authdns"]["hosts"]

@@ -4,6 +4,7 @@ flag; SERVFAIL keeps the resolver's Extended DNS Error; a missing answer is a fa
 from __future__ import annotations
 
 from labgen import watch
+from labgen.exercises import drill
 from labgen.spec import parse
 
 LAB = parse({"name": "w"}, "lab.yml")
@@ -78,3 +79,18 @@ def test_the_keys_and_the_ds_seen_each_round_become_bars():
         "DNSKEY 62807 KSK": (0.0, 2.0), "DNSKEY 27296 ZSK": (0.0, 1.0), "DS 62807": (0.0, 2.0)}
     page = watch.html(timeline)
     assert page.count('<rect class="key"') == 2 and page.count('<rect class="ds"') == 1 and "DNSKEY 27296 ZSK: 0.0 s to 1.0 s" in page
+
+
+def test_a_drill_is_graded_only_once_the_probes_cache_holds_what_ns1_and_the_parent_serve():
+    timeline = watch.Timeline("w", 3, rounds=3, round_times=[0.0, 1.0, 2.0], bars=[
+        {"label": "DNSKEY 62807 KSK", "from": 0.0, "to": 2.0}, {"label": "DNSKEY 27296 ZSK", "from": 0.0, "to": 2.0},
+        {"label": "DNSKEY 11111 ZSK", "from": 0.0, "to": 1.0}, {"label": "DS 62807", "from": 0.0, "to": 2.0}])
+    served = [{"tag": 62807, "flags": 257, "algorithm": 13}, {"tag": 27296, "flags": 256, "algorithm": 13}]
+    assert drill.settled_problems(timeline, served, [62807]) == []
+    assert drill.settled_problems(timeline, served, None) == []
+    # ns1 serves a new ZSK the cache has not seen yet; the parent a DS it has not seen yet
+    late = drill.settled_problems(timeline, [*served, {"tag": 4242, "flags": 256, "algorithm": 13}], [62807, 9])
+    assert len(late) == 2 and "the probe's cache answers 27296, 62807; ns1 serves 4242, 27296, 62807" in late[0]
+    assert "DS TTL" in late[1]
+    # a last round without a DNSKEY answer (a failure) holds nothing
+    assert drill.settled_problems(watch.Timeline("w", 1, rounds=1, round_times=[0.0]), served, None)
