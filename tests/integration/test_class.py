@@ -423,8 +423,8 @@ def test_an_exercise_for_the_whole_class_and_for_one_student(klass):
 
 def serials(klass, student: str) -> tuple[str, str]:
     """The SOA serial of the student's zone on their ns1 and on the lab root's copy."""
-    _, model, _ = klass
-    lab = model.student(student).lab
+    config, model, _ = klass
+    lab = class_student_lab(model, model.student(student), config.parent / "build" / model.name)
     ask = "dig +norec +short @{} " + lab.domain + " SOA | cut -d' ' -f3"
     return (client(klass, student, ask.format(lab.role("authdns").ipv4)).stdout.strip(),
             client(klass, student, ask.format(lab.parent.ns_ipv4)).stdout.strip())
@@ -432,8 +432,8 @@ def serials(klass, student: str) -> tuple[str, str]:
 
 def test_a_secondary_left_behind_is_caught_and_the_student_fix_reaches_it(klass):
     """secondary-left-behind: NOTIFY off and a serial gone backwards leave the lab root's copy
-    behind (dnssec.secondary_current); the student's fix reaches it; solve puts the lab back,
-    the root's copy included, though its serial was higher than the rendered zone's."""
+    behind (dnssec.secondary_current); the student's fix reaches it; up puts the lab back, the
+    root's copy included, though its serial was higher than the rendered zone's."""
     config, model, _ = klass
     exercise = catalogue()["secondary-left-behind"]
     before = serials(klass, "s01")
@@ -450,8 +450,9 @@ def test_a_secondary_left_behind_is_caught_and_the_student_fix_reaches_it(klass)
         fixed = serials(klass, "s01")
         assert fixed[0] == fixed[1] and int(fixed[0]) > int(before[0]), fixed
     finally:
-        solved = labgen(config, "exercise", "solve", exercise.id, "--student", "s01")
-    assert solved.returncode == 0, solved.stdout + solved.stderr
+        back = labgen(config, "up", "--student", "s01")
+    assert back.returncode == 0 and "the lab root's copy of s01.class.example: transferred again" in back.stdout, \
+        back.stdout + back.stderr
     assert serials(klass, "s01") == before
 
 
