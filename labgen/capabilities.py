@@ -25,9 +25,6 @@ FEATURES: dict[str, tuple[str, str]] = {
 # Groups that need a feature; a group missing here needs nothing special.
 GROUP_FEATURES = {"X25519MLKEM768": "openssl_mlkem"}
 
-# Apache modules every labgen web server needs (Debian names, for a2enmod).
-APACHE_MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")
-
 
 def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))

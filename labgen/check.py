@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image, sandbox, signing
-from .capabilities import APACHE_MODULES
+from . import image, kinds, sandbox, signing
+from .kinds import apache
 from .render import cert_paths, ca_trust_path
 from .spec import Lab
 
@@ -41,10 +41,10 @@ def _last_lines(text: str, n: int = 4) -> str:
 def check_build(lab: Lab, build: Path, root: Path) -> list[Result]:
     results = []
     for host in lab.hosts:
-        role = host.software or host.role
-        if role not in sandbox.CHECKS:
+        kind = kinds.of(host)
+        if not kind.config_test:
             continue
-        script = sandbox.check_script(role, fqdn=host.fqdn, modules=APACHE_MODULES,
+        script = sandbox.check_script(kind, fqdn=host.fqdn, modules=apache.MODULES,
                                       prepare=signing.prepare(lab))
         run = sandbox.run_over(root, build / "hosts" / host.name, script)
         results.append(Result(f"{host.fqdn}: {script.split(' && ')[-1]}", run.returncode == 0,

@@ -14,7 +14,7 @@ from . import __version__
 from .engine import Engine
 from .errors import LabgenError, SpecError, UsageError
 from .render import data_dir, render
-from .spec import ENGINES, load
+from .spec import ENGINES
 
 
 def cmd_init(args: argparse.Namespace, file_name: str = "lab.yml", render_hint: str = "labgen render") -> int:
@@ -59,11 +59,8 @@ def _class(args: argparse.Namespace):
 def load_lab(args: argparse.Namespace):
     """The lab a command works on: the lab file's, or with --student that student's lab of the
     class file (under the class's lab root)."""
-    if not getattr(args, "student", None):
-        return load(args.config)
-    from .classroom.rootzone import class_student_lab
-    klass = _class(args)
-    return class_student_lab(klass, klass.student(args.student), _base(args) / klass.name)
+    from .labfile import lab_for
+    return lab_for(args.config, getattr(args, "student", None), _base(args))
 
 
 def cmd_render(args: argparse.Namespace) -> int:

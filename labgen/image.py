@@ -16,22 +16,22 @@ import tempfile
 from pathlib import Path
 
 from .errors import ToolError
+from .kinds import KINDS
 
 # The Debian release whose packages each render target describes.
 SUITES = {"debian13": "trixie", "debian12": "bookworm"}
 SUITE = SUITES["debian13"]  # the lab image
-# Everything a lab host needs; one list for every role, so one image serves all containers.
-PACKAGES = (
-    "systemd", "systemd-sysv", "python3", "iproute2", "procps", "ca-certificates", "openssl",
-    "curl", "nginx", "apache2", "bind9", "bind9-utils", "bind9-dnsutils", "unbound", "ldnsutils",
-    "iputils-ping", "openssh-server",
-)
+# Everything a lab host needs: what every host has, then every kind's packages (labgen.kinds),
+# so one image serves all containers. Its cache key is the sorted list.
+BASE = ("systemd", "systemd-sysv", "python3", "iproute2", "procps", "ca-certificates", "openssl",
+        "openssh-server")
+PACKAGES = tuple(dict.fromkeys(BASE + tuple(p for k in KINDS.values() for p in k.packages)))
 # Run in the new root file system. Debian enables every service it installs; in the lab each
-# role starts only its own, so all start disabled. Timers that would reach the network go too.
+# host starts only its own, so all start disabled. Timers that would reach the network go too.
 # Every container makes its own machine id and SSH host keys.
-SERVICES = ("nginx", "apache2", "apache-htcacheclean", "named", "unbound", "unbound-resolvconf",
-            "ssh", "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
-            "fstrim.timer", "systemd-pstore")
+SERVICES = tuple(u for k in KINDS.values() for u in k.disabled) + (
+    "ssh", "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
+    "fstrim.timer", "systemd-pstore")
 SETUP = (f"for unit in {' '.join(SERVICES)}; do systemctl disable --quiet $unit 2>/dev/null; done; "
          "rm -f /etc/ssh/ssh_host_*; : > /etc/machine-id; "
          "apt-get clean; rm -rf /var/lib/apt/lists/* /var/log/*.log")

@@ -7,10 +7,10 @@ in conf-enabled keeps Apache's config test failing. The common role's labgen_tre
 such a file aside into /var/backups/labgen/<UTC time>/<its path> on the host (never deletes
 it), and up reports and counts it.
 
-FOLDERS is the one table of which folders belong to which server kind (the inventory group:
-a web server's software or an infrastructure host's role). The playbook gets it through the
-extra variable labgen_folders, with what the image holds in each folder (pristine_folders);
-roles/common/defaults picks the host's folders by its groups.
+Which folders belong to which kind of server is each kind's record (labgen.kinds: its name is
+the inventory group). The playbook gets them through the extra variable labgen_folders, with
+what the image holds in each folder (pristine_folders); roles/common/defaults picks the host's
+folders by its groups.
 """
 
 from __future__ import annotations
@@ -19,14 +19,10 @@ import hashlib
 import os
 
 from . import image
+from .kinds import KINDS
 
-FOLDERS: dict[str, tuple[str, ...]] = {
-    "nginx": ("/etc/nginx/conf.d", "/etc/nginx/sites-enabled", "/etc/nginx/modules-enabled"),
-    "apache": ("/etc/apache2/conf-enabled", "/etc/apache2/sites-enabled",
-               "/etc/apache2/mods-enabled"),
-    "authdns": ("/etc/bind",),  # named.conf's includes (named.conf.local, ...) live here
-    "resolver": ("/etc/unbound/unbound.conf.d",),
-}
+# By the inventory group a host has: its kind's role (the parent host is in authdns, like ns1).
+FOLDERS: dict[str, tuple[str, ...]] = {k.role: k.folders for k in KINDS.values() if k.folders}
 # Where a host keeps what up moved aside: <BACKUP>/<UTC time>/<original path>.
 BACKUP = "/var/backups/labgen"
 

@@ -15,14 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, deploy, image, includes
+from . import __version__, deploy, image, includes, kinds
 from .engine import LABEL, Engine, network_name
 from .errors import EngineError, ImageError, UsageError
 from .render import data_dir, render, write_manifest
 from .spec import Host, Lab
 
 # The systemd unit each role runs; the client runs none.
-SERVICES = {"authdns": "named", "parent": "named", "resolver": "unbound", "nginx": "nginx", "apache": "apache2"}
 STAMP = ".labgen-stamp.json"
 # Zone signatures last 30 days (dnszone.signing_window): re-render well before they expire.
 RENDER_MAX_AGE = dt.timedelta(days=7)
@@ -35,7 +34,7 @@ def count(n: int, noun: str) -> str:
 
 
 def service(host: Host) -> str | None:
-    return SERVICES.get(host.software or host.role)
+    return kinds.of(host).unit or None
 
 
 def _source_digest(lab: Lab) -> str:

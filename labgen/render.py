@@ -23,12 +23,11 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from . import dnszone, parentzone, pki, signing, vantage
-from .capabilities import APACHE_MODULES
+from . import dnszone, kinds, parentzone, pki, signing, vantage
+from .kinds import apache
 from .errors import NotOwnedError, RenderError
 from .spec import Host, Lab
 
-SOFTWARE_TITLE = {"nginx": "nginx", "apache": "Apache HTTP Server"}
 CERT_DIR = "/etc/ssl/labgen"
 WEBROOT = "/var/www/labgen"
 CLIENT_DIR = "/etc/labgen"
@@ -373,10 +372,10 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
     ctx = {
         "lab": lab, "host": host, "profile": lab.profile, "target": lab.target,
         "groups": lab.target.groups(lab.profile.tls_curves), "webroot": WEBROOT,
-        "software_title": SOFTWARE_TITLE.get(host.software or "", ""),
+        "software_title": kinds.of(host).title,
         "alpn": dnszone.alpn(lab, host.software) if host.software else [],
         "certs": [cert_paths(host, kind) for kind in lab.profile.certificate_types],
-        "apache_modules": APACHE_MODULES, "zone_path": zone_path(lab),
+        "apache_modules": apache.MODULES, "zone_path": zone_path(lab),
         "bogus_zone": dnszone.bogus_name(lab), "bogus_zone_path": bogus_zone_path(lab),
         "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
         "online": signing.online(lab), "policy": signing.policy(lab), "policy_name": signing.POLICY,
@@ -468,12 +467,14 @@ def inventory(lab: Lab) -> str:
     """An Ansible inventory: one group per role, host variables from the Lab model."""
     groups: dict[str, dict] = {}
     for host in lab.hosts:
-        group = host.software or host.role
+        kind = kinds.of(host)
+        group = kind.role  # the parent host is a name server like ns1: group authdns
         hostvars = {"ansible_host": lab.container(host), "labgen_tree": f"hosts/{host.name}",
                     "labgen_fqdn": host.fqdn, "labgen_ipv4": str(host.ipv4),
-                    "labgen_ipv6": str(host.ipv6)}
+                    "labgen_ipv6": str(host.ipv6),
+                    **kinds.hostvars(kind, signing.prepare(lab) if kind.role == "authdns" else "")}
         if host.software == "apache":
-            hostvars.update(apache_modules=list(APACHE_MODULES), apache_site=host.fqdn)
+            hostvars.update(apache_modules=list(apache.MODULES), apache_site=host.fqdn)
         extra = []
         if lab.entry_key and host.role != "probe":
             extra.append("ssh.socket")  # sshd runs once a student connects
@@ -481,10 +482,7 @@ def inventory(lab: Lab) -> str:
             extra.append(signing.CHECKDS_UNIT)
         if extra:
             hostvars["labgen_extra_services"] = " ".join(extra)
-        if host.role in ("authdns", "parent") and signing.online(lab):
-            hostvars["authdns_prepare"] = signing.prepare(lab)
         if host.role == "parent":  # a name server like ns1, with the CDS scan beside named
-            group = "authdns"
             hostvars["labgen_extra_services"] = parentzone.SCAN_UNIT
         if lab.entry_password_hash and host.role == "client":
             hostvars["labgen_root_password_hash"] = lab.entry_password_hash

@@ -15,17 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import ToolError
-
-# What each role's server says about its rendered config; the same checks the deploy runs.
-CHECKS = {
-    "nginx": "nginx -t",
-    "apache": ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
-               "a2ensite -q {fqdn} >/dev/null && apache2ctl configtest"),
-    "authdns": "{prepare}named-checkconf -z /etc/bind/named.conf",
-    "parent": "{prepare}named-checkconf -z /etc/bind/named.conf",  # the parent zone's name server
-    "resolver": "unbound-checkconf /etc/unbound/unbound.conf",
-}
-
+from .kinds import Kind
 
 def run_over(root: Path, tree: Path, script: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """Run a shell script chrooted into root, with tree's files on top of it."""
@@ -45,6 +35,8 @@ def run_over(root: Path, tree: Path, script: str, timeout: int = 120) -> subproc
             env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
 
 
-def check_script(role: str, *, fqdn: str = "", modules: tuple[str, ...] = (), prepare: str = "") -> str:
-    """prepare: what the deploy runs first (signing.prepare), ending in '&& '."""
-    return CHECKS[role].format(fqdn=shlex.quote(fqdn), modules=" ".join(modules), prepare=prepare)
+def check_script(kind: Kind, *, fqdn: str = "", modules: tuple[str, ...] = (), prepare: str = "") -> str:
+    """What a kind of server says about its rendered config, as the deploy asks it (the role's
+    setup first). prepare: what the deploy runs first (signing.prepare), ending in '&& '."""
+    return (kind.setup + kind.config_test).format(fqdn=shlex.quote(fqdn), modules=" ".join(modules),
+                                                  prepare=prepare)

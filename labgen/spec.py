@@ -20,13 +20,14 @@ from typing import Any, Callable
 import idna
 import yaml
 
+from . import kinds
 from .capabilities import DEFAULT_TARGET, TARGETS, Target
 from .errors import SpecError
 from .pace import DEFAULT_PACE, MAX_SECONDS, PACES, TIMINGS, Pace, with_timings
 from .profiles import PROFILES, Profile, load_profile
 from .text import printable
 
-SOFTWARE = ("nginx", "apache")
+SOFTWARE = kinds.WEB  # what a lab file's server may run
 ENGINES = ("podman", "docker")
 DNSSEC_ALGORITHMS = ("ECDSAP256SHA256", "ED25519")
 DENIAL = ("nsec", "nsec3")

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from . import image
-from .engine import Engine
+from . import image, kinds
+from .kinds import KINDS
+from .engine import Engine, containers_conf
 
 PROBE = "probe"
 # The environment of every command the grader runs: nothing of the user's.
@@ -38,16 +39,6 @@ PROBE_PRELUDE = (f"curl() {{ /usr/bin/curl -q --connect-timeout 4 --max-time {CU
 # Compared with the lab image before host checks run; ld.so.preload must stay absent.
 SHELL_TOOLS = ("/usr/bin/env", "/bin/sh", "/usr/bin/dash", "/usr/bin/cat", "/usr/bin/wc",
                "/usr/bin/rm", "/usr/bin/timeout", "/etc/ld.so.preload")
-TOOLS = {
-    "nginx": ("/usr/sbin/nginx", "/usr/bin/systemctl", "/usr/bin/ss", "/usr/bin/stat",
-              "/usr/bin/openssl"),
-    "apache": ("/usr/sbin/apache2ctl", "/usr/sbin/apache2", "/usr/bin/systemctl", "/usr/bin/ss",
-               "/usr/bin/stat", "/usr/bin/openssl"),
-    "authdns": ("/usr/bin/systemctl",),
-    "resolver": ("/usr/bin/systemctl",),
-    PROBE: ("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/delv", "/usr/bin/openssl",
-            "/usr/bin/sha256sum", "/usr/bin/ldns-dane"),
-}
 MISSING = "missing"
 # The probe's own validating cache (templates/dns/unbound.conf.j2), which drills ask through:
 # the lab resolver is the student's, and a flush there would hide what a roll did to caches.
@@ -56,7 +47,7 @@ GRADER_CACHE_PORT = 5300
 
 
 def tools(kind: str) -> tuple[str, ...]:
-    return SHELL_TOOLS + TOOLS.get(kind, ())
+    return SHELL_TOOLS + KINDS[kind].tools
 
 
 def _inside(root: str, path: str) -> str:
@@ -101,6 +92,17 @@ def reference(engine: Engine, image_id: str) -> dict[str, str]:
     every = sorted({p for kind in TOOLS for p in tools(kind)})
     return image.from_pristine(engine, image_id, "grader-tools", every,
                                lambda root: digests(root, tuple(every)))
+
+
+def replaced_in(lab) -> dict[str, list[str]]:
+    """replaced() for every host of a spec.Lab whose kind has grader's tools, by container."""
+    return replaced(Engine(lab.engine), {lab.container(h): kinds.of(h).name for h in lab.hosts
+                                         if kinds.of(h).tools})
+
+
+def containers_conf_env() -> None:
+    """Have Podman, as testinfra calls it, read labgen's containers.conf (engine.py)."""
+    os.environ.setdefault("CONTAINERS_CONF", str(containers_conf()))
 
 
 def replaced(engine: Engine, containers: dict[str, str]) -> dict[str, list[str]]:

@@ -283,7 +283,7 @@ def run_checks(config: Path, junitxml: Path | None = None, only=None,
         detail = collector.errors[0] if collector.errors else f"pytest exit status {int(code)}"
         raise LabgenError(f"the checks could not run: {detail}")
     if lab is None:
-        from .checks.plugin import lab_for
+        from .labfile import lab_for
         lab = lab_for(str(config), student)
     return int(code), complete(collector.outcomes, lab, only)
 

@@ -8,14 +8,13 @@ import secrets
 import select
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import testinfra
 
-from ..engine import containers_conf
 from .. import vantage
-from ..spec import Host, Lab, load
+from ..labfile import lab_for
+from ..spec import Host, Lab
 from . import NOT_APPLICABLE
 from .netutil import FAMILIES
 from .prerequisites import NotRun, Prerequisites
@@ -30,17 +29,6 @@ def pytest_addoption(parser):
 
 
 LAB_KEY = pytest.StashKey[Lab]()
-
-
-def lab_for(path: str, student: str | None) -> Lab:
-    """The lab of a lab file, or of one student of a class file."""
-    if not student:
-        return load(path)
-    from ..classroom.rootzone import class_student_lab
-    from ..classroom.spec import load_class
-
-    klass = load_class(path)
-    return class_student_lab(klass, klass.student(student), Path(path).parent / "build" / klass.name)
 
 
 def _lab(config) -> Lab:
@@ -157,7 +145,7 @@ def _host(lab: Lab, host: Host, shells: list[Shell]):
 def hosts(lab):
     """testinfra hosts for every lab host, by name."""
     shells: list[Shell] = []
-    os.environ.setdefault("CONTAINERS_CONF", str(containers_conf()))
+    vantage.containers_conf_env()
     yield {h.name: _host(lab, h, shells) for h in lab.hosts}
     for shell in shells:
         shell.close()

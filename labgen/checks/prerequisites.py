@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import vantage
-from ..engine import Engine
 from ..errors import LabgenError
 from ..spec import Host, Lab
 from .netutil import FAMILIES, address, dig, endpoint, openssl_reason
@@ -107,10 +106,8 @@ class Prerequisites:
 
     def _tools(self, host: Host) -> Cause | None:
         if self._replaced is None:  # every host at once: one engine call
-            kinds = {self.lab.container(h): h.software or h.role for h in self.lab.hosts
-                     if (h.software or h.role) in vantage.TOOLS}
             try:
-                self._replaced = vantage.replaced(Engine(self.lab.engine), kinds)
+                self._replaced = vantage.replaced_in(self.lab)
             except (OSError, ValueError, LabgenError) as exc:
                 self._replaced = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no answer"
         if isinstance(self._replaced, str):

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from labgen import kinds
 from labgen.checks import check
 from labgen.checks.netutil import headers
-from labgen.lifecycle import service
 from labgen.render import cert_paths
 
-# What each web server's own configuration test is.
-# What each web server's own configuration test is (the packaged binaries: labgen.vantage).
-CONFIG_TEST = {"nginx": "/usr/sbin/nginx -t", "apache": "/usr/sbin/apache2ctl configtest"}
 # ss's local address of a listener for each family; Apache's one dual-stack socket shows as *.
 LISTENERS = {"ipv4": ("0.0.0.0:443", "*:443"), "ipv6": ("[::]:443", "*:443")}
 
@@ -26,8 +23,8 @@ def unit_state(name: str, unit) -> str:
        why="A service that is not enabled does not come back after a reboot.",
        fix="systemctl enable --now <service>.", needs=("tools",))
 def test_web_service(hosts, server):
-    unit = hosts[server.name].service(service(server))
-    assert unit.is_enabled and unit.is_running, unit_state(service(server), unit)
+    unit = hosts[server.name].service(kinds.of(server).unit)
+    assert unit.is_enabled and unit.is_running, unit_state(kinds.of(server).unit, unit)
 
 
 @pytest.mark.parametrize("role", ["authdns", "resolver"])
@@ -37,8 +34,8 @@ def test_web_service(hosts, server):
        fix="systemctl enable --now named / unbound.", needs=("tools",))
 def test_dns_service(hosts, lab, role):
     host = lab.role(role)
-    unit = hosts[host.name].service(service(host))
-    assert unit.is_enabled and unit.is_running, f"on {host.name}: {unit_state(service(host), unit)}"
+    unit = hosts[host.name].service(kinds.of(host).unit)
+    assert unit.is_enabled and unit.is_running, f"on {host.name}: {unit_state(kinds.of(host).unit, unit)}"
 
 
 @check("host.listen", "Listening on 0.0.0.0:443 and [::]:443", standard="RFC 8200; labgen lab",
@@ -68,9 +65,10 @@ def test_key_files(hosts, server, lab):
        why="A config that does not pass its own test will fail the next reload.",
        fix="Run nginx -t / apache2ctl configtest and fix what it names.", needs=("tools",))
 def test_config_test(hosts, server):
-    result = hosts[server.name].run(CONFIG_TEST[server.software])
+    command = kinds.of(server).config_test
+    result = hosts[server.name].run(command)
     last = (result.stderr or result.stdout).strip().splitlines()
-    assert result.rc == 0, f"{CONFIG_TEST[server.software].rsplit('/', 1)[-1]} fails: {last[-1] if last else 'no output'}"
+    assert result.rc == 0, f"{command.rsplit('/', 1)[-1]} fails: {last[-1] if last else 'no output'}"
 
 
 @check("host.version_hidden", "The server does not tell its version",

@@ -19,7 +19,7 @@ import dns.name
 import dns.rdata
 import dns.zone
 
-from .. import dnszone, pki
+from .. import dnszone, kinds, pki
 from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
 from ..errors import UsageError
 from ..pace import DEFAULT_PACE, PACES
@@ -139,7 +139,8 @@ def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime) -> 
         inventory = {"all": {"vars": {"labgen_lab": root_lab_name(klass), "labgen_domain": klass.root},
                              "children": {"authdns": {"hosts": {ROOT_NS: {
                                  "ansible_host": root_container(klass), "labgen_tree": f"hosts/{ROOT_NS}",
-                                 "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "common_announce": False}}}}}}
+                                 "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "common_announce": False,
+                                 **kinds.hostvars(kinds.KINDS["parent"])}}}}}}
         (root / "inventory.yml").write_text("# Ansible inventory of the lab root, rendered by labgen.\n"
                                             + yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     return root

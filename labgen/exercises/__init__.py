@@ -16,13 +16,14 @@ from pathlib import Path
 
 import yaml
 
+from .. import kinds
 from ..spec import NO_SECONDARY, Host, Lab
 
 LEVELS = ("beginner", "intermediate", "advanced")
 STANDARDS = ("TLS", "HTTPS", "HSTS", "security headers", "certificates", "DNSSEC", "DANE", "CAA",
              "IPv6", "host")
 ROLES = ("authdns", "resolver", "client")
-SOFTWARE = ("nginx", "apache")
+SOFTWARE = kinds.WEB
 CERTIFICATES = ("expired", "wrong-name", "new-key")
 MAX_HINTS = 3
 # What an exercise may require of a lab beyond its profile: name -> (test, reason when absent).

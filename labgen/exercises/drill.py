@@ -181,8 +181,9 @@ def watch_problems(timeline: watch.Timeline, running: bool, since: float, now: f
 
 def settled_problems(timeline: watch.Timeline, now: list[dict], ds: list[int] | None) -> list[str]:
     """A roll is over only when caches hold its result: the probe's cache answered, in the
-    watch's last round, the DNSKEY set ns1 serves now (and the DS set the parent does). Before,
-    a roll that skipped a wait may not have met a validator yet: it is graded once it has."""
+    watch's last round, every key ns1 serves now (and every DS the parent does); a key on its way
+    out may linger there. Before, a roll that used a key before caches knew it may not have met
+    a validator yet: it is graded once it has. A roll done by the book waits for nothing here."""
     last = timeline.round_times[-1] if timeline.round_times else None
     held: dict[str, set[int]] = {"DNSKEY": set(), "DS": set()}
     for bar in timeline.bars:
@@ -190,12 +191,12 @@ def settled_problems(timeline: watch.Timeline, now: list[dict], ds: list[int] | 
             held[bar["label"].split()[0]].add(int(bar["label"].split()[1]))
     problems = []
     served = {k["tag"] for k in now}
-    if held["DNSKEY"] != served:
+    if served - held["DNSKEY"]:
         problems.append(f"the roll is done on ns1, but caches still hold another DNSKEY set (the probe's cache "
                         f"answers {', '.join(map(str, sorted(held['DNSKEY']))) or 'none'}; ns1 serves "
                         f"{', '.join(map(str, sorted(served)))}): a validator keeps it for the DNSKEY TTL, and "
-                        "the drill is graded once the probe's cache holds the new set")
-    if ds is not None and held["DS"] != set(ds):
+                        "the drill is graded once the probe's cache holds the new keys")
+    if ds is not None and set(ds) - held["DS"]:
         problems.append(f"the parent's DS set changed, but caches still hold the old one (the probe's cache "
                         f"answers {', '.join(map(str, sorted(held['DS']))) or 'none'}): the drill is graded "
                         "once it holds the new set, after the DS TTL")

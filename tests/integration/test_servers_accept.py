@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from labgen import sandbox, signing
-from labgen.capabilities import APACHE_MODULES, TARGETS, version_tuple
+from labgen import kinds
+from labgen.capabilities import TARGETS, version_tuple
+from labgen.kinds import apache
 
 PROFILES = ["modern", "intermediate"]
 
@@ -27,9 +29,8 @@ def target_root(request):
 
 
 def check(root: Path, build: Path, host, lab) -> tuple[int, str]:
-    role = host.software or host.role
     result = sandbox.run_over(root, build / "hosts" / host.name,
-                              sandbox.check_script(role, fqdn=host.fqdn, modules=APACHE_MODULES,
+                              sandbox.check_script(kinds.of(host), fqdn=host.fqdn, modules=apache.MODULES,
                                                    prepare=signing.prepare(lab)))
     return result.returncode, result.stdout + result.stderr
 

@@ -82,8 +82,9 @@ def test_ns1_gets_the_policy_the_keys_with_their_state_and_the_seed(render_lab):
     assert "RRSIG" not in source and " 60 IN SOA " in source
     preview = (build / "dns" / "db.lab.example").read_text()
     assert preview.count(" DNSKEY 256 3 13 ") == 1 and preview.count(" DNSKEY 257 3 13 ") == 1
-    inventory = (build / "inventory.yml").read_text()
-    assert f"authdns_prepare: '{signing.SEED} && '" in inventory
+    ns1_vars = yaml.safe_load((build / "inventory.yml").read_text())["all"]["children"]["authdns"]["hosts"]["ns1"]
+    assert ns1_vars["labgen_validate"] == f"{signing.SEED} && /usr/bin/named-checkconf -z /etc/bind/named.conf"
+    assert ns1_vars["labgen_role"] == "authdns" and ns1_vars["labgen_change"] == "restart"
 
 
 def test_the_ds_names_the_ksk_and_a_rerender_keeps_both_keys(render_lab):

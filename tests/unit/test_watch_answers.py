@@ -88,6 +88,8 @@ def test_a_drill_is_graded_only_once_the_probes_cache_holds_what_ns1_and_the_par
     served = [{"tag": 62807, "flags": 257, "algorithm": 13}, {"tag": 27296, "flags": 256, "algorithm": 13}]
     assert drill.settled_problems(timeline, served, [62807]) == []
     assert drill.settled_problems(timeline, served, None) == []
+    # a key on its way out may linger in the cache: ns1 no longer serves the ZSK 27296
+    assert drill.settled_problems(timeline, served[:1], [62807]) == []
     # ns1 serves a new ZSK the cache has not seen yet; the parent a DS it has not seen yet
     late = drill.settled_problems(timeline, [*served, {"tag": 4242, "flags": 256, "algorithm": 13}], [62807, 9])
     assert len(late) == 2 and "the probe's cache answers 27296, 62807; ns1 serves 4242, 27296, 62807" in late[0]

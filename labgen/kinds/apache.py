@@ -1,0 +1,18 @@
+"""Apache HTTP Server, a web server of the lab (templates/apache, roles/apache)."""
+
+from . import Kind
+
+# The modules every labgen site needs (Debian's names, for a2enmod).
+MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")
+# Before its config test: the modules and labgen's site enabled, Debian's default site not (the
+# role does the same on a host; `labgen check` does it in its sandbox).
+ENABLE = ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
+          "a2ensite -q {fqdn} >/dev/null && ")
+
+KIND = Kind(
+    name="apache", title="Apache HTTP Server", role="apache", packages=("apache2",), unit="apache2",
+    disabled=("apache2", "apache-htcacheclean"), config_test="/usr/sbin/apache2ctl configtest", setup=ENABLE,
+    folders=("/etc/apache2/conf-enabled", "/etc/apache2/sites-enabled", "/etc/apache2/mods-enabled"),
+    tools=("/usr/sbin/apache2ctl", "/usr/sbin/apache2", "/usr/bin/systemctl", "/usr/bin/ss",
+           "/usr/bin/stat", "/usr/bin/openssl"),
+)

@@ -1,0 +1,62 @@
+"""The host kinds registry (labgen/kinds): one record per kind that the image, the render, the
+inventory, the sandbox, the lifecycle and the checks read; the checks import none of the
+lifecycle, the classroom or the engine."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from labgen import image, includes, kinds, sandbox, vantage
+from labgen.kinds import KINDS
+
+ROLES = Path(kinds.__file__).parents[1] / "playbooks" / "roles"
+CHECKS = Path(kinds.__file__).parents[1] / "checks"
+
+
+def test_every_kind_has_its_role_an_absolute_config_test_and_its_units_disabled_in_the_image():
+    for kind in KINDS.values():
+        assert (ROLES / kind.role / "tasks" / "main.yml").is_file(), kind.name
+        assert not kind.config_test or kind.config_test.format(prepare="").startswith("/"), kind.name
+        assert set(kind.packages) <= set(image.PACKAGES), kind.name
+        assert kind.change in ("reload", "restart"), kind.name
+        assert all(tool.startswith("/") for tool in kind.tools), kind.name
+    units = {k.unit for k in KINDS.values() if k.unit}
+    assert units <= set(image.SERVICES) and {"nginx", "apache2", "named", "unbound"} == units
+
+
+def test_the_image_key_did_not_move_with_the_registry():
+    """The packages and units are what they were before kinds existed: the cached image stays."""
+    assert image.package_key() == "db9cc3cbd879"
+
+
+def test_the_inventory_and_the_sandbox_read_the_kind(render_lab):
+    lab, build = render_lab()
+    inventory = yaml.safe_load((build / "inventory.yml").read_text())["all"]["children"]
+    nginx = inventory["nginx"]["hosts"]["nginx"]
+    assert (nginx["labgen_role"], nginx["labgen_validate"], nginx["labgen_service"], nginx["labgen_change"]) == \
+        ("nginx", "/usr/sbin/nginx -t", "nginx", "reload")
+    assert inventory["resolver"]["hosts"]["resolver"]["labgen_change"] == "restart"
+    assert inventory["client"]["hosts"]["client"]["labgen_validate"] == ""
+    script = sandbox.check_script(KINDS["apache"], fqdn="apache.lab.example", modules=("ssl",))
+    assert script.startswith("a2enmod -q ssl ") and script.endswith("&& /usr/sbin/apache2ctl configtest")
+    assert includes.FOLDERS["authdns"] == ("/etc/bind",) and "parent" not in includes.FOLDERS
+    assert vantage.tools("probe")[-1] == "/usr/bin/ldns-dane" and vantage.tools("client") == vantage.SHELL_TOOLS
+
+
+def test_the_checks_import_neither_the_lifecycle_the_classroom_nor_the_engine():
+    banned = {"labgen.lifecycle", "labgen.classroom", "labgen.engine", "labgen.exercises"}
+    for path in CHECKS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = ("labgen." if node.level else "") + (node.module or "")
+                name = name.replace("labgen.checks.", "labgen.").replace("labgen..", "labgen.")
+                names = [name] + [f"{name}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for found in names:
+                assert not any(found == b or found.startswith(b + ".") for b in banned), f"{path.name}: {found}"
