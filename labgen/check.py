@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import image, kinds, sandbox, signing
 from .kinds import apache
-from .render import cert_paths, ca_trust_path
+from .hostpaths import ca_trust_path, cert_paths
 from .spec import Lab
 
 

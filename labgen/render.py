@@ -23,15 +23,13 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from . import dnszone, kinds, parentzone, pki, signing, vantage
+from . import dnszone, kinds, parentzone, pki, signing
 from .kinds import apache
 from .errors import NotOwnedError, RenderError
+from .hostpaths import (PROGRAM, PUBLIC, SECRET, WEBROOT, anchor_path, bogus_zone_path,  # noqa: F401
+                        ca_trust_path, cert_paths, zone_file, zone_path)
 from .spec import Host, Lab
 
-CERT_DIR = "/etc/ssl/labgen"
-WEBROOT = "/var/www/labgen"
-CLIENT_DIR = "/etc/labgen"
-PUBLIC, SECRET, PROGRAM = 0o644, 0o600, 0o755
 # SSH for a class student's lab (ssh_files): the one host key sshd uses, and its settings.
 SSH_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 WORKSTATION_KEY = "workstation"
@@ -69,31 +67,6 @@ def environment() -> Environment:
                       autoescape=lambda name: bool(name and name.endswith(".html.j2")))
     env.filters["onoff"] = lambda value: "on" if value else "off"
     return env
-
-
-def cert_paths(host: Host, kind: str) -> dict[str, str]:
-    return {"crt": f"{CERT_DIR}/{host.fqdn}.{kind}.crt",
-            "key": f"{CERT_DIR}/private/{host.fqdn}.{kind}.key"}
-
-
-def zone_file(name: str) -> str:
-    return f"/etc/bind/labgen/db.{name}"
-
-
-def zone_path(lab: Lab) -> str:
-    return zone_file(lab.domain)
-
-
-def bogus_zone_path(lab: Lab) -> str:
-    return zone_file(dnszone.bogus_name(lab))
-
-
-def anchor_path(lab: Lab) -> str:
-    return f"/etc/unbound/labgen/{lab.anchor_domain}.ds"
-
-
-def ca_trust_path(lab: Lab) -> str:
-    return f"/usr/local/share/ca-certificates/labgen-{lab.name}.crt"
 
 
 @dataclass
@@ -340,32 +313,12 @@ def _write_dns(lab: Lab, folder: Path, m: Material) -> None:
 
 def host_paths(lab: Lab, host: Host) -> dict[str, str]:
     """The files of a host by what they are: the names exercises and docs use for them."""
-    if host.role == "authdns" and signing.online(lab):
-        # BIND signs: it serves its own signed copy of the rendered source (signing.py).
-        return {"named_conf": "/etc/bind/named.conf", "zone_source": zone_path(lab),
-                "zone": signing.work_zone(lab.domain), "key_dir": signing.WORK_KEYS}
-    if host.role == "parent":
-        return {"named_conf": "/etc/bind/named.conf", "zone_source": zone_file(lab.parent.domain),
-                "zone": signing.work_zone(lab.parent.domain), "key_dir": signing.WORK_KEYS}
-    if host.role == "authdns":
-        return {"named_conf": "/etc/bind/named.conf", "zone": zone_path(lab),
-                "zone_source": dnszone.source_path(zone_path(lab)), "key_dir": dnszone.KEY_DIR}
-    if host.role == "resolver":
-        return {"unbound_conf": "/etc/unbound/unbound.conf", "anchor": anchor_path(lab)}
-    if host.role in ("client", "probe"):  # the student's workstation and the grader's
-        return {"anchor": f"{CLIENT_DIR}/{lab.anchor_domain}.ds"}
-    paths = {**{f"{part}_{kind}": path for kind in lab.profile.certificate_types
-                for part, path in cert_paths(host, kind).items()},
-             "index": f"{WEBROOT}/index.html", "security_txt": f"{WEBROOT}/.well-known/security.txt"}
-    if host.software == "nginx":
-        return {**paths, "main_conf": "/etc/nginx/nginx.conf",
-                "site": f"/etc/nginx/conf.d/{host.fqdn}.conf"}
-    return {**paths, "main_conf": "/etc/apache2/ports.conf",
-            "site": f"/etc/apache2/sites-available/{host.fqdn}.conf"}
+    return kinds.of(host).paths(lab, host)
 
 
 def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str, tuple[bytes, int]]:
-    """Absolute path on the host -> (content, mode)."""
+    """Absolute path on the host -> (content, mode): the lab CA for every host, what its kind
+    holds (labgen.kinds), and SSH for a class student's hosts."""
     env = environment()
     expires = dt.datetime.combine(now.date() + dt.timedelta(days=lab.security_txt.expires_days),
                                   dt.time(), dt.timezone.utc)
@@ -384,56 +337,11 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
-    def text(template: str) -> tuple[bytes, int]:
-        return env.get_template(template).render(ctx).encode("utf-8"), PUBLIC
+    def text(template: str, **extra) -> tuple[bytes, int]:
+        return env.get_template(template).render({**ctx, **extra}).encode("utf-8"), PUBLIC
 
-    files = {ca_trust_path(lab): (m.ca_pem, PUBLIC)}
-    paths = host_paths(lab, host)
-    if host.role == "authdns":
-        files[paths["named_conf"]] = text("dns/named.conf.j2")
-        files[bogus_zone_path(lab)] = (m.bogus_zone.encode(), PUBLIC)
-        files[paths["zone_source"]] = (m.zone_source.encode(), PUBLIC)
-        if signing.online(lab) and lab.parent:
-            files[signing.CHECKDS] = (signing.checkds_script(lab).encode(), PROGRAM)
-            files[f"/etc/systemd/system/{signing.CHECKDS_UNIT}"] = (signing.checkds_unit(lab).encode(), PUBLIC)
-        if signing.online(lab):  # BIND signs copies of these (signing.SEED makes them)
-            files[signing.SEED] = (signing.seed_script(lab.domain, paths["zone_source"]).encode(), PROGRAM)
-        else:
-            files[paths["zone"]] = (m.zone.encode(), PUBLIC)
-        for name, (content, secret) in m.zone_keys.items():
-            files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
-    elif host.role == "parent":
-        ctx.update(policy_name=parentzone.POLICY, work_zone=paths["zone"], zone_source=paths["zone_source"])
-        files[paths["named_conf"]] = text("dns/parent-named.conf.j2")
-        files[paths["zone_source"]] = (m.parent["source"].encode(), PUBLIC)
-        for name, (content, secret) in m.parent["keys"].items():
-            files[f"{dnszone.KEY_DIR}/{name}"] = (content.encode(), SECRET if secret else PUBLIC)
-        files[signing.SEED] = (signing.seed_script(lab.parent.domain, paths["zone_source"]).encode(), PROGRAM)
-        files[parentzone.SCAN] = (parentzone.scan_script(lab).encode(), PROGRAM)
-        files[f"/etc/systemd/system/{parentzone.SCAN_UNIT}"] = (parentzone.scan_unit(lab).encode(), PUBLIC)
-    elif host.role == "resolver":
-        files[paths["unbound_conf"]] = text("dns/unbound.conf.j2")
-        files["/etc/default/unbound"] = text("dns/unbound.default.j2")
-        files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
-    elif host.role in ("client", "probe"):
-        files[paths["anchor"]] = (m.anchor_line.encode(), PUBLIC)
-        files[f"{CLIENT_DIR}/trust-anchors.conf"] = (m.delv_anchors.encode(), PUBLIC)
-        if host.role == "probe":
-            ctx.update(grader_cache=True, grader_cache_port=vantage.GRADER_CACHE_PORT,
-                       anchor_path=paths["anchor"])
-            files[vantage.GRADER_CACHE] = text("dns/unbound.conf.j2")
-    else:
-        for kind, (chain, key) in m.certs[host.name].items():
-            files[paths[f"crt_{kind}"]] = (chain, PUBLIC)
-            files[paths[f"key_{kind}"]] = (key, SECRET)
-        files[paths["index"]] = text("web/index.html.j2")
-        files[paths["security_txt"]] = text("web/security.txt.j2")
-        if host.software == "nginx":
-            files[paths["main_conf"]] = text("nginx/nginx.conf.j2")
-        else:
-            files[paths["main_conf"]] = text("apache/ports.conf.j2")
-        files[paths["site"]] = text(f"{host.software}/site.conf.j2")
-    return {**files, **ssh_files(lab, host, m)}
+    return {ca_trust_path(lab): (m.ca_pem, PUBLIC), **kinds.of(host).files(lab, host, m, text),
+            **ssh_files(lab, host, m)}
 
 
 def _write_tree(root: Path, files: dict[str, tuple[bytes, int]]) -> None:

@@ -20,14 +20,12 @@ from typing import Any, Callable
 import idna
 import yaml
 
-from . import kinds
 from .capabilities import DEFAULT_TARGET, TARGETS, Target
 from .errors import SpecError
 from .pace import DEFAULT_PACE, MAX_SECONDS, PACES, TIMINGS, Pace, with_timings
 from .profiles import PROFILES, Profile, load_profile
 from .text import printable
 
-SOFTWARE = kinds.WEB  # what a lab file's server may run
 ENGINES = ("podman", "docker")
 DNSSEC_ALGORITHMS = ("ECDSAP256SHA256", "ED25519")
 DENIAL = ("nsec", "nsec3")
@@ -656,13 +654,15 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
         got = "an empty list" if value == [] else _kind(value)
         top.fail(f"must be a non-empty list of web servers, got {got}", "servers")
+    from . import kinds  # the kinds' modules read the model: imported once it exists
+
     reserved = {n: f"the lab's own {n} host" for n, _, _ in INFRA_HOSTS}
     reserved[BOGUS] = "the lab's deliberately broken DNSSEC zone"
     seen: dict[str, int] = {}
     servers = []
     for i, item in enumerate(value):
         sec = _Section(item, f"servers[{i}]", top.source)
-        software = sec.choice("software", SOFTWARE, "") if sec.data.get("software") is not None else None
+        software = sec.choice("software", kinds.WEB, "") if sec.data.get("software") is not None else None
         if software is None:
             sec.fail("missing key 'software' (nginx or apache)")
         name = dns_label(sec.get("name", software), sec.key("name"), sec.fail)

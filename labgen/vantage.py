@@ -20,6 +20,7 @@ import os
 
 from . import image, kinds
 from .kinds import KINDS
+from .kinds.client import GRADER_CACHE, GRADER_CACHE_PORT  # noqa: F401 - the probe's own cache
 from .engine import Engine, containers_conf
 
 PROBE = "probe"
@@ -40,10 +41,6 @@ PROBE_PRELUDE = (f"curl() {{ /usr/bin/curl -q --connect-timeout 4 --max-time {CU
 SHELL_TOOLS = ("/usr/bin/env", "/bin/sh", "/usr/bin/dash", "/usr/bin/cat", "/usr/bin/wc",
                "/usr/bin/rm", "/usr/bin/timeout", "/etc/ld.so.preload")
 MISSING = "missing"
-# The probe's own validating cache (templates/dns/unbound.conf.j2), which drills ask through:
-# the lab resolver is the student's, and a flush there would hide what a roll did to caches.
-GRADER_CACHE = "/etc/labgen/grader-unbound.conf"
-GRADER_CACHE_PORT = 5300
 
 
 def tools(kind: str) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ import re
 from labgen.checks import check
 from labgen.checks.netutil import (accepted, certificate_text, openssl_reason, s_client,
                                    served_certificate)
-from labgen.render import ca_trust_path
+from labgen.hostpaths import ca_trust_path
 
 
 def hashes(lab) -> set[str]:

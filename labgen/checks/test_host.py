@@ -8,7 +8,7 @@ import pytest
 from labgen import kinds
 from labgen.checks import check
 from labgen.checks.netutil import headers
-from labgen.render import cert_paths
+from labgen.hostpaths import cert_paths
 
 # ss's local address of a listener for each family; Apache's one dual-stack socket shows as *.
 LISTENERS = {"ipv4": ("0.0.0.0:443", "*:443"), "ipv6": ("[::]:443", "*:443")}

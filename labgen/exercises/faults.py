@@ -21,7 +21,7 @@ from .. import dnszone, pki
 from ..engine import Engine
 from ..errors import LabgenError
 from ..lifecycle import retransfer, service
-from ..render import host_paths
+from ..render import host_paths  # the kind's paths (labgen.kinds)
 from ..spec import Host, Lab
 from . import Exercise, Step, host_for
 

@@ -5,12 +5,22 @@ these records (the image, the render, the inventory the roles read, the config s
 lifecycle and the checks), so a new kind of host is one module here, its templates and its
 Ansible role (README: "Host kinds").
 
-A host's kind is its web server's software, else its role (spec.Host).
+A host's kind is its web server's software, else its role (spec.Host). The modules may import
+what they render from (hostpaths, dnszone, signing, parentzone), never render itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+# A host's files: (lab, host, render's Material, text) -> absolute path -> (content, mode), where
+# text(template, **values) renders one of labgen/templates with render's values (and these).
+Files = Callable[..., dict[str, tuple[bytes, int]]]
+
+
+def _none(*_) -> dict:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,9 @@ class Kind:
     change: str = "reload"  # what the unit gets when its files changed: reload or restart
     folders: tuple[str, ...] = ()  # include folders whose entries labgen owns (labgen.includes)
     tools: tuple[str, ...] = ()  # binaries the grader calls on it, compared with the image's
+    # Its files by what they are, (lab, host) -> name -> path: the names exercises use (render.host_paths).
+    paths: Callable[..., dict[str, str]] = _none
+    files: Files = _none  # what its tree holds beside the lab CA and SSH (render.host_files)
 
 
 from . import apache, bind, client, nginx, unbound  # noqa: E402 - the records need Kind

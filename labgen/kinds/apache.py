@@ -1,6 +1,8 @@
 """Apache HTTP Server, a web server of the lab (templates/apache, roles/apache)."""
 
-from . import Kind
+from __future__ import annotations
+
+from . import Kind, web
 
 # The modules every labgen site needs (Debian's names, for a2enmod).
 MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")
@@ -9,10 +11,23 @@ MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")
 ENABLE = ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
           "a2ensite -q {fqdn} >/dev/null && ")
 
+
+def paths(lab, host) -> dict[str, str]:
+    return {**web.paths(lab, host), "main_conf": "/etc/apache2/ports.conf",
+            "site": f"/etc/apache2/sites-available/{host.fqdn}.conf"}
+
+
+def files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
+    found = paths(lab, host)
+    return {**web.files(lab, host, m, text, found), found["main_conf"]: text("apache/ports.conf.j2"),
+            found["site"]: text("apache/site.conf.j2")}
+
+
 KIND = Kind(
     name="apache", title="Apache HTTP Server", role="apache", packages=("apache2",), unit="apache2",
     disabled=("apache2", "apache-htcacheclean"), config_test="/usr/sbin/apache2ctl configtest", setup=ENABLE,
     folders=("/etc/apache2/conf-enabled", "/etc/apache2/sites-enabled", "/etc/apache2/mods-enabled"),
     tools=("/usr/sbin/apache2ctl", "/usr/sbin/apache2", "/usr/bin/systemctl", "/usr/bin/ss",
            "/usr/bin/stat", "/usr/bin/openssl"),
+    paths=paths, files=files,
 )
