@@ -84,9 +84,14 @@ def digests(root: str, paths: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+def all_tools() -> list[str]:
+    """Every file the grader compares with the lab image, on any kind of host."""
+    return sorted({p for kind in KINDS.values() if kind.tools for p in tools(kind.name)})
+
+
 def reference(engine: Engine, image_id: str) -> dict[str, str]:
     """What the grader's tools are in the lab image (read once per image, then cached)."""
-    every = sorted({p for kind in TOOLS for p in tools(kind)})
+    every = all_tools()
     return image.from_pristine(engine, image_id, "grader-tools", every,
                                lambda root: digests(root, tuple(every)))
 

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from labgen import deploy, lifecycle
+from labgen import deploy, kinds, lifecycle
 from labgen.errors import DeployError
 from labgen.render import cert_paths
 
@@ -35,7 +35,7 @@ def test_first_up_deployed_every_host(running_lab):
 
 def test_every_service_runs_and_only_where_its_role_puts_it(running_lab):
     assert_healthy(running_lab)
-    units = set(lifecycle.SERVICES.values())
+    units = {k.unit for k in kinds.KINDS.values() if k.unit}
     for host in running_lab.lab.hosts:
         own = lifecycle.service(host)
         for unit in units - {own}:

@@ -44,6 +44,8 @@ def test_the_inventory_and_the_sandbox_read_the_kind(render_lab):
     assert script.startswith("a2enmod -q ssl ") and script.endswith("&& /usr/sbin/apache2ctl configtest")
     assert includes.FOLDERS["authdns"] == ("/etc/bind",) and "parent" not in includes.FOLDERS
     assert vantage.tools("probe")[-1] == "/usr/bin/ldns-dane" and vantage.tools("client") == vantage.SHELL_TOOLS
+    assert {"/usr/sbin/nginx", "/usr/sbin/apache2ctl", "/usr/bin/dig", "/usr/bin/systemctl", "/etc/ld.so.preload"} \
+        <= set(vantage.all_tools())
 
 
 def test_the_checks_import_neither_the_lifecycle_the_classroom_nor_the_engine():
