@@ -47,7 +47,8 @@ def check_build(lab: Lab, build: Path, root: Path) -> list[Result]:
         script = sandbox.check_script(kind, fqdn=host.fqdn, modules=apache.MODULES,
                                       prepare=signing.prepare(lab))
         run = sandbox.run_over(root, build / "hosts" / host.name, script)
-        results.append(Result(f"{host.fqdn}: {script.split(' && ')[-1]}", run.returncode == 0,
+        program, _, arguments = script.split(" && ")[-1].partition(" ")  # as people type it: nginx -t
+        results.append(Result(f"{host.fqdn}: {Path(program).name} {arguments}", run.returncode == 0,
                               _last_lines(run.stdout + run.stderr)))
     with tempfile.TemporaryDirectory(prefix="labgen-check-") as tmp:
         tree = Path(tmp) / "tree"
