@@ -37,6 +37,7 @@ KEY_LAYOUTS = ("ksk-zsk", "csk")
 # The child zone served with a broken signature (dnszone): its name is taken too.
 BOGUS = "bogus"  # a child zone served with a broken signature: resolvers must refuse it
 # The probe is labgen's own vantage point for the checks (labgen.vantage): no student gets it.
+SOFTWARE = ("nginx", "apache")  # the web servers a lab file may name; each is a kind (labgen.kinds)
 INFRA_HOSTS = (("ns1", "authdns", 10), ("resolver", "resolver", 11), ("client", "client", 12),
                ("probe", "probe", 13))
 WEB_OFFSET = 20
@@ -654,15 +655,13 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
         got = "an empty list" if value == [] else _kind(value)
         top.fail(f"must be a non-empty list of web servers, got {got}", "servers")
-    from . import kinds  # the kinds' modules read the model: imported once it exists
-
     reserved = {n: f"the lab's own {n} host" for n, _, _ in INFRA_HOSTS}
     reserved[BOGUS] = "the lab's deliberately broken DNSSEC zone"
     seen: dict[str, int] = {}
     servers = []
     for i, item in enumerate(value):
         sec = _Section(item, f"servers[{i}]", top.source)
-        software = sec.choice("software", kinds.WEB, "") if sec.data.get("software") is not None else None
+        software = sec.choice("software", SOFTWARE, "") if sec.data.get("software") is not None else None
         if software is None:
             sec.fail("missing key 'software' (nginx or apache)")
         name = dns_label(sec.get("name", software), sec.key("name"), sec.fail)

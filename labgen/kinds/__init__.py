@@ -11,47 +11,14 @@ what they render from (hostpaths, dnszone, signing, parentzone), never render it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-# A host's files: (lab, host, render's Material, text) -> absolute path -> (content, mode), where
-# text(template, **values) renders one of labgen/templates with render's values (and these).
-Files = Callable[..., dict[str, tuple[bytes, int]]]
-
-
-def _none(*_) -> dict:
-    return {}
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str  # the host's software (a web server) or role; also its inventory group
-    title: str  # for people
-    role: str  # the Ansible role that deploys it (labgen/playbooks/roles/<role>)
-    packages: tuple[str, ...] = ()  # Debian packages (the lab image holds every kind's)
-    unit: str = ""  # the systemd service it runs; "": none
-    # Units the packages bring that the image disables (every kind's own starts only where it runs).
-    disabled: tuple[str, ...] = ()
-    # The server's own test of the rendered config, with absolute paths (labgen.vantage): run by
-    # the deploy before any reload, in `labgen check`'s sandbox and by the host checks. {prepare}
-    # stands for what must run first on the host (BIND's seed when it signs: labgen.signing).
-    config_test: str = ""
-    # What the role does before that test, for `labgen check`'s sandbox ({fqdn}, {modules}).
-    setup: str = ""
-    change: str = "reload"  # what the unit gets when its files changed: reload or restart
-    folders: tuple[str, ...] = ()  # include folders whose entries labgen owns (labgen.includes)
-    tools: tuple[str, ...] = ()  # binaries the grader calls on it, compared with the image's
-    # Its files by what they are, (lab, host) -> name -> path: the names exercises use (render.host_paths).
-    paths: Callable[..., dict[str, str]] = _none
-    files: Files = _none  # what its tree holds beside the lab CA and SSH (render.host_files)
-
-
-from . import apache, bind, client, nginx, unbound  # noqa: E402 - the records need Kind
+from ..spec import SOFTWARE
+from . import apache, bind, client, nginx, unbound
+from .kind import Kind
 
 # In the order the image disables their units (part of the image's cache key).
 KINDS: dict[str, Kind] = {k.name: k for k in (nginx.KIND, apache.KIND, bind.AUTHDNS, bind.PARENT,
                                               unbound.KIND, client.CLIENT, client.PROBE)}
-WEB = tuple(k.name for k in (nginx.KIND, apache.KIND))  # the kinds a lab file's servers may be
+WEB = SOFTWARE  # the kinds a lab file's servers may be (the model's list; each has its record here)
 
 
 def of(host) -> Kind:

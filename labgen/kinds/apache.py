@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import Kind, web
+from . import web
+from .kind import Kind
 
 # The modules every labgen site needs (Debian's names, for a2enmod).
 MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import dnszone, parentzone, signing
 from ..hostpaths import PROGRAM, PUBLIC, SECRET, bogus_zone_path, zone_file, zone_path
-from . import Kind
+from .kind import Kind
 
 NAMED_CONF = "/etc/bind/named.conf"
 

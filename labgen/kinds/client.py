@@ -4,7 +4,7 @@ anchors and the tools that ask the lab (roles/client, roles/probe)."""
 from __future__ import annotations
 
 from ..hostpaths import CLIENT_DIR, PUBLIC
-from . import Kind
+from .kind import Kind
 
 TOOLS = ("curl", "ldnsutils", "bind9-dnsutils", "openssl", "iputils-ping")
 # The probe's own validating cache (templates/dns/unbound.conf.j2), which drills ask through:

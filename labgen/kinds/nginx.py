@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import Kind, web
+from . import web
+from .kind import Kind
 
 
 def paths(lab, host) -> dict[str, str]:

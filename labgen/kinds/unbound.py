@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..hostpaths import PUBLIC, anchor_path
-from . import Kind
+from .kind import Kind
 
 UNBOUND_CONF = "/etc/unbound/unbound.conf"
 

@@ -23,6 +23,7 @@ def test_every_kind_has_its_role_an_absolute_config_test_and_its_units_disabled_
         assert set(kind.packages) <= set(image.PACKAGES), kind.name
         assert kind.change in ("reload", "restart"), kind.name
         assert all(tool.startswith("/") for tool in kind.tools), kind.name
+    assert all(name in KINDS for name in kinds.WEB)  # every web server a lab file may name has its record
     units = {k.unit for k in KINDS.values() if k.unit}
     assert units <= set(image.SERVICES) and {"nginx", "apache2", "named", "unbound"} == units
 

@@ -1,0 +1,37 @@
+"""A kind of lab host as one record (the registry is labgen.kinds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+# A host's files: (lab, host, render's Material, text) -> absolute path -> (content, mode), where
+# text(template, **values) renders one of labgen/templates with render's values (and these).
+Files = Callable[..., dict[str, tuple[bytes, int]]]
+
+
+def _none(*_) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # the host's software (a web server) or role; also its inventory group
+    title: str  # for people
+    role: str  # the Ansible role that deploys it (labgen/playbooks/roles/<role>)
+    packages: tuple[str, ...] = ()  # Debian packages (the lab image holds every kind's)
+    unit: str = ""  # the systemd service it runs; "": none
+    # Units the packages bring that the image disables (every kind's own starts only where it runs).
+    disabled: tuple[str, ...] = ()
+    # The server's own test of the rendered config, with absolute paths (labgen.vantage): run by
+    # the deploy before any reload, in `labgen check`'s sandbox and by the host checks. {prepare}
+    # stands for what must run first on the host (BIND's seed when it signs: labgen.signing).
+    config_test: str = ""
+    # What the role does before that test, for `labgen check`'s sandbox ({fqdn}, {modules}).
+    setup: str = ""
+    change: str = "reload"  # what the unit gets when its files changed: reload or restart
+    folders: tuple[str, ...] = ()  # include folders whose entries labgen owns (labgen.includes)
+    tools: tuple[str, ...] = ()  # binaries the grader calls on it, compared with the image's
+    # Its files by what they are, (lab, host) -> name -> path: the names exercises use (render.host_paths).
+    paths: Callable[..., dict[str, str]] = _none
+    files: Files = _none  # what its tree holds beside the lab CA and SSH (render.host_files)
