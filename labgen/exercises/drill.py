@@ -6,8 +6,9 @@ systemd units writing to a log there: no student enters the probe, so neither th
 record, nor the cache it asks can be stopped, edited or flushed by one. (The lab resolver is the
 student's: flushing it in the middle of a roll would hide what the roll did to caches.)
 The drill is done when the roll is complete (the keys it replaces are gone from the DNSKEY set,
-their successors sign, the rest is unchanged) and the watch, running since the start without a
-gap, recorded no answer that was not secure.
+their successors sign, the rest is unchanged), the probe's cache holds every key served (so a roll
+that skipped a wait has met a validator), and the watch, running since the start without a gap,
+recorded no answer that was not secure.
 """
 
 from __future__ import annotations
