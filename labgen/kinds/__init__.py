@@ -26,6 +26,19 @@ def of(host) -> Kind:
     return KINDS[host.software or host.role]
 
 
+def group_vars() -> dict[str, str]:
+    """playbooks/group_vars/<role>.yml: each role's kind as the playbook reads it, for any
+    inventory (a sysadmin's for real servers names groups only); labgen's own inventory also
+    sets them per host (with BIND's seed first when it signs). A unit test keeps them in step."""
+    import yaml
+
+    found = {}
+    for kind in KINDS.values():
+        found[kind.role] = ("# Written from labgen/kinds (kinds.group_vars); a unit test keeps it in step.\n"
+                            + yaml.safe_dump(hostvars(kind), sort_keys=False))
+    return found
+
+
 def hostvars(kind: Kind, prepare: str = "") -> dict[str, str]:
     """What the playbook reads of a host's kind (site.yml, roles/common): its role, the config
     test it runs before any reload (after prepare, ending in '&& '), its unit and how a change

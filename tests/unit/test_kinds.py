@@ -63,3 +63,12 @@ def test_the_checks_import_neither_the_lifecycle_the_classroom_nor_the_engine():
                 continue
             for found in names:
                 assert not any(found == b or found.startswith(b + ".") for b in banned), f"{path.name}: {found}"
+
+
+def test_the_playbooks_group_vars_are_the_kinds():
+    """A sysadmin's inventory names groups only: the playbook's group_vars give each host its
+    kind's role, config test, unit and change (written from the kinds; regenerate with
+    kinds.group_vars() when a kind changes)."""
+    folder = ROLES.parent / "group_vars"
+    written = {p.stem: p.read_text() for p in folder.glob("*.yml")}
+    assert written == kinds.group_vars(), "playbooks/group_vars is out of step with labgen/kinds"
