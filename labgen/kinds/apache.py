@@ -13,15 +13,8 @@ ENABLE = ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/nul
           "a2ensite -q {fqdn} >/dev/null && ")
 
 
-def paths(lab, host) -> dict[str, str]:
-    return {**web.paths(lab, host), "main_conf": "/etc/apache2/ports.conf",
-            "site": f"/etc/apache2/sites-available/{host.fqdn}.conf"}
-
-
-def files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
-    found = paths(lab, host)
-    return {**web.files(lab, host, m, text, found), found["main_conf"]: text("apache/ports.conf.j2"),
-            found["site"]: text("apache/site.conf.j2")}
+paths, files = web.layout("/etc/apache2/ports.conf", "/etc/apache2/sites-available/{fqdn}.conf",
+                          "apache/ports.conf.j2", "apache/site.conf.j2")
 
 
 KIND = Kind(

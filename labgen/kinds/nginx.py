@@ -6,15 +6,8 @@ from . import web
 from .kind import Kind
 
 
-def paths(lab, host) -> dict[str, str]:
-    return {**web.paths(lab, host), "main_conf": "/etc/nginx/nginx.conf",
-            "site": f"/etc/nginx/conf.d/{host.fqdn}.conf"}
-
-
-def files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
-    found = paths(lab, host)
-    return {**web.files(lab, host, m, text, found), found["main_conf"]: text("nginx/nginx.conf.j2"),
-            found["site"]: text("nginx/site.conf.j2")}
+paths, files = web.layout("/etc/nginx/nginx.conf", "/etc/nginx/conf.d/{fqdn}.conf",
+                          "nginx/nginx.conf.j2", "nginx/site.conf.j2")
 
 
 KIND = Kind(
