@@ -425,7 +425,8 @@ def serials(klass, student: str) -> tuple[str, str]:
     """The SOA serial of the student's zone on their ns1 and on the lab root's copy."""
     config, model, _ = klass
     lab = class_student_lab(model, model.student(student), config.parent / "build" / model.name)
-    ask = "dig +norec +short @{} " + lab.domain + " SOA | cut -d' ' -f3"
+    # dig's own ";; communications error" lines (a root busy reloading) are not a serial
+    ask = "dig +norec +short +tries=6 @{} " + lab.domain + " SOA | grep -v '^;;' | cut -d' ' -f3"
     return (client(klass, student, ask.format(lab.role("authdns").ipv4)).stdout.strip(),
             client(klass, student, ask.format(lab.parent.ns_ipv4)).stdout.strip())
 
