@@ -45,7 +45,7 @@ def check_build(lab: Lab, build: Path, root: Path) -> list[Result]:
         if not kind.config_test:
             continue
         script = sandbox.check_script(kind, fqdn=host.fqdn, modules=apache.MODULES,
-                                      prepare=signing.prepare(lab))
+                                      prepare=kind.prepare(lab))
         run = sandbox.run_over(root, build / "hosts" / host.name, script)
         program, _, arguments = script.split(" && ")[-1].partition(" ")  # as people type it: nginx -t
         results.append(Result(f"{host.fqdn}: {Path(program).name} {arguments}", run.returncode == 0,

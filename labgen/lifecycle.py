@@ -38,13 +38,15 @@ def service(host: Host) -> str | None:
 
 
 def _source_digest(lab: Lab) -> str:
-    """What the build depends on: the lab file, labgen's version, its templates and profiles."""
+    """What the build depends on: the lab file, labgen's version, its templates and profiles,
+    and its code (which renders, and ships programs such as labgen-certs as they are)."""
     digest = hashlib.sha256(__version__.encode())
     digest.update(Path(lab.source).read_bytes() if Path(lab.source).is_file() else lab.source.encode())
-    for folder in (data_dir("templates"), Path(__file__).parent / "profiles"):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.name.encode() + path.read_bytes())
+    code = Path(__file__).parent
+    inputs = [*data_dir("templates").rglob("*"), *(code / "profiles").rglob("*"), *code.rglob("*.py")]
+    for path in sorted(inputs):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
 

@@ -7,6 +7,7 @@ only when its names changed or a third of its lifetime is left.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import os
@@ -42,10 +43,11 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def spki_sha256(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER SubjectPublicKeyInfo: the data of a TLSA x 1 1 record (RFC 6698)."""
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+def spki_sha256(cert_or_key) -> str:
+    """SHA-256 of the DER SubjectPublicKeyInfo of a certificate or a private key: the data of a
+    TLSA x 1 1 record (RFC 6698)."""
+    spki = cert_or_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()
 
 
@@ -140,12 +142,7 @@ def _ca_domain(cert: x509.Certificate) -> str | None:
 def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datetime):
     """Key and certificate of one kind (ecdsa | rsa) for a web host, issued by the lab CA."""
     ca_key, ca_cert = ca
-    if kind == "rsa":
-        size = lab.profile.rsa_key_size
-        key = store.key(f"{host.name}.rsa.key", lambda: rsa.generate_private_key(65537, size),
-                        lambda k: isinstance(k, rsa.RSAPrivateKey) and k.key_size == size)
-    else:
-        key = store.key(f"{host.name}.ecdsa.key", new_ec_key, _is_p256)
+    key = _server_key(store, lab, f"{host.name}.{kind}.key", kind)
     days = lab.profile.maximum_certificate_lifespan
     names = [x509.DNSName(host.fqdn)]
 
@@ -163,6 +160,28 @@ def server_cert(store: Store, lab: Lab, host: Host, kind: str, ca, now: dt.datet
         return issue(ca, key, host.fqdn, start, start + dt.timedelta(days=days))
 
     return key, store.cert(f"{host.name}.{kind}.crt", good, make)
+
+
+def next_key(store: Store, lab: Lab, host: Host, kind: str):
+    """The key a web server of an ACME lab uses after its current one (labgen.acme): its TLSA
+    record is published from the start."""
+    return _server_key(store, lab, f"{host.name}.{kind}.next.key", kind)
+
+
+def _server_key(store: Store, lab: Lab, name: str, kind: str):
+    """A web server's key of one kind (ecdsa | rsa of the profile's size), kept across renders."""
+    if kind == "rsa":
+        size = lab.profile.rsa_key_size
+        return store.key(name, lambda: rsa.generate_private_key(65537, size),
+                         lambda k: isinstance(k, rsa.RSAPrivateKey) and k.key_size == size)
+    return store.key(name, new_ec_key, _is_p256)
+
+
+def tsig_secret(ca, name: str) -> str:
+    """A TSIG secret (base64, HMAC-SHA256) made from the lab CA's key: as lasting and as secret
+    as that key, so a render keeps it without a file of its own."""
+    seed = key_pem(ca[0]) + b"\0tsig\0" + name.encode()
+    return base64.b64encode(hashlib.sha256(seed).digest()).decode()
 
 
 def issue(ca, key, name: str, not_before: dt.datetime, not_after: dt.datetime) -> x509.Certificate:

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
-from . import dnszone, kinds, parentzone, pki, signing
+from . import acme, dnszone, kinds, parentzone, pki, signing
 from .kinds import apache
 from .errors import NotOwnedError, RenderError
 from .hostpaths import (PROGRAM, PUBLIC, SECRET, WEBROOT, anchor_path, bogus_zone_path,  # noqa: F401
@@ -88,6 +88,10 @@ class Material:
     ssh: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     # The lab's own parent zone (lab.own_parent): its unsigned source and its key files.
     parent: dict = field(default_factory=dict)
+    # certificates: acme (labgen.acme): each web server's next keys (host -> kind -> PEM) and
+    # the TSIG secret with which it changes its TLSA record (host -> base64).
+    next_keys: dict = field(default_factory=dict)
+    tsig: dict = field(default_factory=dict)
 
 
 def render(lab: Lab, out: Path, *, now: dt.datetime | None = None) -> Path:
@@ -217,7 +221,10 @@ def _swap(staging: Path, final: Path) -> None:
 def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
     ca = pki.lab_ca(store, lab, now)
     ca_pem = pki.cert_pem(ca[1])
-    certs, tlsa = {}, {}
+    certs, tlsa, next_keys, tsig = {}, {}, {}, {}
+    if lab.certificates.acme:  # the ACME CA's own HTTPS listener, from the lab CA
+        key, cert = pki.server_cert(store, lab, lab.role("acme"), "ecdsa", ca, now)
+        certs["acme"] = {"ecdsa": (pki.cert_pem(cert) + ca_pem, pki.key_pem(key))}
     for host in lab.web:
         certs[host.name], tlsa[host.name] = {}, []
         for kind in lab.profile.certificate_types:
@@ -227,6 +234,12 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
             certs[host.name][kind] = (chain, pki.key_pem(key))
             # DANE-EE, SPKI, SHA-256 (RFC 7671 section 5.1): survives certificate renewal.
             tlsa[host.name].append(f"3 1 1 {pki.spki_sha256(cert)}")
+            if lab.certificates.acme:  # and the next key's, published from the start (labgen.acme)
+                upcoming = pki.next_key(store, lab, host, kind)
+                next_keys.setdefault(host.name, {})[kind] = pki.key_pem(upcoming)
+                tlsa[host.name].append(f"3 1 1 {pki.spki_sha256(upcoming)}")
+        if lab.certificates.acme:
+            tsig[host.name] = pki.tsig_secret(ca, acme.tsig_name(host))
         if lab.dane_ca:
             tlsa[host.name].append(f"2 1 1 {pki.spki_sha256(ca[1])}")
     algorithm = lab.dnssec.algorithm
@@ -262,7 +275,8 @@ def _material(lab: Lab, store: pki.Store, now: dt.datetime) -> Material:
         ssh[WORKSTATION_KEY] = pki.ssh_key(store, WORKSTATION_KEY)
     return Material(ca_pem, certs, tlsa, dnszone.zone_text(zone), source,
                     zone_keys, dnszone.ds_line(lab.domain, ds),
-                    *dnszone.anchor(lab, ds, parent_ds), dnszone.zone_text(bogus), ssh, parent)
+                    *dnszone.anchor(lab, ds, parent_ds), dnszone.zone_text(bogus), ssh, parent,
+                    next_keys, tsig)
 
 
 def ssh_hosts(lab: Lab) -> list[Host]:
@@ -333,7 +347,8 @@ def host_files(lab: Lab, host: Host, m: Material, now: dt.datetime) -> dict[str,
         "anchor_path": anchor_path(lab), "ns": lab.role("authdns"),
         "online": signing.online(lab), "policy": signing.policy(lab), "policy_name": signing.POLICY,
         "work_zone": signing.work_zone(lab.domain), "work_keys": signing.WORK_KEYS,
-        "zone_source": zone_path(lab), "grader_cache": False,
+        "zone_source": zone_path(lab), "grader_cache": False, "tsig_work": signing.TSIG_WORK,
+        "tsig_name": acme.tsig_name, "tlsa_owner": acme.tlsa_owner,
         "security_txt_expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -380,7 +395,9 @@ def inventory(lab: Lab) -> str:
         hostvars = {"ansible_host": lab.container(host), "labgen_tree": f"hosts/{host.name}",
                     "labgen_fqdn": host.fqdn, "labgen_ipv4": str(host.ipv4),
                     "labgen_ipv6": str(host.ipv6),
-                    **kinds.hostvars(kind, signing.prepare(lab) if kind.role == "authdns" else "")}
+                    **kinds.hostvars(kind)}
+        if kind.prepare(lab):
+            hostvars["labgen_prepare"] = kind.prepare(lab)
         if host.software == "apache":
             hostvars.update(apache_modules=list(apache.MODULES), apache_site=host.fqdn)
         extra = []
@@ -388,6 +405,10 @@ def inventory(lab: Lab) -> str:
             extra.append("ssh.socket")  # sshd runs once a student connects
         if host.role == "authdns" and signing.online(lab) and lab.parent:
             extra.append(signing.CHECKDS_UNIT)
+        if host.role == "web" and lab.certificates.acme:
+            extra.append(f"{acme.CERTS_UNIT}.timer")
+        if kind.after(lab):  # once every host runs (site.yml's second play)
+            hostvars["labgen_after"] = kind.after(lab)
         if extra:
             hostvars["labgen_extra_services"] = " ".join(extra)
         if host.role == "parent":  # a name server like ns1, with the CDS scan beside named

@@ -78,9 +78,18 @@ def key_files(domain: str, algorithm: str, keys: list[tuple[object, int]],
     return files
 
 
-def seed_script(domain: str, source: str) -> str:
-    """SEED: copy the rendered zone when it changed, and labgen's keys when they are a new set."""
+# In an ACME lab (labgen.acme): the TSIG keys with which each web server changes its TLSA
+# record, rendered root-only beside the zone's keys and copied by the seed where named (group
+# bind) reads them.
+TSIG_SOURCE = f"{dnszone.KEY_DIR}/tlsa-keys.conf"
+TSIG_WORK = f"{WORK_DIR}/tlsa-keys.conf"
+
+
+def seed_script(domain: str, source: str, tsig: bool = False) -> str:
+    """SEED: copy the rendered zone when it changed, and labgen's keys when they are a new set
+    (tsig: and the TSIG keys named reads)."""
     work = work_zone(domain)
+    copy_tsig = f"install -o root -g bind -m 0640 {TSIG_SOURCE} {TSIG_WORK}\n" if tsig else ""
     return f"""#!/bin/sh
 # Written by labgen. BIND signs {domain} online and records each key's state beside it, so it
 # works on copies in {WORK_DIR}, where it may write. This script puts labgen's rendered zone and
@@ -104,7 +113,7 @@ if [ "$(cat {WORK_KEYS}/.labgen-keys 2>/dev/null || true)" != "$1" ]; then
     install -o bind -g bind -m 0600 {dnszone.KEY_DIR}/K* {WORK_KEYS}/
     echo "$1" > {WORK_KEYS}/.labgen-keys
 fi
-"""
+{copy_tsig}"""
 
 
 def policy(lab: Lab) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import idna
 import yaml
 
+from .acme import DEFAULT_LIFETIME, LIFETIMES
 from .capabilities import DEFAULT_TARGET, TARGETS, Target
 from .errors import SpecError
 from .pace import DEFAULT_PACE, MAX_SECONDS, PACES, TIMINGS, Pace, with_timings
@@ -46,6 +47,10 @@ WEB_OFFSET = 20
 # class's lab root sits on a student's network (classroom/spec.py ROOT_ON_STUDENT_NET).
 PARENT_HOST = ("parent", "parent", 5)
 PARENT_NS = "ns"  # the parent zone's name server: ns.<parent zone>
+# Who issues the web servers' certificates: labgen's own CA at render time, or the lab's ACME CA
+# (labgen.acme), a host of its own, from which each web server gets and renews them.
+ISSUERS = ("lab-ca", "acme")
+ACME_HOST = ("acme", "acme", 14)
 # Ranges a lab may use: private and documentation space, never someone's real addresses.
 ALLOWED_V4 = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "198.51.100.0/24", "203.0.113.0/24"))
@@ -116,6 +121,16 @@ class Dnssec:
 
 
 @dataclass(frozen=True)
+class Certificates:
+    issuer: str = "lab-ca"
+    lifetime: str = ""  # with acme: a lifetime profile (acme.LIFETIMES)
+
+    @property
+    def acme(self) -> bool:
+        return self.issuer == "acme"
+
+
+@dataclass(frozen=True)
 class Caa:
     issuer: str
     iodef: str | None
@@ -164,6 +179,7 @@ class Lab:
     headers: tuple[tuple[str, str], ...]
     security_txt: SecurityTxt
     engine: str = "podman"
+    certificates: Certificates = Certificates()
     # The zone above: a class's lab root (set by classroom), or the lab's own parent host.
     parent: Parent | None = None
     # A class student's SSH public key (classroom/access.py): every host but the probe then
@@ -566,6 +582,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     dane = top.section("dane")
     dane_ca = dane.typed("ca", bool, False)
     dane.done()
+    certificates = _certificates(top, dnssec, dane_ca)
     caa = _caa(top, domain)
     headers = _headers(top, profile)
     security_txt = _security_txt(top, domain)
@@ -575,6 +592,8 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     hosts = [(n, role, off, None) for n, role, off in INFRA_HOSTS]
     if dnssec.signer == "bind":
         hosts.insert(0, (*PARENT_HOST, None))
+    if certificates.acme:
+        hosts.append((*ACME_HOST, None))
     hosts += [(n, "web", WEB_OFFSET + i, sw) for i, (n, sw) in enumerate(servers)]
     last = WEB_OFFSET + len(servers) - 1  # offset of the last web host
     for netw, key in ((ipv4, "network.ipv4"), (ipv6, "network.ipv6")):
@@ -591,7 +610,7 @@ def parse(data: Any, source: str = "lab.yml") -> Lab:
     lab = Lab(name=name, domain=domain, profile=profile, target=target, ipv4_network=ipv4,
               ipv6_network=ipv6, hosts=built, http3=http3, hsts=hsts, dnssec=dnssec,
               dane_ca=dane_ca, caa=caa, headers=headers, security_txt=security_txt, engine=engine,
-              parent=parent, source=source)
+              certificates=certificates, parent=parent, source=source)
     _check_rendered(lab, fail)
     return lab
 
@@ -655,7 +674,7 @@ def _servers(top: _Section, domain: str) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
         got = "an empty list" if value == [] else _kind(value)
         top.fail(f"must be a non-empty list of web servers, got {got}", "servers")
-    reserved = {n: f"the lab's own {n} host" for n, _, _ in INFRA_HOSTS}
+    reserved = {n: f"the lab's own {n} host" for n, _, _ in INFRA_HOSTS + (ACME_HOST, PARENT_HOST)}
     reserved[BOGUS] = "the lab's deliberately broken DNSSEC zone"
     seen: dict[str, int] = {}
     servers = []
@@ -731,6 +750,30 @@ def _dnssec(top: _Section) -> Dnssec:
         timings.fail(problem, timings.key(name))
     sec.done()
     return Dnssec(algorithm, denial, signer, keys, pace)
+
+
+def _certificates(top: _Section, dnssec: Dnssec, dane_ca: bool) -> Certificates:
+    """certificates: lab-ca | acme, or a mapping of issuer and (for acme) lifetime."""
+    value = top.get("certificates", None)
+    if isinstance(value, str) or value is None:
+        sec = _Section({"issuer": value or "lab-ca"}, "certificates", top.source)
+        sec.key = lambda name: "certificates"  # the short form: the key itself is the issuer
+    else:
+        sec = top.section("certificates")
+    issuer = sec.choice("issuer", ISSUERS, "lab-ca")
+    lifetime = ""
+    if issuer == "acme":
+        lifetime = sec.choice("lifetime", tuple(LIFETIMES), DEFAULT_LIFETIME)
+        if dnssec.signer != "bind":
+            sec.fail("acme needs dnssec.signer: bind (a renewal with a new key changes the TLSA "
+                     "record by dynamic update, which only a zone BIND signs takes)", sec.key("issuer"))
+        if dane_ca:
+            top.fail("dane.ca needs certificates: lab-ca (the ACME CA makes a new root at each "
+                     "start, so no TLSA 2 1 1 record can name it)", "dane.ca")
+    elif sec.data.get("lifetime") is not None:
+        sec.fail("a lifetime is for issuer: acme (the lab CA's lifetime is the profile's)", sec.key("lifetime"))
+    sec.done()
+    return Certificates(issuer, lifetime)
 
 
 def _caa(top: _Section, domain: str) -> Caa:

@@ -65,7 +65,7 @@ def test_key_files(hosts, server, lab):
        why="A config that does not pass its own test will fail the next reload.",
        fix="Run nginx -t / apache2ctl configtest and fix what it names.", needs=("tools",))
 def test_config_test(hosts, server):
-    command = kinds.of(server).config_test
+    command = kinds.of(server).own_test
     result = hosts[server.name].run(command)
     last = (result.stderr or result.stdout).strip().splitlines()
     assert result.rc == 0, f"{command.rsplit('/', 1)[-1]} fails: {last[-1] if last else 'no output'}"

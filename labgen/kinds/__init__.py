@@ -12,12 +12,13 @@ what they render from (hostpaths, dnszone, signing, parentzone), never render it
 from __future__ import annotations
 
 from ..spec import SOFTWARE
-from . import apache, bind, client, nginx, unbound
+from . import apache, bind, client, nginx, pebble, unbound
 from .kind import Kind
 
 # In the order the image disables their units (part of the image's cache key).
 KINDS: dict[str, Kind] = {k.name: k for k in (nginx.KIND, apache.KIND, bind.AUTHDNS, bind.PARENT,
-                                              unbound.KIND, client.CLIENT, client.PROBE)}
+                                              unbound.KIND, client.CLIENT, client.PROBE,
+                                              pebble.KIND)}
 WEB = SOFTWARE  # the kinds a lab file's servers may be (the model's list; each has its record here)
 
 
@@ -39,9 +40,16 @@ def group_vars() -> dict[str, str]:
     return found
 
 
-def hostvars(kind: Kind, prepare: str = "") -> dict[str, str]:
+# What runs before a kind's config test on one host (Kind.prepare), as the playbook reads it: a
+# host variable of its own, so that the kind's variables can be the same for every host of a
+# group. (A host named like its group, nginx in group nginx, takes the playbook's group_vars over
+# its own inventory variables: a per-host labgen_validate would be lost there.)
+PREPARE = "{{ labgen_prepare | default('') }}"
+
+
+def hostvars(kind: Kind) -> dict[str, str]:
     """What the playbook reads of a host's kind (site.yml, roles/common): its role, the config
-    test it runs before any reload (after prepare, ending in '&& '), its unit and how a change
+    test it runs before any reload (after the host's labgen_prepare), its unit and how a change
     reaches it."""
-    return {"labgen_role": kind.role, "labgen_validate": kind.config_test.format(prepare=prepare),
+    return {"labgen_role": kind.role, "labgen_validate": kind.config_test.format(prepare=PREPARE),
             "labgen_service": kind.unit, "labgen_change": kind.change}

@@ -18,8 +18,9 @@ paths, files = web.layout("/etc/apache2/ports.conf", "/etc/apache2/sites-availab
 
 
 KIND = Kind(
-    name="apache", title="Apache HTTP Server", role="apache", packages=("apache2",), unit="apache2",
-    disabled=("apache2", "apache-htcacheclean"), config_test="/usr/sbin/apache2ctl configtest", setup=ENABLE,
+    name="apache", title="Apache HTTP Server", role="apache", packages=("apache2", *web.PACKAGES), unit="apache2",
+    disabled=("apache2", "apache-htcacheclean", *web.DISABLED), config_test="{prepare}/usr/sbin/apache2ctl configtest",
+    prepare=web.prepare, after=web.after, setup=ENABLE,
     folders=("/etc/apache2/conf-enabled", "/etc/apache2/sites-enabled", "/etc/apache2/mods-enabled"),
     tools=("/usr/sbin/apache2ctl", "/usr/sbin/apache2", "/usr/bin/systemctl", "/usr/bin/ss",
            "/usr/bin/stat", "/usr/bin/openssl"),

@@ -3,7 +3,7 @@ roles/authdns for both)."""
 
 from __future__ import annotations
 
-from .. import dnszone, parentzone, signing
+from .. import acme, dnszone, parentzone, signing
 from ..hostpaths import PROGRAM, PUBLIC, SECRET, bogus_zone_path, zone_file, zone_path
 from .kind import Kind
 
@@ -30,8 +30,12 @@ def authdns_files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
     if signing.online(lab) and lab.parent:
         tree[signing.CHECKDS] = (signing.checkds_script(lab).encode(), PROGRAM)
         tree[f"/etc/systemd/system/{signing.CHECKDS_UNIT}"] = (signing.checkds_unit(lab).encode(), PUBLIC)
+    if lab.certificates.acme:  # each web server's key for its TLSA record (labgen.acme)
+        tree[signing.TSIG_SOURCE] = ("".join(acme.tsig_key(h, m.tsig[h.name]) for h in lab.web).encode(),
+                                     SECRET)
     if signing.online(lab):  # BIND signs copies of these (signing.SEED makes them)
-        tree[signing.SEED] = (signing.seed_script(lab.domain, found["zone_source"]).encode(), PROGRAM)
+        tree[signing.SEED] = (signing.seed_script(lab.domain, found["zone_source"], lab.certificates.acme).encode(),
+                              PROGRAM)
     else:
         tree[found["zone"]] = (m.zone.encode(), PUBLIC)
     return tree
@@ -56,7 +60,8 @@ def parent_files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
 # loaded (the rendered file put back after someone signed the zone by hand on ns1).
 # -z also loads every zone, so a broken zone file is refused like a broken config.
 _BIND = dict(role="authdns", packages=("bind9", "bind9-utils", "bind9-dnsutils"), unit="named",
-             config_test="{prepare}/usr/bin/named-checkconf -z " + NAMED_CONF, change="restart",
+             config_test="{prepare}/usr/bin/named-checkconf -z " + NAMED_CONF, prepare=signing.prepare,
+             change="restart",
              folders=("/etc/bind",))  # named.conf's includes (named.conf.local, ...) live here
 
 AUTHDNS = Kind(name="authdns", title="BIND (the lab's name server)", disabled=("named",),

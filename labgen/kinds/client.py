@@ -3,7 +3,8 @@ anchors and the tools that ask the lab (roles/client, roles/probe)."""
 
 from __future__ import annotations
 
-from ..hostpaths import CLIENT_DIR, PUBLIC
+from .. import acme
+from ..hostpaths import CLIENT_DIR, PROGRAM, PUBLIC
 from .kind import Kind
 
 TOOLS = ("curl", "ldnsutils", "bind9-dnsutils", "openssl", "iputils-ping")
@@ -18,8 +19,11 @@ def paths(lab, host) -> dict[str, str]:
 
 
 def files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
-    return {paths(lab, host)["anchor"]: (m.anchor_line.encode(), PUBLIC),
+    tree = {paths(lab, host)["anchor"]: (m.anchor_line.encode(), PUBLIC),
             f"{CLIENT_DIR}/trust-anchors.conf": (m.delv_anchors.encode(), PUBLIC)}
+    if lab.certificates.acme:  # the ACME CA's root, trusted once the CA runs (labgen up)
+        tree[acme.TRUST_PROGRAM] = (acme.trust_script(lab).encode(), PROGRAM)
+    return tree
 
 
 def probe_files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
@@ -28,8 +32,13 @@ def probe_files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
                                anchor_path=paths(lab, host)["anchor"])}
 
 
+def after(lab) -> str:
+    """Once the lab runs: trust the ACME CA's root, which pebble made at its start."""
+    return acme.TRUST_PROGRAM if lab.certificates.acme else ""
+
+
 CLIENT = Kind(name="client", title="the student's workstation", role="client", packages=TOOLS,
-              paths=paths, files=files)
+              paths=paths, files=files, after=after)
 PROBE = Kind(name="probe", title="labgen's probe", role="probe", packages=TOOLS,
              tools=("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/delv", "/usr/bin/openssl",
-                    "/usr/bin/sha256sum", "/usr/bin/ldns-dane"), paths=paths, files=probe_files)
+                    "/usr/bin/sha256sum", "/usr/bin/ldns-dane"), paths=paths, files=probe_files, after=after)

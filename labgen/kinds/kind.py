@@ -25,13 +25,23 @@ class Kind:
     disabled: tuple[str, ...] = ()
     # The server's own test of the rendered config, with absolute paths (labgen.vantage): run by
     # the deploy before any reload, in `labgen check`'s sandbox and by the host checks. {prepare}
-    # stands for what must run first on the host (BIND's seed when it signs: labgen.signing).
+    # stands for what must run first on the host (BIND's seed when it signs: labgen.signing;
+    # labgen-certs' in an ACME lab: labgen.acme).
     config_test: str = ""
+    prepare: Callable[..., str] = lambda lab: ""  # lab -> what {prepare} stands for, ending in '&& '
     # What the role does before that test, for `labgen check`'s sandbox ({fqdn}, {modules}).
     setup: str = ""
+    # lab -> a command run once every host of the lab runs (site.yml); "": none.
+    after: Callable[..., str] = lambda lab: ""
     change: str = "reload"  # what the unit gets when its files changed: reload or restart
     folders: tuple[str, ...] = ()  # include folders whose entries labgen owns (labgen.includes)
     tools: tuple[str, ...] = ()  # binaries the grader calls on it, compared with the image's
     # Its files by what they are, (lab, host) -> name -> path: the names exercises use (render.host_paths).
     paths: Callable[..., dict[str, str]] = _none
     files: Files = _none  # what its tree holds beside the lab CA and SSH (render.host_files)
+
+    @property
+    def own_test(self) -> str:
+        """The config test alone, as a person runs it on the host (what the deploy runs first is
+        the deploy's)."""
+        return self.config_test.format(prepare="")

@@ -11,8 +11,8 @@ paths, files = web.layout("/etc/nginx/nginx.conf", "/etc/nginx/conf.d/{fqdn}.con
 
 
 KIND = Kind(
-    name="nginx", title="nginx", role="nginx", packages=("nginx",), unit="nginx", disabled=("nginx",),
-    config_test="/usr/sbin/nginx -t",
+    name="nginx", title="nginx", role="nginx", packages=("nginx", *web.PACKAGES), unit="nginx",
+    disabled=("nginx", *web.DISABLED), config_test="{prepare}/usr/sbin/nginx -t", prepare=web.prepare, after=web.after,
     folders=("/etc/nginx/conf.d", "/etc/nginx/sites-enabled", "/etc/nginx/modules-enabled"),
     tools=("/usr/sbin/nginx", "/usr/bin/systemctl", "/usr/bin/ss", "/usr/bin/stat", "/usr/bin/openssl"),
     paths=paths, files=files,

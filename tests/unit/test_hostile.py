@@ -16,7 +16,7 @@ from labgen.spec import load, parse
 
 ONE_LINE = "; a value is one line of printable text"
 CONTACT_RULE = "is not a contact URI: use mailto:user@domain or https://host/path (RFC 9116)"
-TOP_KEYS = ("caa, dane, dnssec, domain, engine, headers, hsts, http3, name, network, profile, "
+TOP_KEYS = ("caa, certificates, dane, dnssec, domain, engine, headers, hsts, http3, name, network, profile, "
             "security_txt, servers, target")
 LONG_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters, valid DNS
 

@@ -83,7 +83,9 @@ def test_ns1_gets_the_policy_the_keys_with_their_state_and_the_seed(render_lab):
     preview = (build / "dns" / "db.lab.example").read_text()
     assert preview.count(" DNSKEY 256 3 13 ") == 1 and preview.count(" DNSKEY 257 3 13 ") == 1
     ns1_vars = yaml.safe_load((build / "inventory.yml").read_text())["all"]["children"]["authdns"]["hosts"]["ns1"]
-    assert ns1_vars["labgen_validate"] == f"{signing.SEED} && /usr/bin/named-checkconf -z /etc/bind/named.conf"
+    # The seed runs first: the host's labgen_prepare, which the kind's labgen_validate begins with.
+    assert ns1_vars["labgen_prepare"] == f"{signing.SEED} && "
+    assert ns1_vars["labgen_validate"] == "{{ labgen_prepare | default('') }}/usr/bin/named-checkconf -z /etc/bind/named.conf"
     assert ns1_vars["labgen_role"] == "authdns" and ns1_vars["labgen_change"] == "restart"
 
 

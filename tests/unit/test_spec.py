@@ -30,7 +30,7 @@ LAB_NAME_RULE = ("1-32 lowercase letters, digits and '-', starting with a letter
 HEADER_VALUE_RULE = ("is not an allowed header value: printable ASCII without quotes, backslash, "
                      "$, %, #, braces or leading/trailing spaces")
 CONTACT_RULE = "is not a contact URI: use mailto:user@domain or https://host/path (RFC 9116)"
-TOP_KEYS = ("caa, dane, dnssec, domain, engine, headers, hsts, http3, name, network, profile, "
+TOP_KEYS = ("caa, certificates, dane, dnssec, domain, engine, headers, hsts, http3, name, network, profile, "
             "security_txt, servers, target")
 
 

@@ -153,6 +153,9 @@ def compare(params):
         # parent (/etc/bind has one) grants nothing, and tar keeps it.
         elif mode == "0700" and os.stat(path).st_mode & 0o777 != 0o700:
             dirs.append(path)
+        # And an open folder that became private (named, as user bind, reads zones there).
+        elif mode != "0700" and os.stat(path).st_mode & 0o005 != int(mode, 8) & 0o005:
+            dirs.append(path)
     return files, dirs
 
 
@@ -338,6 +341,8 @@ def systemctl(module, *args):
 def ensure_service(module, names, files_changed):
     """Enable and run each unit (names: space-separated); reload or restart one that already
     ran. Says what was done."""
+    if files_changed and not module.check_mode:
+        systemctl(module, "daemon-reload")  # a unit file may be among them
     return "; ".join(f"{name} {done}" if len(names.split()) > 1 else done
                      for name in names.split() if (done := _ensure_one(module, name, files_changed)))
 
@@ -354,7 +359,8 @@ def _ensure_one(module, name, files_changed):
         done.append("enabled")
     if systemctl(module, "is-active", "--quiet", name)[0] != 0:
         action = "start"
-    elif module.params["restart"] or (files_changed and module.params["change"] == "restart"):
+    elif module.params["restart"] or (files_changed and (module.params["change"] == "restart"
+                                                         or name.endswith(".timer"))):
         action = "restart"
     elif files_changed:
         action = "reload"
