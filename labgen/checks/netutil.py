@@ -130,6 +130,19 @@ def served_certificate(probe, server: Host, family: str) -> str:
                       "2>/dev/null | openssl x509 -noout -text").stdout
 
 
+def served_spki(probe, server: Host, family: str) -> str:
+    """SHA-256 of the served certificate's public key (what a TLSA 3 1 1 record names); ''
+    when no certificate came."""
+    target = endpoint(server, family)
+    out = probe.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null 2>/dev/null "
+                    "| openssl x509 -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum").stdout
+    digest = out.split()[0] if out.split() else ""
+    return "" if digest == EMPTY_SHA256 else digest
+
+
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
 # Client-initiated renegotiations asked for in one connection: internet.nl accepts a server that
 # stops them before 10 ("allowed with a low limit").
 RENEGOTIATIONS = 10

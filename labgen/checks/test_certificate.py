@@ -3,12 +3,17 @@ types and signature hashes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from labgen.checks import check
-from labgen.checks.netutil import (accepted, certificate_text, openssl_reason, s_client,
+from labgen.checks.netutil import (accepted, certificate_text, endpoint, openssl_reason, s_client,
                                    served_certificate)
+from labgen.acme import LIFETIMES
 from labgen.hostpaths import server_ca_path
+
+# What a certificate's lifetime may exceed its profile by (clocks, a CA that rounds).
+LIFETIME_SLACK = 60
 
 
 def hashes(lab) -> set[str]:
@@ -139,3 +144,25 @@ def test_ocsp_stapling(probe, server, family):
         assert "OCSP response: no response sent" in out, (
             "the certificate names no OCSP responder, yet the server sent an OCSP response; "
             "expected none (internet.nl: not in certificate)")
+
+
+@check("https.lifetime", "The certificate's lifetime is within the lab's lifetime profile",
+       standard="CA/Browser Forum ballot SC-081; Let's Encrypt short-lived certificates",
+       why="Short-lived certificates limit how long a stolen key or a wrong certificate stays "
+           "usable, without revocation: they work only when renewal runs by itself.",
+       fix="Get the certificate from the lab's ACME CA (labgen-certs renew), which issues for "
+           "the lab file's certificates.lifetime.",
+       needs=("tls",),
+       applies=lambda lab, server: None if lab.certificates.acme else
+       "the lab CA issues at render time for the profile's maximum_certificate_lifespan")
+def test_lifetime_within_profile(probe, server, family, lab):
+    text = probe.run(f"openssl s_client -connect {endpoint(server, family)} -servername {server.fqdn} "
+                     "</dev/null 2>/dev/null | openssl x509 -noout -startdate -enddate -dateopt iso_8601").stdout
+    dates = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    assert "notBefore" in dates and "notAfter" in dates, "no certificate served"
+    start, end = (dt.datetime.fromisoformat(dates[k].strip().replace("Z", "+00:00")) for k in ("notBefore", "notAfter"))
+    allowed = LIFETIMES[lab.certificates.lifetime]
+    life = (end - start).total_seconds()
+    assert life <= allowed + LIFETIME_SLACK, (
+        f"expected a certificate for at most {allowed} s ({lab.certificates.lifetime}); the served one "
+        f"is valid for {life:.0f} s, {dates['notBefore'].strip()} to {dates['notAfter'].strip()}")

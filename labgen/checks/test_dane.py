@@ -6,7 +6,9 @@ from __future__ import annotations
 import shlex
 
 from labgen.checks import check
-from labgen.checks.netutil import dig, openssl_reason, records, s_client
+from labgen.checks.netutil import dig, openssl_reason, records, s_client, served_spki
+
+ACME_ONLY = "the lab CA's certificates keep their key for the lab's life (certificates: lab-ca)"
 
 
 def tlsa(probe, server):
@@ -39,3 +41,21 @@ def test_certificate_matches_tlsa(probe, server, family):
     ok, out = s_client(probe, server, family, "-verify_return_error", *options)
     assert ok and "Verification: OK" in out and "matched" in out, \
         f"expected the served certificate to match a TLSA record; openssl says: {openssl_reason(out)}"
+
+
+@check("dane.next_key", "The TLSA record also names the next key",
+       standard="RFC 7671 section 8.1; RFC 7671 section 8.4",
+       why="A key roll breaks DANE unless the new key's TLSA record was published a TTL before "
+           "the new key is served: the record set names the current key and the next one.",
+       fix="Keep a next key and publish its TLSA 3 1 1 beside the current one's (labgen-certs "
+           "roll does: it swaps only once that record has been out for its TTL).",
+       level="recommended", needs=("dns", "tls"),
+       applies=lambda lab, server: None if lab.certificates.acme else ACME_ONLY)
+def test_tlsa_names_a_next_key(probe, server, family):
+    flags, answers, _ = tlsa(probe, server)
+    digests = {r.split()[3].lower() for r in records(answers, "TLSA") if r.split()[:3] == ["3", "1", "1"]}
+    served = served_spki(probe, server, family)
+    assert served, "no certificate served"
+    others = digests - {served}
+    assert others, (f"expected a TLSA 3 1 1 record for a next key beside the served key's; the "
+                    f"record set names {'only the served key' if digests else 'no 3 1 1 key'}")

@@ -8,6 +8,7 @@ import pytest
 from labgen import kinds
 from labgen.checks import check
 from labgen.checks.netutil import headers
+from labgen.acme import CERTS_UNIT
 from labgen.hostpaths import cert_paths
 
 # ss's local address of a listener for each family; Apache's one dual-stack socket shows as *.
@@ -69,6 +70,19 @@ def test_config_test(hosts, server):
     result = hosts[server.name].run(command)
     last = (result.stderr or result.stdout).strip().splitlines()
     assert result.rc == 0, f"{command.rsplit('/', 1)[-1]} fails: {last[-1] if last else 'no output'}"
+
+
+@check("host.renewal_timer", "The renewal timer is enabled and running",
+       standard="RFC 8555; Let's Encrypt integration guide (renew automatically)",
+       why="A short-lived certificate expires within days unless something renews it: the "
+           "timer is what keeps the site up.",
+       fix=f"systemctl enable --now {CERTS_UNIT}.timer (it runs labgen-certs renew).",
+       needs=("tools",),
+       applies=lambda lab, server: None if lab.certificates.acme else
+       "the lab CA's certificates are rendered, not renewed on the host (certificates: lab-ca)")
+def test_renewal_timer(hosts, server):
+    unit = hosts[server.name].service(f"{CERTS_UNIT}.timer")
+    assert unit.is_enabled and unit.is_running, unit_state(f"{CERTS_UNIT}.timer", unit)
 
 
 @check("host.version_hidden", "The server does not tell its version",
