@@ -4,6 +4,9 @@ sees), it asks the lab's names: the zone's SOA and DNSKEY, each web server's A, 
 a name that must not exist. Every answer that is not secure is recorded with its time, what was
 seen (SERVFAIL, insecure, a wrong status, no answer) and the resolver's Extended DNS Error
 (RFC 8914). A key roll, a DS change or a signer that stopped is gap-free only if nothing is.
+In a lab with certificates: acme, where a web server's key changes at a roll, each round also
+takes each web server's key in a TLS handshake: a key that the TLSA record the resolver gives in
+the same round does not name is a DANE failure (what every DANE client would refuse).
 
 The questions go out in parallel each round, each with a one-second limit, so a stalled resolver
 costs a round, not the watch.
@@ -18,6 +21,7 @@ import dns.dnssec
 import dns.rdata
 from dataclasses import asdict, dataclass, field
 
+from .checks.netutil import spki_digest
 from .engine import Engine
 from .spec import Lab
 from .text import printable
@@ -41,6 +45,7 @@ class Question:
 
 # Questions whose answers the timeline also reads: which keys and which DS were seen, each round.
 BARS = ("DNSKEY", "DS")
+DANE = "DANE"  # the key a web server serves, against its TLSA record (not a DNS question)
 
 
 def questions(lab: Lab) -> list[Question]:
@@ -49,7 +54,21 @@ def questions(lab: Lab) -> list[Question]:
         asked.append(Question(lab.domain, "DS"))
     for web in lab.web:
         asked += [Question(web.fqdn, "A"), Question(web.fqdn, "AAAA"), Question(f"_443._tcp.{web.fqdn}", "TLSA")]
+        if lab.certificates.acme:
+            asked.append(Question(web.fqdn, DANE, "match"))
     return asked + [Question(f"{NXNAME}.{lab.domain}", "A", "NXDOMAIN")]
+
+
+def _ask(lab: Lab, q: Question, server: str) -> str:
+    """The shell command for one question: dig, or for DANE the served key's SHA-256 (SPKI)."""
+    if q.rtype == DANE:
+        web = next(h for h in lab.web if h.fqdn == q.name)
+        return (f"timeout 2 openssl s_client -connect {web.ipv4}:443 -servername {q.name} </dev/null "
+                "2>/dev/null | openssl x509 -noout -pubkey 2>/dev/null | openssl pkey -pubin -outform DER "
+                "2>/dev/null | sha256sum")
+    answer = " +answer" if q.rtype in BARS or (q.rtype == "TLSA" and lab.certificates.acme) else ""
+    return (f"/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments{answer} {server} "
+            f"{shlex.quote(q.name)} {q.rtype} 2>&1")
 
 
 def script(lab: Lab, seconds: int, interval: float, server: str | None = None) -> str:
@@ -58,9 +77,7 @@ def script(lab: Lab, seconds: int, interval: float, server: str | None = None) -
     resolver, or to server (dig's "@address -p port")."""
     server = server or f"@{lab.role('resolver').ipv4}"
     digs = "\n".join(
-        f"  ( out=$(/usr/bin/dig +dnssec +time=1 +tries=1 +noall +comments"
-        f"{' +answer' if q.rtype in BARS else ''} {server} "
-        f"{shlex.quote(q.name)} {q.rtype} 2>&1); printf '{MARK} %s {q.label}\\n%s\\n' \"$t\" \"$out\" "
+        f"  ( out=$({_ask(lab, q, server)}); printf '{MARK} %s {q.label}\\n%s\\n' \"$t\" \"$out\" "
         f"> \"$d/{i}\" ) &" for i, q in enumerate(questions(lab)))
     # Each run its own folder: a drill's watch and labgen watch may run side by side.
     return (f"end=$(( $(date +%s) + {int(seconds)} ))\nd=$(mktemp -d)\n"
@@ -134,21 +151,42 @@ def parse(lab: Lab, output: str, seconds: int) -> Timeline:
     blocks = re.split(rf"^{MARK} ", output, flags=re.M)[1:]
     start, rounds, spans = None, set(), {}
     by_label = {q.label: q for q in asked}
+    served, named = {}, {}  # (round, web server) -> the key it served; the keys its TLSA names
     for block in blocks:
         head, _, text = block.partition("\n")
         stamp, name, rtype = head.split()
         at = float(stamp)
         start = at if start is None else min(start, at)
         rounds.add(stamp)
+        if rtype == DANE:  # judged below, against the same round's TLSA answer
+            served[(stamp, name)] = spki_digest(text)
+            continue
         # Named in the record, not numbered: a record made by another labgen still reads right.
         question = by_label.get(f"{name} {rtype}") or Question(name, rtype)
         outcome, detail = judge(question, text)
         if question.rtype in BARS:
             for label in seen(question.rtype, text):
                 spans.setdefault(label, []).append(at)
+        if question.rtype == "TLSA":
+            named[(stamp, name.removeprefix("_443._tcp."))] = tlsa_digests(text)
         timeline.answers += 1
         if outcome != "secure":
             timeline.failures.append(Answer(at, question.label, outcome, detail))
+    for (stamp, name), key in sorted(served.items()):
+        at, tlsa = float(stamp), named.get((stamp, name), set())
+        timeline.answers += 1
+        if key:
+            spans.setdefault(f"served {name.split('.')[0]} {key[:8]}", []).append(at)
+        for digest in tlsa:
+            spans.setdefault(f"TLSA {name.split('.')[0]} {digest[:8]}", []).append(at)
+        if not key:
+            timeline.failures.append(Answer(at, f"{name} {DANE}", "no answer", "no certificate in a TLS handshake"))
+        elif key not in tlsa:
+            timeline.failures.append(Answer(
+                at, f"{name} {DANE}", "dane mismatch",
+                f"served key {key[:16]}... is not in the TLSA record ("
+                f"{', '.join(d[:16] + '...' for d in sorted(tlsa)) or 'no 3 1 1 record'})"))
+    timeline.failures.sort(key=lambda a: a.at)
     for failure in timeline.failures:
         failure.at = round(failure.at - (start or 0), 1)
     timeline.began = start or 0.0
@@ -160,6 +198,16 @@ def parse(lab: Lab, output: str, seconds: int) -> Timeline:
 
 
 ROLES = {257: "KSK", 256: "ZSK"}
+
+
+def tlsa_digests(text: str) -> set[str]:
+    """The keys (SHA-256 of the SPKI, lower case) the 3 1 1 records of a TLSA answer name."""
+    found = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if not line.startswith(";") and fields[3:7] == ["TLSA", "3", "1", "1"]:
+            found.add("".join(fields[7:]).lower())
+    return found
 
 
 def seen(rtype: str, text: str) -> list[str]:

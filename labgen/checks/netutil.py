@@ -136,8 +136,14 @@ def served_spki(probe, server: Host, family: str) -> str:
     target = endpoint(server, family)
     out = probe.run(f"openssl s_client -connect {target} -servername {server.fqdn} </dev/null 2>/dev/null "
                     "| openssl x509 -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum").stdout
-    digest = out.split()[0] if out.split() else ""
-    return "" if digest == EMPTY_SHA256 else digest
+    return spki_digest(out)
+
+
+def spki_digest(text: str) -> str:
+    """sha256sum's digest of a public key; '' for what it prints on empty input (no
+    certificate came) or anything else."""
+    found = text.split()[0] if text.split() else ""
+    return "" if found == EMPTY_SHA256 or not re.fullmatch(r"[0-9a-f]{64}", found) else found
 
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -188,8 +188,9 @@ def settled_problems(timeline: watch.Timeline, now: list[dict], ds: list[int] | 
     last = timeline.round_times[-1] if timeline.round_times else None
     held: dict[str, set[int]] = {"DNSKEY": set(), "DS": set()}
     for bar in timeline.bars:
-        if bar["to"] == last:
-            held[bar["label"].split()[0]].add(int(bar["label"].split()[1]))
+        kind = bar["label"].split()[0]
+        if bar["to"] == last and kind in held:
+            held[kind].add(int(bar["label"].split()[1]))
     problems = []
     served = {k["tag"] for k in now}
     if served - held["DNSKEY"]:
