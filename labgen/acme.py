@@ -47,6 +47,13 @@ CERTS_UNIT = "labgen-certs"  # .service (one renewal) and .timer
 TRUST_PROGRAM = "/usr/local/sbin/labgen-acme-trust"  # on the workstation and the probe
 
 
+def put_back() -> str:
+    """What labgen up runs on a web server once the lab runs, and exercise solve after putting
+    files back: the ACME CA's certificate for the key, and a key no TLSA record names replaced
+    by the next key (whose record is out)."""
+    return f"{CERTS_PROGRAM} renew --repair"
+
+
 def lifetime(lab: Lab) -> int:
     return LIFETIMES[lab.certificates.lifetime]
 
@@ -67,8 +74,12 @@ def directory(lab: Lab) -> str:
     return f"https://{lab.role('acme').fqdn}:{ACME_PORT}/dir"
 
 
+def management(lab: Lab) -> str:
+    return f"https://{lab.role('acme').fqdn}:{MANAGEMENT_PORT}"
+
+
 def roots_url(lab: Lab) -> str:
-    return f"https://{lab.role('acme').fqdn}:{MANAGEMENT_PORT}/roots/0"
+    return f"{management(lab)}/roots/0"
 
 
 def trust_path(lab: Lab) -> str:

@@ -2,10 +2,12 @@
 """labgen-certs: this web server's certificates from the lab's ACME CA, and DANE through renewals.
 Written by labgen onto each web server of a lab with `certificates: acme` (labgen/acme.py).
 
-  labgen-certs renew [--force] [--new-key]  get a certificate from the ACME CA (certbot, HTTP-01)
-                      when a third of its lifetime is left, or it is not the CA's, keeping the key
-                      (the TLSA record stays right); --new-key takes a new key the way certbot does
-                      by default, which breaks DANE: no TLSA record names it
+  labgen-certs renew [--force] [--new-key] [--repair]   get a certificate from the ACME CA
+                      (certbot, HTTP-01) when a third of its lifetime is left, or it is not the
+                      CA's, keeping the key (the TLSA record stays right); --new-key takes a new key
+                      the way certbot does by default, which breaks DANE: no TLSA record names it;
+                      --repair (labgen up's): then move a served key no TLSA record names to the
+                      next key
   labgen-certs roll [--no-wait]   use the next key: wait until its TLSA record has been published
                       for the record's TTL, swap, then replace the old key's record with a new
                       next key's (dynamic update, TSIG)
@@ -184,25 +186,28 @@ class Server:
     # ------------------------------------------------------------ the commands
 
     def seed(self):
-        """Take labgen's rendered keys when labgen made a new set; after that the keys are this
-        program's (a deploy must never put back a key a roll retired). A server without a
-        certificate for its key gets the rendered one from the lab CA until the ACME CA's."""
+        """Take labgen's rendered keys when labgen made a new set, or a key file is missing;
+        after that the keys are this program's (a deploy must never put back a key a roll
+        retired). A server without a certificate for its key gets the rendered one from the lab
+        CA until the ACME CA's arrives."""
         kinds = self.c["kinds"]
         digest = hashlib.sha256(b"".join(read(k[p]) for k in kinds.values()
                                          for p in ("rendered_key", "rendered_next", "bootstrap"))).hexdigest()
         marker = self.state("seeded")
         new = not os.path.exists(marker) or read(marker).decode().strip() != digest
         for kind, k in kinds.items():
-            if new:
+            if new or not os.path.exists(k["key"]):
                 install(read(k["rendered_key"]), k["key"], 0o600)
+            if new or not os.path.exists(k["next"]):
                 install(read(k["rendered_next"]), k["next"], 0o600)
                 self.mark_published(kind)
             if spki_of_cert(k["crt"]) != spki_of_key(k["key"]):
                 if spki_of_cert(k["bootstrap"]) == spki_of_key(k["key"]):
                     install(read(k["bootstrap"]), k["crt"], 0o644)
-                else:
-                    raise Failed(f"{k['crt']} is not a certificate for {k['key']}, and the rendered "
-                                 f"one is for another key: run labgen-certs renew --force")
+                else:  # a key of this program's: a day's self-signed stand-in until renew
+                    run(["openssl", "req", "-x509", "-key", k["key"], "-subj", f"/CN={self.c['fqdn']}",
+                         "-addext", f"subjectAltName=DNS:{self.c['fqdn']}", "-days", "1",
+                         "-out", k["crt"]], "making a stand-in certificate")
         if new:
             install(f"{digest}\n".encode(), marker, 0o644)
 
@@ -232,8 +237,11 @@ class Server:
         else:
             print("nothing to renew: every certificate is the ACME CA's and has more than a third of its lifetime left")
 
-    def roll(self, wait=True):
-        kinds, retired = self.c["kinds"], {}
+    def roll(self, wait=True, only=None):
+        """Serve the next key: its TLSA record out for publish_wait first, then the swap, then
+        the old key's record replaced by a new next key's (only: these kinds)."""
+        kinds = {kind: k for kind, k in self.c["kinds"].items() if only is None or kind in only}
+        retired = {}
         for kind, k in kinds.items():
             upcoming = spki_of_key(k["next"])
             if upcoming not in self.published():
@@ -261,6 +269,24 @@ class Server:
             self.mark_published(kind)
             print(f"{kind}: the old key's TLSA record replaced by a new next key's")
 
+    def repair(self):
+        """labgen up's: a served key that no TLSA record names (a renewal that took a new key)
+        gives way to the next key, whose record is out; with no such key, the served key's
+        record is published (DANE clients that cached the record set refuse until its TTL)."""
+        published, stray = self.published(), []
+        for kind, k in self.c["kinds"].items():
+            if spki_of_key(k["key"]) in published:
+                continue
+            if spki_of_key(k["next"]) in published:
+                stray.append(kind)
+            else:
+                self.update(add=[spki_of_key(k["key"])])
+                print(f"{kind}: published the served key's TLSA record, which was missing "
+                      f"(caches may hold the record without it for {self.c['ttl']} s)")
+        if stray:
+            print(f"{', '.join(stray)}: the served key has no TLSA record: moving to the next key")
+            self.roll(only=stray)
+
     def status(self):
         published = self.published()
         for kind, k in self.c["kinds"].items():
@@ -286,6 +312,8 @@ def main(argv):
         try:
             if argv[0] == "renew":
                 server.renew(force="--force" in argv, new_key="--new-key" in argv)
+                if "--repair" in argv:
+                    server.repair()
             elif argv[0] == "roll":
                 server.roll(wait="--no-wait" not in argv)
             elif argv[0] == "status":

@@ -59,7 +59,7 @@ def questions(lab: Lab) -> list[Question]:
     return asked + [Question(f"{NXNAME}.{lab.domain}", "A", "NXDOMAIN")]
 
 
-def _ask(lab: Lab, q: Question, server: str) -> str:
+def ask(lab: Lab, q: Question, server: str) -> str:
     """The shell command for one question: dig, or for DANE the served key's SHA-256 (SPKI)."""
     if q.rtype == DANE:
         web = next(h for h in lab.web if h.fqdn == q.name)
@@ -77,7 +77,7 @@ def script(lab: Lab, seconds: int, interval: float, server: str | None = None) -
     resolver, or to server (dig's "@address -p port")."""
     server = server or f"@{lab.role('resolver').ipv4}"
     digs = "\n".join(
-        f"  ( out=$({_ask(lab, q, server)}); printf '{MARK} %s {q.label}\\n%s\\n' \"$t\" \"$out\" "
+        f"  ( out=$({ask(lab, q, server)}); printf '{MARK} %s {q.label}\\n%s\\n' \"$t\" \"$out\" "
         f"> \"$d/{i}\" ) &" for i, q in enumerate(questions(lab)))
     # Each run its own folder: a drill's watch and labgen watch may run side by side.
     return (f"end=$(( $(date +%s) + {int(seconds)} ))\nd=$(mktemp -d)\n"

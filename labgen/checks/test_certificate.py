@@ -166,3 +166,20 @@ def test_lifetime_within_profile(probe, server, family, lab):
     assert life <= allowed + LIFETIME_SLACK, (
         f"expected a certificate for at most {allowed} s ({lab.certificates.lifetime}); the served one "
         f"is valid for {life:.0f} s, {dates['notBefore'].strip()} to {dates['notAfter'].strip()}")
+
+
+@check("https.acme_challenge", "The ACME challenge path is open over HTTP",
+       standard="RFC 8555 section 8.3",
+       why="The ACME CA proves the name by fetching a token from "
+           "http://<host>/.well-known/acme-challenge/ (following redirects); a rule that blocks "
+           "that path stops every renewal, and a short-lived certificate expires days later.",
+       fix="Let /.well-known/acme-challenge/ through (a missing token answers 404, not 403): "
+           "remove the deny rule, then test with labgen-certs renew --force.",
+       needs=("https",),
+       applies=lambda lab, server: None if lab.certificates.acme else
+       "the lab CA issues without a challenge (certificates: lab-ca)")
+def test_acme_challenge_open(probe, server):
+    url = f"http://{server.fqdn}/.well-known/acme-challenge/labgen-probe-no-such-token"
+    status = probe.run(f"curl -s -o /dev/null -L --max-redirs 3 --max-time 10 -w '%{{http_code}}' {url}").stdout.strip()
+    assert status == "404", (f"expected 404 for a token that does not exist at {url} (what the ACME "
+                             f"CA's check reaches); the server answered {status or 'nothing'}")

@@ -85,6 +85,28 @@ def test_renewal_timer(hosts, server):
     assert unit.is_enabled and unit.is_running, unit_state(f"{CERTS_UNIT}.timer", unit)
 
 
+@check("host.served_current", "The server sends the certificate it has on disk",
+       standard="RFC 8555 section 7.4.2; certbot deploy hooks",
+       why="A renewal that does not reload the server leaves it sending the old certificate "
+           "until that one expires: the renewal looks done and the site breaks days later.",
+       fix="Reload the server after each renewal (labgen-certs does: its 'reload' setting in "
+           "/etc/labgen/acme/certs.json); now: systemctl reload <server>.",
+       needs=("tools",),
+       applies=lambda lab, server: None if lab.certificates.acme else
+       "the lab CA's certificates change only with a deploy, which reloads the server")
+def test_served_is_on_disk(hosts, server, lab):
+    host = hosts[server.name]
+    fingerprint = "openssl x509 -noout -fingerprint -sha256"
+    files = [cert_paths(server, kind)["crt"] for kind in lab.profile.certificate_types]
+    on_disk = {host.run(f"{fingerprint} -in {crt}").stdout.strip().split("=")[-1] for crt in files} - {""}
+    assert on_disk, f"no certificate at {', '.join(files)}"
+    served = host.run(f"openssl s_client -connect 127.0.0.1:443 -servername {server.fqdn} </dev/null "
+                      f"2>/dev/null | {fingerprint}").stdout.strip().split("=")[-1]
+    assert served in on_disk, (f"expected the server to send the certificate in {', '.join(files)} "
+                               f"({', '.join(f[:23] + '...' for f in sorted(on_disk))}); it sends "
+                               f"{served[:23] + '...' if served else 'none'}")
+
+
 @check("host.version_hidden", "The server does not tell its version",
        standard="OWASP secure headers; internet.nl (no version disclosure)",
        why="A version number tells an attacker which known holes to try.",

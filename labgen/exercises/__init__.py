@@ -41,6 +41,8 @@ REQUIRES = {
     "nsec3": (lambda lab, server: lab.dnssec.denial == "nsec3",
               "the zone denies names with NSEC (dnssec.denial), not NSEC3"),
     "secondary": (lambda lab, server: bool(lab.secondary), NO_SECONDARY),
+    "acme": (lambda lab, server: lab.certificates.acme,
+             "the lab CA issues the certificates (certificates: lab-ca), not the lab's ACME CA"),
     "csk": (lambda lab, server: lab.dnssec.keys == "csk",
             "the zone has a KSK and a ZSK (dnssec.keys: ksk-zsk), not one combined key"),
 }

@@ -20,11 +20,12 @@ import dns.dnssec
 import dns.rdata
 
 from .. import watch
+from ..checks.netutil import spki_digest
 from ..engine import Engine
 from ..spec import Lab
 from ..vantage import CLEAN_ENV, GRADER_CACHE, GRADER_CACHE_PORT, PROBE
 
-ROLLS = ("zsk", "ksk", "csk", "algorithm")
+ROLLS = ("zsk", "ksk", "csk", "algorithm", "tls")  # tls: every web server's key (labgen.acme)
 LOG_DIR = "/var/lib/labgen/drills"
 MAX_SECONDS = 4 * 3600  # a drill's watch stops by itself after this
 GAP = 15  # seconds between two rounds of the watch beyond which the record has a hole
@@ -77,6 +78,27 @@ def ds_at_parent(lab: Lab, engine: Engine) -> list[int] | None:
     return sorted(int(line.split()[0]) for line in out.splitlines() if line.split()[:1] and line.split()[0].isdigit())
 
 
+def served_keys(lab: Lab, engine: Engine) -> dict[str, str]:
+    """Each web server's key as a TLS handshake from the probe shows it (SHA-256 of the SPKI,
+    what a TLSA 3 1 1 record names); '' when it sent none."""
+    found = {}
+    for web in lab.web:
+        question = watch.Question(web.fqdn, watch.DANE)
+        found[web.name] = spki_digest(_probe(lab, engine, watch.ask(lab, question, "")).stdout)
+    return found
+
+
+def tlsa_at_ns1(lab: Lab, engine: Engine) -> dict[str, set[str]]:
+    """The keys each web server's TLSA record names on ns1 (3 1 1 digests)."""
+    ns = lab.role("authdns")
+    found = {}
+    for web in lab.web:
+        out = _probe(lab, engine, f"dig +norec +noall +answer +time=2 +tries=2 @{ns.ipv4} "
+                                  f"_443._tcp.{web.fqdn} TLSA").stdout
+        found[web.name] = watch.tlsa_digests(out)
+    return found
+
+
 def begin(lab: Lab, engine: Engine, exercise_id: str) -> dict:
     """Note the keys and start the probe's watch; what check needs is returned."""
     before = keys(lab, engine)
@@ -100,7 +122,7 @@ def begin(lab: Lab, engine: Engine, exercise_id: str) -> dict:
     if started.returncode != 0:
         end(lab, engine, exercise_id)
         raise RuntimeError(f"the probe could not start its watch: {started.stderr.strip()}")
-    return {"keys": before, "since": time.time()}
+    return {"keys": before, "served": served_keys(lab, engine), "since": time.time()}
 
 
 def end(lab: Lab, engine: Engine, exercise_id: str) -> None:
@@ -137,6 +159,25 @@ def roll_problems(roll: str, before: list[dict], now: list[dict], ds: list[int] 
         if tags(now, role) != tags(before, role):
             problems.append(f"expected the {'KSK' if role else 'ZSK'} to stay as it was "
                             f"({sorted(tags(before, role))}); the DNSKEY set now has {sorted(tags(now, role))}")
+    return problems
+
+
+def tls_problems(before: dict[str, str], now: dict[str, str], tlsa: dict[str, set[str]]) -> list[str]:
+    """A TLS key roll is complete when every web server serves a key other than at the start,
+    its TLSA record names that key and no longer the old one."""
+    problems = []
+    for name, old in sorted(before.items()):
+        served = now.get(name, "")
+        if not served:
+            problems.append(f"{name} sent no certificate in a TLS handshake")
+        elif served == old:
+            problems.append(f"expected {name} to serve a new key; it still serves {old[:16]}... "
+                            "(on the server: labgen-certs status, then labgen-certs roll)")
+        elif served not in tlsa.get(name, set()):
+            problems.append(f"{name} serves {served[:16]}..., which its TLSA record on ns1 does not name")
+        elif old in tlsa.get(name, set()):
+            problems.append(f"the roll on {name} is under way: the old key's TLSA record ({old[:16]}...) is "
+                            "still published (it goes once the new key is served)")
     return problems
 
 
@@ -180,6 +221,17 @@ def watch_problems(timeline: watch.Timeline, running: bool, since: float, now: f
     return problems
 
 
+def settled_tls(timeline: watch.Timeline, lab: Lab, now: dict[str, str]) -> list[str]:
+    """The probe's cache, in the watch's last round, gave a TLSA record naming each served key."""
+    last = timeline.round_times[-1] if timeline.round_times else None
+    held = {tuple(bar["label"].split()[1:3]) for bar in timeline.bars
+            if bar["to"] == last and bar["label"].startswith("TLSA ")}
+    waiting = [name for name, key in sorted(now.items()) if key and (name, key[:8]) not in held]
+    return [f"caches still hold the TLSA record of {', '.join(waiting)} without the key served now: a DANE "
+            "client keeps it for the record's TTL, and the drill is graded once the probe's cache has the new one"
+            ] if waiting else []
+
+
 def settled_problems(timeline: watch.Timeline, now: list[dict], ds: list[int] | None) -> list[str]:
     """A roll is over only when caches hold its result: the probe's cache answered, in the
     watch's last round, every key ns1 serves now (and every DS the parent does); a key on its way
@@ -214,6 +266,10 @@ def grade(lab: Lab, engine: Engine, exercise_id: str, roll: str, entry: dict) ->
     running = found.startswith("running\n")
     now = time.time()
     timeline = watch.parse(lab, watch.whole_rounds(found), int(now - entry["since"]))
+    if roll == "tls":
+        served = served_keys(lab, engine)
+        problems = tls_problems(entry["served"], served, tlsa_at_ns1(lab, engine))
+        return (problems or settled_tls(timeline, lab, served)) + watch_problems(timeline, running, entry["since"], now)
     served, ds = keys(lab, engine), ds_at_parent(lab, engine)
     problems = roll_problems(roll, entry["keys"], served, ds)
     return ((problems or settled_problems(timeline, served, ds))

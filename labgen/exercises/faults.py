@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .. import dnszone, pki
+from .. import acme, dnszone, kinds, pki
 from ..engine import Engine
 from ..errors import LabgenError
 from ..lifecycle import retransfer, service
@@ -50,6 +50,8 @@ def facts(lab: Lab, host: Host, server: Host | None) -> dict[str, str]:
              "hsts": lab.hsts.header}
     if lab.parent:
         found["parent_ns"] = str(lab.parent.ns_ipv4)
+    if lab.certificates.acme:  # the ACME CA's management interface (its root, its keys)
+        found["acme_management"] = acme.management(lab)
     if server:
         found.update(server_name=server.name, server_fqdn=server.fqdn,
                      server_ipv4=str(server.ipv4), server_ipv6=str(server.ipv6))
@@ -119,6 +121,11 @@ def restore(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> int:
             _sh(lab, engine, host, f"rm -rf {shlex.quote(path)}")
         hosts[name] = host
     reload_services(lab, engine, hosts.values())
+    for host in hosts.values():  # a web server of an ACME lab: what labgen up does there too
+        if host.role == "web" and lab.certificates.acme:
+            kind = kinds.of(host)
+            _sh(lab, engine, host, f"{kind.prepare(lab)}systemctl reload-or-restart {kind.unit} && "
+                                   f"systemctl enable --quiet --now {acme.CERTS_UNIT}.timer && {kind.after(lab)}")
     if any(h.role == "authdns" for h in hosts.values()):
         retransfer(lab, engine)
     return len(paths)

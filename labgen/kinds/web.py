@@ -36,8 +36,9 @@ def prepare(lab) -> str:
 
 
 def after(lab) -> str:
-    """Once the lab runs: the first certificate from the ACME CA (HTTP-01 needs the server up)."""
-    return f"{acme.CERTS_PROGRAM} renew" if lab.certificates.acme else ""
+    """Once the lab runs: the ACME CA's certificate (HTTP-01 needs the server up), and a served
+    key no TLSA record names moved to the next key (labgen.acme)."""
+    return acme.put_back() if lab.certificates.acme else ""
 
 
 def paths(lab, host) -> dict[str, str]:
