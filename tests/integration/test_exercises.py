@@ -23,9 +23,10 @@ from labgen.exercises.faults import run_steps, touched
 from labtest import run, write_lab
 
 # Exercises for a lab BIND signs run in test_key_rollover.py, those for a class's secondary in
-# test_class.py; those for a zone with NSEC3 on the intermediate lab.
+# test_class.py, those for the ACME CA's certificates in test_acme.py; those for a zone with
+# NSEC3 on the intermediate lab.
 MODERN = [e for e in catalogue().values() if "intermediate" not in e.profiles
-          and not {"online_signing", "nsec3", "secondary"} & set(e.requires)]
+          and not {"online_signing", "nsec3", "secondary", "acme"} & set(e.requires)]
 INTERMEDIATE = [e for e in catalogue().values() if "intermediate" in e.profiles or "nsec3" in e.requires]
 
 

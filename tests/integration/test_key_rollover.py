@@ -27,7 +27,7 @@ ONLINE_LAB = {"name": "itestroll", "dnssec": {"signer": "bind", "pace": "test", 
 CSK_LAB = {"name": "itestcsk", "dnssec": {"signer": "bind", "pace": "test", "keys": "csk",
                                           "algorithm": "ED25519", "denial": "nsec3"},
            "network": {"ipv4": "10.79.0.0/24", "ipv6": "2001:db8:79::/64"}}
-ONLINE = [e for e in catalogue().values() if "online_signing" in e.requires]
+ONLINE = [e for e in catalogue().values() if "online_signing" in e.requires and "acme" not in e.requires]
 DRILLS = [e for e in ONLINE if e.drill]
 DRILL_LIMIT = 300  # seconds a drill may take at the test pace (a ZSK roll takes about 80)
 WATCH = 100  # seconds labgen watch draws the KSK roll for (it takes about 60)
