@@ -120,12 +120,15 @@ def restore(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> int:
         else:
             _sh(lab, engine, host, f"rm -rf {shlex.quote(path)}")
         hosts[name] = host
-    reload_services(lab, engine, hosts.values())
-    for host in hosts.values():  # a web server of an ACME lab: what labgen up does there too
-        if host.role == "web" and lab.certificates.acme:
-            kind = kinds.of(host)
-            _sh(lab, engine, host, f"{kind.prepare(lab)}systemctl reload-or-restart {kind.unit} && "
-                                   f"systemctl enable --quiet --now {acme.CERTS_UNIT}.timer && {kind.after(lab)}")
+    # A web server of an ACME lab as labgen up leaves it: labgen-certs gives it a certificate
+    # for its key first (the fault may have taken both), then the reload, the timer, the ACME
+    # CA's certificate and a key no TLSA record names replaced by the next key.
+    acme_web = {n: h for n, h in hosts.items() if h.role == "web" and lab.certificates.acme}
+    reload_services(lab, engine, [h for n, h in hosts.items() if n not in acme_web])
+    for host in acme_web.values():
+        kind = kinds.of(host)
+        _sh(lab, engine, host, f"{kind.prepare(lab)}systemctl reload-or-restart {kind.unit} && "
+                               f"systemctl enable --quiet --now {acme.CERTS_UNIT}.timer && {kind.after(lab)}")
     if any(h.role == "authdns" for h in hosts.values()):
         retransfer(lab, engine)
     return len(paths)
