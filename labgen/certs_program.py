@@ -31,6 +31,7 @@ import urllib.request
 
 CONFIG = "/etc/labgen/acme/certs.json"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+ISSUE_TRIES = 4
 
 
 class Failed(Exception):
@@ -132,7 +133,20 @@ class Server:
 
     def issue(self, key):
         """A certificate for key from the ACME CA: certbot with a CSR, proved by HTTP-01 from
-        the server's web root. Returns the full chain (PEM)."""
+        the server's web root. Returns the full chain (PEM). A few tries: at labgen up the
+        name server or the resolver the CA asks may still be starting; and once with a new
+        account, as pebble forgets every account when it restarts."""
+        for attempt in range(ISSUE_TRIES):
+            try:
+                return self._issue(key)
+            except Failed as exc:
+                if attempt == ISSUE_TRIES - 1:
+                    raise
+                if "account" in str(exc).lower():
+                    shutil.rmtree(os.path.join(self.state("certbot"), "config", "accounts"), ignore_errors=True)
+                time.sleep(2)
+
+    def _issue(self, key):
         with tempfile.TemporaryDirectory(prefix="labgen-certs-") as work:
             csr = os.path.join(work, "request.csr")
             run(["openssl", "req", "-new", "-key", key, "-subj", f"/CN={self.c['fqdn']}",
@@ -156,7 +170,7 @@ class Server:
 
     def published(self):
         """The 3 1 1 digests of the TLSA record at the lab's name server (lower case)."""
-        out = run(["dig", "+norec", "+short", "+tries=3", f"@{self.c['ns']}", self.c["tlsa_owner"], "TLSA"],
+        out = run(["dig", "+norec", "+short", "+tries=10", f"@{self.c['ns']}", self.c["tlsa_owner"], "TLSA"],
                   "asking the name server for the TLSA record")
         found = set()
         for line in out.splitlines():
