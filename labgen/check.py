@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image, kinds, sandbox, signing
+from . import acme, image, kinds, sandbox
 from .kinds import apache
 from .hostpaths import ca_trust_path, cert_paths
 from .spec import Lab
@@ -61,7 +61,9 @@ def check_build(lab: Lab, build: Path, root: Path) -> list[Result]:
     for host in lab.web:
         tree = build / "hosts" / host.name
         for kind in lab.profile.certificate_types:
-            crt = cert_paths(host, kind)["crt"]
+            # In an ACME lab the rendered certificate is the first one, until the ACME CA's.
+            crt = (acme.key_paths(host, kind)["bootstrap"] if lab.certificates.acme
+                   else cert_paths(host, kind)["crt"])
             script = (f"openssl verify -CAfile {ca_trust_path(lab)} -verify_hostname {host.fqdn} {crt}"
                       f" && openssl x509 -in {crt} -pubkey -noout | openssl pkey -pubin -outform DER"
                       " | openssl dgst -sha256 -r")
