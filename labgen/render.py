@@ -407,7 +407,9 @@ def inventory(lab: Lab) -> str:
             extra.append(signing.CHECKDS_UNIT)
         if host.role == "web" and lab.certificates.acme:
             extra.append(f"{acme.CERTS_UNIT}.timer")
-        if kind.after(lab):  # once every host runs (site.yml's second play)
+        # Once the host's server runs (site.yml); in a class, once the lab root runs too, as the
+        # student's names resolve only then (classroom/lifecycle.py runs it).
+        if kind.after(lab) and not lab.secondary:
             hostvars["labgen_after"] = kind.after(lab)
         if extra:
             hostvars["labgen_extra_services"] = " ".join(extra)

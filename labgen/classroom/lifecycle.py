@@ -18,9 +18,9 @@ import dns.rdata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import deploy, image, lifecycle, parentzone
+from .. import deploy, image, kinds, lifecycle, parentzone
 from ..engine import LABEL, ROUTES_NOTHING, Engine
-from ..errors import UsageError
+from ..errors import LabgenError, UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
 from .rootzone import (ROOT_NS, class_ds, record_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
@@ -45,6 +45,7 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
                      log=lambda line: log(f"   {line}"))
     log(f"== lab root {klass.root} (container {root_container(klass)})")
     _root_up(klass, folder, engine, key, log)
+    _after(klass, folder, engine, anchor, log)
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
     log(f"== access: {access.container(klass)} {access.ensure(klass, folder, engine, tag)}, one SSH port "
         f"per student on {klass.access.listen}")
@@ -57,6 +58,24 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     for student in klass.students:
         found = access.entry(klass, student, folder, student_builds(folder))
         log(f"   {student.name}: {found.command}")
+
+
+def _after(klass: Class, folder: Path, engine: Engine, anchor, log) -> None:
+    """What each host's kind does once its lab runs (Kind.after: the ACME CA's certificates and
+    trust), for every student at once after the lab root is up: a student's names resolve only
+    once the root delegates them, so a student's own deploy leaves it to this pass."""
+    for student in klass.students:
+        lab = student_lab(klass, student, anchor, folder)
+        done = []
+        for host in lab.hosts:
+            if command := kinds.of(host).after(lab):
+                result = engine.exec(lab.container(host), "sh", "-c", command, timeout=600)
+                if result.returncode != 0:
+                    raise LabgenError(f"{student.name}: {host.name}: {command} failed: "
+                                      f"{(result.stderr or result.stdout).strip()[-400:]}")
+                done.append(host.name)
+        if done:
+            log(f"   {student.name}: the ACME CA's certificates and trust on {', '.join(done)}")
 
 
 def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:

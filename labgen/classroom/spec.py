@@ -162,12 +162,6 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
             built.append(Student(student, parse(lab_data, source)))
         except SpecError as exc:  # the lab keys live under lab: in a class file
             raise SpecError(str(exc).replace(f"{source}: ", f"{source}: lab.", 1)) from None
-        if built[-1].lab.certificates.acme:
-            # A student's lab comes up before the lab root publishes its DS, so its web servers
-            # cannot reach their ACME CA by name during the deploy (the class's own pass for
-            # them is issue 22's single playbook).
-            fail("acme is not available in a class yet: use lab-ca (a single lab takes acme)",
-                 "lab.certificates")
     return Class(name=name, root=root, ds=ds, ipv4_network=ipv4, ipv6_network=ipv6,
                  root_ipv4=v4[0], root_ipv6=v6[0], students=tuple(built), source=source,
                  exercises=exercises, access=access)

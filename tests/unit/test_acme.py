@@ -4,6 +4,7 @@ watch reads a served key against the TLSA record, and how the TLS key roll drill
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 import subprocess
@@ -11,12 +12,12 @@ import subprocess
 import pytest
 import yaml
 
-from labgen import acme, kinds, signing, watch
+from labgen import acme, kinds, render, signing, watch
 from labgen.classroom.spec import parse_class
 from labgen.errors import SpecError
 from labgen.exercises import drill
 from labgen.hostpaths import cert_paths
-from labgen.spec import parse
+from labgen.spec import Parent, parse
 
 ACME = {"dnssec": {"signer": "bind", "pace": "test"}, "certificates": "acme"}
 
@@ -47,9 +48,15 @@ def test_bad_certificates_settings_name_the_key(data, message):
     assert str(excinfo.value).startswith(message), str(excinfo.value)
 
 
-def test_a_class_refuses_acme_for_now():
-    with pytest.raises(SpecError, match=r"class.yml: lab.certificates: acme is not available in a class yet"):
-        parse_class({"students": 1, "lab": ACME}, "class.yml")
+def test_a_class_student_gets_an_acme_ca_of_their_own_and_the_after_steps_wait_for_the_root(render_lab):
+    klass = parse_class({"students": 2, "lab": ACME}, "class.yml")
+    assert all(s.lab.role("acme").fqdn == f"acme.{s.name}.class.example" for s in klass.students)
+    lab = klass.students[0].lab
+    in_class = dataclasses.replace(lab, parent=Parent("class.example", lab.ipv4_network[5], lab.ipv6_network[5],
+                                                      "", "labgen-class-root"))
+    own = yaml.safe_load(render.inventory(lab))["all"]["children"]["nginx"]["hosts"]["nginx"]
+    deferred = yaml.safe_load(render.inventory(in_class))["all"]["children"]["nginx"]["hosts"]["nginx"]
+    assert "labgen_after" in own and "labgen_after" not in deferred  # the class runs it once the root runs
 
 
 def test_render_gives_each_web_server_its_keys_a_next_key_and_both_tlsa_records(render_lab):
