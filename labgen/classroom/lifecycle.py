@@ -22,7 +22,7 @@ from .. import deploy, image, kinds, lifecycle, parentzone
 from ..engine import LABEL, ROUTES_NOTHING, Engine
 from ..errors import LabgenError, UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
-from .rootzone import (ROOT_NS, class_ds, record_ds, render_root, root_anchor, root_container,
+from .rootzone import (ROOT_NS, class_ds, class_hosts, record_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
 from . import access, firewall, servicectl as service
 from .spec import Class
@@ -222,8 +222,9 @@ def status(klass: Class, engine: Engine) -> tuple[str, list[StudentStatus]]:
     else:
         root = engine.exec(root_container(klass), "systemctl", "is-active", "named").stdout.strip()
         root = "named " + (root or "unknown")
-    rows = [StudentStatus(s.name, s.lab.name, sum(r.healthy for r in lifecycle.status(s.lab, engine)),
-                          len(s.lab.hosts)) for s in klass.students]
+    labs = [(s, class_hosts(s.lab)) for s in klass.students]
+    rows = [StudentStatus(s.name, lab.name, sum(r.healthy for r in lifecycle.status(lab, engine)), len(lab.hosts))
+            for s, lab in labs]
     return root, rows
 
 

@@ -36,13 +36,17 @@ def root_ns_addresses(klass: Class):
     return klass.root_ipv4[ROOT_NS_OFFSET], klass.root_ipv6[ROOT_NS_OFFSET]
 
 
+def class_hosts(lab: Lab) -> Lab:
+    """A student's lab with the hosts a class runs: the class's lab root is the parent, so a
+    lab's own parent host has no place in it."""
+    return dataclasses.replace(lab, hosts=tuple(h for h in lab.hosts if h.role != "parent"))
+
+
 def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
     """The student's lab as the class runs it: under the lab root, trusting the root's DS, and
     entered by SSH with the student's key (classroom/access.py)."""
     net4, net6 = student.lab.ipv4_network, student.lab.ipv6_network
-    # The class's lab root is the parent: a lab's own parent host has no place in a class.
-    hosts = tuple(h for h in student.lab.hosts if h.role != "parent")
-    return dataclasses.replace(student.lab, hosts=hosts, parent=Parent(
+    return dataclasses.replace(class_hosts(student.lab), parent=Parent(
         klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text(), root_container(klass)),
         entry_key=student_key(folder, student), grading=str(net4[ACCESS_ON_STUDENT_NET]),
         entry_password_hash=student_password_hash(folder, student) if klass.access.password else None)

@@ -17,7 +17,8 @@ from labgen.exercises.faults import run_steps
 from labgen.exercises import drill
 
 ROLL_CLASS = {"name": "croll", "students": 2, "network": {"ipv4": "10.132.0.0/16", "ipv6": "2001:db8:132::/48"},
-              "lab": {"dnssec": {"signer": "bind", "pace": "test"}},
+              # every student's web servers get their certificates from their own ACME CA too
+              "lab": {"dnssec": {"signer": "bind", "pace": "test"}, "certificates": {"issuer": "acme", "lifetime": "test"}},
               "access": {"listen": "127.0.0.1", "ssh_port": 2300, "board_port": 2390}}
 LIMIT = 300  # seconds the roll may take at the test pace (about 60 in a single lab)
 
@@ -25,6 +26,36 @@ LIMIT = 300  # seconds the roll may take at the test pace (about 60 in a single 
 @pytest.fixture(scope="module")
 def roll_class(tmp_path_factory):
     yield from class_up(tmp_path_factory.mktemp("rollclass"), ROLL_CLASS)
+
+
+def test_each_student_gets_certificates_from_their_own_acme_ca_and_rolls_a_key_the_others_see(roll_class):
+    config, model, shown = roll_class
+    s01, s02 = model.students
+    assert "2 of 2 student labs healthy" in shown, shown[-1500:]
+    engine = Engine("podman")
+    for student in model.students:
+        lab = student.lab
+        issuer = engine.exec(lab.container(lab.role("probe")), "sh", "-c", (
+            f"openssl s_client -connect {lab.web[0].ipv4}:443 -servername {lab.web[0].fqdn} </dev/null 2>/dev/null "
+            "| openssl x509 -noout -issuer")).stdout
+        assert "Pebble Intermediate CA" in issuer, issuer
+    verified = labgen(config, "class", "verify")
+    assert verified.returncode == 0 and "2 of 2 students pass every required check" in verified.stdout, verified.stdout
+    nginx = s01.lab.web[0]
+    rolled = engine.exec(s01.lab.container(nginx), "labgen-certs", "roll")
+    assert rolled.returncode == 0 and "now serving the next key" in rolled.stdout, rolled.stdout + rolled.stderr
+    # the other student, through the lab root's copy of the zone, validates the new key's record
+    served = engine.exec(s01.lab.container(s01.lab.role("probe")), "sh", "-c", (
+        f"openssl s_client -connect {nginx.ipv4}:443 -servername {nginx.fqdn} </dev/null 2>/dev/null | openssl x509 "
+        "-noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1")).stdout.strip()
+    deadline = time.monotonic() + 30  # the record's TTL in the other student's resolver
+    while True:
+        answer = engine.exec(s02.lab.container(s02.lab.role("client")), "dig", "+dnssec", f"_443._tcp.{nginx.fqdn}",
+                             "TLSA").stdout
+        if served in answer.replace(" ", "").lower() or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert served in answer.replace(" ", "").lower() and re.search(r"flags: [a-z ]*\bad\b", answer), answer
 
 
 def test_a_students_ksk_roll_goes_through_the_lab_root_by_cds(roll_class):
