@@ -46,3 +46,18 @@ def stall_script(service: str) -> str:
 
 def unstall_script(service: str) -> str:
     return f"kill $(cat /root/stall.pid); rm -f /root/stall.py /root/stall.pid; systemctl start {service}"
+
+
+def until_solved(check, limit: float, every: float, never=("not secure",)):
+    """A drill's grade, asked every `every` s (check() runs `labgen exercise check`) until it is
+    solved or `limit` s passed since now; a text of `never` in a grade fails at once. Returns the
+    last result and the seconds it took."""
+    import time
+
+    begun = time.monotonic()
+    while True:
+        checked = check()
+        if checked.returncode == 0 or time.monotonic() - begun > limit:
+            return checked, time.monotonic() - begun
+        assert not any(text in checked.stdout for text in never), checked.stdout
+        time.sleep(every)

@@ -55,6 +55,12 @@ class Check:
         return self.id.split(".")[0]
 
 
+def with_acme(reason: str) -> Callable[..., str | None]:
+    """`applies` of a check about certificates from the lab's ACME CA (certificates: acme);
+    reason: what a lab-CA lab has instead."""
+    return lambda lab, server: None if lab.certificates.acme else reason
+
+
 def check(id: str, title: str, *, standard: str, why: str, fix: str, level: str = "required",
           needs: tuple[str, ...] = (), fetches: bool = False,
           applies: Callable[..., str | None] | None = None):

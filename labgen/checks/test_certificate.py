@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from labgen.checks import check
+from labgen.checks import check, with_acme
 from labgen.checks.netutil import (accepted, certificate_text, endpoint, openssl_reason, s_client,
                                    served_certificate)
 from labgen.acme import LIFETIMES
@@ -153,8 +153,7 @@ def test_ocsp_stapling(probe, server, family):
        fix="Get the certificate from the lab's ACME CA (labgen-certs renew), which issues for "
            "the lab file's certificates.lifetime.",
        needs=("tls",),
-       applies=lambda lab, server: None if lab.certificates.acme else
-       "the lab CA issues at render time for the profile's maximum_certificate_lifespan")
+       applies=with_acme("the lab CA issues at render time for the profile's maximum_certificate_lifespan"))
 def test_lifetime_within_profile(probe, server, family, lab):
     text = probe.run(f"openssl s_client -connect {endpoint(server, family)} -servername {server.fqdn} "
                      "</dev/null 2>/dev/null | openssl x509 -noout -startdate -enddate -dateopt iso_8601").stdout
@@ -176,8 +175,7 @@ def test_lifetime_within_profile(probe, server, family, lab):
        fix="Let /.well-known/acme-challenge/ through (a missing token answers 404, not 403): "
            "remove the deny rule, then test with labgen-certs renew --force.",
        needs=("https",),
-       applies=lambda lab, server: None if lab.certificates.acme else
-       "the lab CA issues without a challenge (certificates: lab-ca)")
+       applies=with_acme("the lab CA issues without a challenge (certificates: lab-ca)"))
 def test_acme_challenge_open(probe, server):
     url = f"http://{server.fqdn}/.well-known/acme-challenge/labgen-probe-no-such-token"
     status = probe.run(f"curl -s -o /dev/null -L --max-redirs 3 --max-time 10 -w '%{{http_code}}' {url}").stdout.strip()

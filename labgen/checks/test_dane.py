@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import shlex
 
-from labgen.checks import check
+from labgen.checks import check, with_acme
 from labgen.checks.netutil import dig, openssl_reason, records, s_client, served_spki
 
-ACME_ONLY = "the lab CA's certificates keep their key for the lab's life (certificates: lab-ca)"
 
 
 def tlsa(probe, server):
@@ -50,7 +49,7 @@ def test_certificate_matches_tlsa(probe, server, family):
        fix="Keep a next key and publish its TLSA 3 1 1 beside the current one's (labgen-certs "
            "roll does: it swaps only once that record has been out for its TTL).",
        level="recommended", needs=("dns", "tls"),
-       applies=lambda lab, server: None if lab.certificates.acme else ACME_ONLY)
+       applies=with_acme("the lab CA's certificates keep their key for the lab's life (certificates: lab-ca)"))
 def test_tlsa_names_a_next_key(probe, server, family):
     flags, answers, _ = tlsa(probe, server)
     digests = {r.split()[3].lower() for r in records(answers, "TLSA") if r.split()[:3] == ["3", "1", "1"]}

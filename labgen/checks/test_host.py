@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from labgen import kinds
-from labgen.checks import check
+from labgen.checks import check, with_acme
 from labgen.checks.netutil import headers
 from labgen.acme import CERTS_UNIT
 from labgen.hostpaths import cert_paths
@@ -78,8 +78,7 @@ def test_config_test(hosts, server):
            "timer is what keeps the site up.",
        fix=f"systemctl enable --now {CERTS_UNIT}.timer (it runs labgen-certs renew).",
        needs=("tools",),
-       applies=lambda lab, server: None if lab.certificates.acme else
-       "the lab CA's certificates are rendered, not renewed on the host (certificates: lab-ca)")
+       applies=with_acme("the lab CA's certificates are rendered, not renewed on the host (certificates: lab-ca)"))
 def test_renewal_timer(hosts, server):
     unit = hosts[server.name].service(f"{CERTS_UNIT}.timer")
     assert unit.is_enabled and unit.is_running, unit_state(f"{CERTS_UNIT}.timer", unit)
@@ -92,8 +91,7 @@ def test_renewal_timer(hosts, server):
        fix="Reload the server after each renewal (labgen-certs does: its 'reload' setting in "
            "/etc/labgen/acme/certs.json); now: systemctl reload <server>.",
        needs=("tools",),
-       applies=lambda lab, server: None if lab.certificates.acme else
-       "the lab CA's certificates change only with a deploy, which reloads the server")
+       applies=with_acme("the lab CA's certificates change only with a deploy, which reloads the server"))
 def test_served_is_on_disk(hosts, server, lab):
     host = hosts[server.name]
     fingerprint = "openssl x509 -noout -fingerprint -sha256"

@@ -16,6 +16,7 @@ from conftest import lab_up
 from labgen import signing
 from labgen.exercises import catalogue, drill
 from labgen.exercises.faults import run_steps
+from labtest import until_solved
 from test_grading_trust import LABGEN, labgen, sh
 from test_verify import page_text
 
@@ -86,18 +87,12 @@ def drill_by_the_book(request, tmp_path, exercise_id: str) -> None:
         watching = subprocess.Popen([*LABGEN, "watch", "--seconds", str(WATCH), "--json", str(tmp_path / "roll.json"),
                                      "--html", str(page), "-c", str(lab.config)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    begun = time.monotonic()
     run_steps(lab.lab, lab.build, lab.engine, exercise, exercise.student)
-    while True:
-        checked = labgen(lab, "exercise", "check", exercise.id)
-        if checked.returncode == 0 or time.monotonic() - begun > DRILL_LIMIT:
-            break
-        assert "not secure" not in checked.stdout and "did not run the whole time" not in checked.stdout, \
-            checked.stdout
-        time.sleep(10)
+    checked, took = until_solved(lambda: labgen(lab, "exercise", "check", exercise.id), DRILL_LIMIT, 10,
+                                 never=("not secure", "did not run the whole time"))
     assert checked.returncode == 0 and re.search(rf"exercise {exercise.id}: solved in .* with 0 hints",
                                                  checked.stdout), checked.stdout + checked.stderr
-    print(f"{exercise.id}: solved {time.monotonic() - begun:.0f} s after the roll began")
+    print(f"{exercise.id}: solved {took:.0f} s after the roll began")
     # the parent's DS names the key-signing key now in the DNSKEY set, and nothing else
     ds = sh(lab, "probe", f"dig +norec +short @{lab.lab.parent.ns_ipv4} {lab.lab.domain} DS").stdout
     ksk = {str(k["tag"]) for k in drill.keys(lab.lab, lab.engine) if k["flags"] == 257}
