@@ -338,11 +338,11 @@ def systemctl(module, *args):
     return module.run_command(["systemctl", *args])
 
 
-def ensure_service(module, names, files_changed):
+def ensure_service(module, names, files_changed, units_changed=False):
     """Enable and run each unit (names: space-separated); reload or restart one that already
-    ran. Says what was done."""
-    if files_changed and not module.check_mode:
-        systemctl(module, "daemon-reload")  # a unit file may be among them
+    ran (units_changed: systemd rereads its unit files first). Says what was done."""
+    if units_changed and not module.check_mode:
+        systemctl(module, "daemon-reload")
     return "; ".join(f"{name} {done}" if len(names.split()) > 1 else done
                      for name in names.split() if (done := _ensure_one(module, name, files_changed)))
 
@@ -483,7 +483,8 @@ def main():
         module.exit_json(changed=bool(done or moved), files=[], dirs=[], stage="", service=done,
                          moved=_shown(moved))
     moved = [] if module.check_mode else apply(module, files, dirs, found)
-    done = ensure_service(module, module.params["service"], bool(files or dirs or moved))
+    done = ensure_service(module, module.params["service"], bool(files or dirs or moved),
+                          any(path.startswith("/etc/systemd/") for path in files))
     module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done,
                      moved=_shown(moved))
 
