@@ -16,21 +16,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from .hostpaths import WEBROOT, acme_trust_path
+from .pace import DEFAULT_LIFETIME, LIFETIMES  # noqa: F401 - the lifetime profiles, with the other clocks
+
 if TYPE_CHECKING:
     from .spec import Host, Lab
 
-DAY = 86400
-# Lifetime profiles: seconds from issuance to expiry. A certificate is renewed when a third of
-# its lifetime is left (as Let's Encrypt advises) and the renewal timer fires twelve times per
-# lifetime, so a failed renewal has several more tries before the certificate runs out.
-LIFETIMES = {
-    "short-lived": 6 * DAY,  # Let's Encrypt's short-lived certificates (2025)
-    "47-days": 47 * DAY,  # the longest the CA/Browser Forum allows from 2029 (ballot SC-081)
-    "90-days": 90 * DAY,  # Let's Encrypt's classic lifetime
-    "lesson": 3600,  # renewed on its own every 40 minutes: students see it happen
-    "test": 600,  # CI
-}
-DEFAULT_LIFETIME = "short-lived"
+# A certificate is renewed when a third of its lifetime is left (as Let's Encrypt advises) and
+# the renewal timer fires twelve times per lifetime: a failed renewal has more tries before the
+# certificate runs out.
 RENEW_WHEN_LEFT = 1 / 3
 TIMER_PER_LIFETIME = 12
 
@@ -82,11 +76,6 @@ def roots_url(lab: Lab) -> str:
     return f"{management(lab)}/roots/0"
 
 
-def trust_path(lab: Lab) -> str:
-    """The ACME CA's current root on the workstation and the probe (the checks' CA file)."""
-    return f"/usr/local/share/ca-certificates/labgen-{lab.name}-acme.crt"
-
-
 def tsig_name(host: Host) -> str:
     """The TSIG key that may change only this web server's TLSA record."""
     return f"tlsa-{host.name}"
@@ -115,8 +104,6 @@ def tsig_path(host: Host) -> str:
 
 def certs_config(lab: Lab, host: Host, served: dict[str, dict[str, str]], unit: str) -> str:
     """labgen-certs' settings for one web server (served: kind -> its crt and key paths)."""
-    from .hostpaths import WEBROOT
-
     kinds = {kind: {**paths, **key_paths(host, kind),
                     "new_key": (["rsa:" + str(lab.profile.rsa_key_size)] if kind == "rsa" else ["ec"])[0]}
              for kind, paths in served.items()}
@@ -148,7 +135,7 @@ def timer_units(lab: Lab) -> dict[str, str]:
 def trust_script(lab: Lab) -> str:
     """The workstation's and the probe's: trust the ACME CA's current root (pebble makes a new
     one at each start), fetched over HTTPS checked against the lab CA."""
-    path = trust_path(lab)
+    path = acme_trust_path(lab)
     return f"""#!/bin/sh
 # Written by labgen: trust the lab's ACME CA. Pebble makes a new root each time it starts, so
 # labgen up runs this after the CA is up; it prints "trusted" when the root changed.

@@ -37,9 +37,12 @@ def ca_trust_path(lab: Lab) -> str:
     return f"/usr/local/share/ca-certificates/labgen-{lab.name}.crt"
 
 
+def acme_trust_path(lab: Lab) -> str:
+    """The lab's ACME CA's current root on the workstation and the probe (labgen.acme)."""
+    return f"/usr/local/share/ca-certificates/labgen-{lab.name}-acme.crt"
+
+
 def server_ca_path(lab: Lab) -> str:
     """The CA file the web servers' certificates chain to: the lab CA's, or in a lab with
-    certificates: acme the ACME CA's current root (labgen.acme)."""
-    from .acme import trust_path
-
-    return trust_path(lab) if lab.certificates.acme else ca_trust_path(lab)
+    certificates: acme the ACME CA's current root."""
+    return acme_trust_path(lab) if lab.certificates.acme else ca_trust_path(lab)

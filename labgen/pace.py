@@ -68,6 +68,18 @@ PACES = {
                  signatures_jitter=10, purge_keys=300),
 }
 DEFAULT_PACE = "production"
+
+# How long a certificate from the lab's ACME CA lives (certificates.lifetime; labgen.acme),
+# seconds from issuance to expiry.
+LIFETIMES = {
+    "short-lived": 6 * DAY,  # Let's Encrypt's short-lived certificates (2025)
+    "47-days": 47 * DAY,  # the longest the CA/Browser Forum allows from 2029 (ballot SC-081)
+    "90-days": 90 * DAY,  # Let's Encrypt's classic lifetime
+    "lesson": 3600,  # renewed on its own every 40 minutes: students see it happen
+    "test": 600,  # CI
+}
+DEFAULT_LIFETIME = "short-lived"
+
 TIMINGS = tuple(PACES[DEFAULT_PACE].timings())
 MAX_SECONDS = 365 * DAY
 

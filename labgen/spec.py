@@ -20,10 +20,9 @@ from typing import Any, Callable
 import idna
 import yaml
 
-from .acme import DEFAULT_LIFETIME, LIFETIMES
 from .capabilities import DEFAULT_TARGET, TARGETS, Target
 from .errors import SpecError
-from .pace import DEFAULT_PACE, MAX_SECONDS, PACES, TIMINGS, Pace, with_timings
+from .pace import DEFAULT_LIFETIME, DEFAULT_PACE, LIFETIMES, MAX_SECONDS, PACES, TIMINGS, Pace, with_timings
 from .profiles import PROFILES, Profile, load_profile
 from .text import printable
 
@@ -123,7 +122,7 @@ class Dnssec:
 @dataclass(frozen=True)
 class Certificates:
     issuer: str = "lab-ca"
-    lifetime: str = ""  # with acme: a lifetime profile (acme.LIFETIMES)
+    lifetime: str = ""  # with acme: a lifetime profile (pace.LIFETIMES)
 
     @property
     def acme(self) -> bool:
