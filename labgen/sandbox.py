@@ -37,6 +37,6 @@ def run_over(root: Path, tree: Path, script: str, timeout: int = 120) -> subproc
 
 def check_script(kind: Kind, *, fqdn: str = "", modules: tuple[str, ...] = (), prepare: str = "") -> str:
     """What a kind of server says about its rendered config, as the deploy asks it (the role's
-    setup first). prepare: what the deploy runs first (signing.prepare), ending in '&& '."""
+    setup first). prepare: what the deploy runs first (Kind.prepare), ending in '&& '."""
     return (kind.setup + kind.config_test).format(fqdn=shlex.quote(fqdn), modules=" ".join(modules),
                                                   prepare=prepare)

@@ -31,7 +31,7 @@ def target_root(request):
 def check(root: Path, build: Path, host, lab) -> tuple[int, str]:
     result = sandbox.run_over(root, build / "hosts" / host.name,
                               sandbox.check_script(kinds.of(host), fqdn=host.fqdn, modules=apache.MODULES,
-                                                   prepare=signing.prepare(lab)))
+                                                   prepare=kinds.of(host).prepare(lab)))
     return result.returncode, result.stdout + result.stderr
 
 
