@@ -38,6 +38,7 @@ CERTS_PROGRAM = "/usr/local/sbin/labgen-certs"
 CERTS_CONFIG = f"{CERTS_DIR}/certs.json"
 CERTS_STATE = "/var/lib/labgen-certs"  # what labgen-certs owns once seeded (the next keys)
 CERTS_UNIT = "labgen-certs"  # .service (one renewal) and .timer
+CERTS_TIMER = f"{CERTS_UNIT}.timer"
 TRUST_PROGRAM = "/usr/local/sbin/labgen-acme-trust"  # on the workstation and the probe
 
 
@@ -129,7 +130,7 @@ def timer_units(lab: Lab) -> dict[str, str]:
              f"OnBootSec=60\nOnUnitActiveSec={every}\nAccuracySec=1\n\n"
              "[Install]\nWantedBy=timers.target\n")
     return {f"/etc/systemd/system/{CERTS_UNIT}.service": service,
-            f"/etc/systemd/system/{CERTS_UNIT}.timer": timer}
+            f"/etc/systemd/system/{CERTS_TIMER}": timer}
 
 
 def trust_script(lab: Lab) -> str:

@@ -270,9 +270,7 @@ class Server:
         for kind, k in kinds.items():
             chain = self.issue(k["next"])
             retired[kind] = spki_of_key(k["key"])
-            shutil.copyfile(k["next"], k["key"] + ".next")
-            os.chmod(k["key"] + ".next", 0o600)
-            os.replace(k["key"] + ".next", k["key"])
+            install(read(k["next"]), k["key"], 0o600)
             install(chain, k["crt"], 0o644)
         self.reload()
         print("now serving the next key" + ("s" if len(kinds) > 1 else ""))

@@ -406,7 +406,7 @@ def inventory(lab: Lab) -> str:
         if host.role == "authdns" and signing.online(lab) and lab.parent:
             extra.append(signing.CHECKDS_UNIT)
         if host.role == "web" and lab.certificates.acme:
-            extra.append(f"{acme.CERTS_UNIT}.timer")
+            extra.append(acme.CERTS_TIMER)
         # Once the host's server runs (site.yml); in a class, once the lab root runs too, as the
         # student's names resolve only then (classroom/lifecycle.py runs it).
         if kind.after(lab) and not lab.secondary:

@@ -8,7 +8,7 @@ import pytest
 from labgen import kinds
 from labgen.checks import check, with_acme
 from labgen.checks.netutil import headers
-from labgen.acme import CERTS_UNIT
+from labgen.acme import CERTS_TIMER
 from labgen.hostpaths import cert_paths
 
 # ss's local address of a listener for each family; Apache's one dual-stack socket shows as *.
@@ -76,12 +76,12 @@ def test_config_test(hosts, server):
        standard="RFC 8555; Let's Encrypt integration guide (renew automatically)",
        why="A short-lived certificate expires within days unless something renews it: the "
            "timer is what keeps the site up.",
-       fix=f"systemctl enable --now {CERTS_UNIT}.timer (it runs labgen-certs renew).",
+       fix=f"systemctl enable --now {CERTS_TIMER} (it runs labgen-certs renew).",
        needs=("tools",),
        applies=with_acme("the lab CA's certificates are rendered, not renewed on the host (certificates: lab-ca)"))
 def test_renewal_timer(hosts, server):
-    unit = hosts[server.name].service(f"{CERTS_UNIT}.timer")
-    assert unit.is_enabled and unit.is_running, unit_state(f"{CERTS_UNIT}.timer", unit)
+    unit = hosts[server.name].service(CERTS_TIMER)
+    assert unit.is_enabled and unit.is_running, unit_state(CERTS_TIMER, unit)
 
 
 @check("host.served_current", "The server sends the certificate it has on disk",

@@ -128,7 +128,7 @@ def restore(lab: Lab, build: Path, engine: Engine, exercise: Exercise) -> int:
     for host in acme_web.values():
         kind = kinds.of(host)
         _sh(lab, engine, host, f"{kind.prepare(lab)}systemctl reload-or-restart {kind.unit} && "
-                               f"systemctl enable --quiet --now {acme.CERTS_UNIT}.timer && {kind.after(lab)}")
+                               f"systemctl enable --quiet --now {acme.CERTS_TIMER} && {kind.after(lab)}")
     if any(h.role == "authdns" for h in hosts.values()):
         retransfer(lab, engine)
     return len(paths)
