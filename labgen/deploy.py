@@ -80,9 +80,11 @@ def _message(res: dict) -> str:
 
 
 def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: dict | None = None,
-                 verbose: bool = False, log=print, moved: list | None = None) -> dict:
+                 verbose: bool = False, log=print, moved: list | None = None, tolerate: bool = False) -> dict:
     """Run site.yml; return ansible-runner's stats (ok, changed, failures per host). moved, when
-    given, receives (host, path, where it went) of each include-folder entry moved aside."""
+    given, receives (host, path, where it went) of each include-folder entry moved aside.
+    tolerate: a host's failure does not raise (the others finished: the free strategy); the
+    stats then hold "failed": {host: "task 'name' failed: message"}."""
     import ansible_runner  # slow to import: only the commands that deploy need it
 
     try:  # ansible-runner starts it by name, through the PATH given below
@@ -104,6 +106,11 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
         suppress_env_files=True)
     if runner.status == "canceled":  # Ctrl-C: ansible-runner stops the playbook and reports it
         raise KeyboardInterrupt
+    if tolerate and progress.failures:
+        stats = runner.stats or {}
+        stats["failed"] = {host: f"task '{task}' failed: {msg}" for host, task, msg in progress.failures
+                           if not msg.startswith("All items completed")}
+        return stats
     if runner.status != "successful" or runner.rc != 0:
         if progress.failures:
             lines = [f"{host}: task '{task}' failed: {msg}" for host, task, msg in progress.failures
@@ -114,8 +121,14 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
     return runner.stats or {}
 
 
+# Ansible's workers are processes: a class of 30 has over 200 hosts, and as many workers would
+# take gigabytes for hosts that mostly wait on their container.
+MAX_FORKS = 50
+
+
 def _forks(inventory: Path) -> int:
-    """One worker per host (at least 10): with the free strategy no host waits for a worker."""
+    """One worker per host (at least 10, at most MAX_FORKS): with the free strategy a lab's
+    hosts do not wait for each other."""
     try:
         doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -128,20 +141,39 @@ def _forks(inventory: Path) -> int:
             for child in (group.get("children") or {}).values():
                 walk(child)
     walk((doc or {}).get("all") if isinstance(doc, dict) else None)
-    return max(10, len(hosts))
+    return min(MAX_FORKS, max(10, len(hosts)))
 
 
-def engine_inventory(rendered: Path, folder: Path, connection: str) -> Path:
-    """The rendered inventory with the engine's connection for every lab host. (Not as an extra
-    variable: that would also win for the tasks delegated to this machine.)"""
-    doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))
-    doc["all"].setdefault("vars", {})["ansible_connection"] = CONNECTIONS.get(connection, connection)
+def engine_inventory(parts: list[tuple[Path, Path, str]], folder: Path, connection: str) -> Path:
+    """One inventory over one or more labs (a class: every student's and the lab root), with the
+    engine's connection for every host. parts: (a lab's rendered inventory, its build folder, a
+    prefix for its host names or ""). Each host carries its lab's build folder and variables
+    (so one playbook run deploys every lab), and each lab is also a group of its own, beside the
+    kinds' groups. (The connection not as an extra variable: that would also win for the tasks
+    delegated to this machine.)"""
+    children: dict = {}
+    for rendered, build, prefix in parts:
+        doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))["all"]
+        shared = doc.get("vars") or {}
+        lab = children.setdefault(lab_group(shared.get("labgen_lab") or prefix or "lab"), {"hosts": {}})
+        for group, members in (doc.get("children") or {}).items():
+            for host, hostvars in ((members or {}).get("hosts") or {}).items():
+                name = f"{prefix}-{host}" if prefix else host
+                children.setdefault(group, {"hosts": {}})["hosts"][name] = {
+                    **shared, **(hostvars or {}), "labgen_build": str(build.resolve()), "labgen_manifest": host}
+                lab["hosts"][name] = None
     # A container that was restarted has a new MAC: it tells the others (see the common role).
-    doc["all"]["vars"]["common_announce"] = True
+    doc = {"all": {"vars": {"ansible_connection": CONNECTIONS.get(connection, connection),
+                            "common_announce": True}, "children": children}}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "inventory.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
+
+
+def lab_group(name: str) -> str:
+    """A lab's group in a deployment's inventory (Ansible's group names take no '-')."""
+    return "lab_" + name.replace("-", "_")
 
 
 def changed(stats: dict) -> int:

@@ -108,6 +108,23 @@ def retransfer(lab: Lab, engine: Engine) -> str:
 
 def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print) -> dict:
     phase = Phase(log)
+    build, tag = prepare(lab, out, engine, phase)
+    phase.start("deploy")
+    phase.note(f"ansible-playbook site.yml on {len(lab.hosts)} hosts")
+    stats = deploy_labs([(lab, build, "")], engine, tag, verbose=verbose, log=log)
+    moved = stats["moved"]
+    aside = (f"; {count(len(moved), 'file')} labgen does not own moved aside into "
+             f"{includes.BACKUP}/ on {', '.join(sorted({h for h, _, _ in moved}))}") if moved else ""
+    phase.done(count(deploy.changed(stats), "change") + aside)
+    for line in after_deploy(lab, "", stats, engine):
+        log(f"      {line}")
+    log(f"lab {lab.name} is up")
+    return stats
+
+
+def prepare(lab: Lab, out: Path, engine: Engine, phase: "Phase") -> tuple[Path, str]:
+    """Everything of up before the deploy: the build, the image, the network and the containers.
+    Returns the build folder and the image."""
     phase.start("render")
     build, how = ensure_build(lab, out)
     phase.done(f"{build} {how}")
@@ -117,7 +134,7 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
     if suite is None:
         raise ImageError(f"target {lab.target.name!r} has no lab image; labgen up runs "
                          f"{', '.join(image.SUITES)}")
-    tag, how = engine.ensure_image(suite, log=lambda msg: log(f"      {msg}"))
+    tag, how = engine.ensure_image(suite, log=lambda msg: phase.log(f"      {msg}"))
     phase.done(f"{tag} ({how})")
 
     phase.start("network")
@@ -126,35 +143,46 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
 
     phase.start("containers")
     phase.done(_ensure_containers(lab, engine, tag))
+    return build, tag
 
-    phase.start("deploy")
-    phase.note(f"ansible-playbook site.yml on {len(lab.hosts)} hosts")
-    for host in lab.hosts:
-        write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
-    artifacts = (build / ".ansible").resolve()
+
+def deploy_labs(labs: list[tuple[Lab, Path, str]], engine: Engine, tag: str, *, verbose: bool = False,
+                log=print, also: tuple[tuple[Path, Path, str], ...] = (), artifacts: Path | None = None,
+                tolerate: bool = False) -> dict:
+    """One ansible-playbook run over the hosts of every lab (lab, its build, a prefix for its
+    host names in the run or ""), and also of these rendered inventories (a class's lab root);
+    Ansible's files go into artifacts (default: the first lab's build/.ansible). Returns
+    ansible-runner's stats, with "moved": what was moved aside (tolerate: deploy.run_playbook's)."""
+    for lab, build, _ in labs:
+        for host in lab.hosts:
+            write_manifest(build / "hosts" / host.name, build / "manifests" / f"{host.name}.json")
+    artifacts = (artifacts or labs[0][1] / ".ansible").resolve()
     # The include folders of each server kind as the image has them: what is not there, not
     # rendered and not enabled by a role is moved aside on the host (includes.py).
     folders = includes.playbook_folders(includes.pristine_folders(engine, tag))
     moved: list = []
-    stats = deploy.run_playbook(
-        deploy.engine_inventory(build / "inventory.yml", artifacts, engine.connection), artifacts,
-        {"labgen_build": str(build.resolve()), "labgen_folders": folders},
-        envvars=engine.own_env,
-        verbose=verbose, log=log, moved=moved)
-    aside = (f"; {count(len(moved), 'file')} labgen does not own moved aside into "
-             f"{includes.BACKUP}/ on {', '.join(sorted({h for h, _, _ in moved}))}") if moved else ""
-    phase.done(count(deploy.changed(stats), "change") + aside)
+    parts = [(build / "inventory.yml", build, prefix) for _, build, prefix in labs] + list(also)
+    stats = deploy.run_playbook(deploy.engine_inventory(parts, artifacts, engine.connection), artifacts,
+                                {"labgen_folders": folders}, envvars=engine.own_env,
+                                verbose=verbose, log=log, moved=moved, tolerate=tolerate)
     stats["moved"] = moved
+    return stats
+
+
+def after_deploy(lab: Lab, prefix: str, stats: dict, engine: Engine) -> list[str]:
+    """After a deploy: when the zone changed on ns1, the resolver drops its cache and a lab root
+    that keeps a copy takes it again. What was done, one line each."""
     changed = stats.get("changed") or {}  # per inventory host name
+    name = (lambda host: f"{prefix}-{host.name}") if prefix else (lambda host: host.name)
     ns, resolver = lab.role("authdns"), lab.role("resolver")
-    if changed.get(ns.name) and not changed.get(resolver.name):
+    done = []
+    if changed.get(name(ns)) and not changed.get(name(resolver)):
         # The zone changed: the resolver must not keep answering from its cache.
         engine.exec(lab.container(resolver), "systemctl", "restart", service(resolver))
-        log(f"      the zone changed on {ns.name}: restarted {service(resolver)} to drop its cache")
-    if changed.get(ns.name) and (done := retransfer(lab, engine)):
-        log(f"      {done}")
-    log(f"lab {lab.name} is up")
-    return stats
+        done.append(f"the zone changed on {ns.name}: restarted {service(resolver)} to drop its cache")
+    if changed.get(name(ns)) and (line := retransfer(lab, engine)):
+        done.append(line)
+    return done
 
 
 def require_up(lab: Lab, engine: Engine, config: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 
 import dns.dnssec
 import dns.name
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from .. import deploy, image, kinds, lifecycle, parentzone
 from ..engine import LABEL, ROUTES_NOTHING, Engine
-from ..errors import LabgenError, UsageError
+from ..errors import DeployError, LabgenError, UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
 from .rootzone import (ROOT_NS, class_ds, class_hosts, record_ds, render_root, root_anchor, root_container,
                        root_lab_name, student_builds, student_lab, take_ds)
@@ -35,17 +36,43 @@ def _require_podman(engine: Engine) -> None:
 
 
 def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
+    """Every student's lab and the lab root: each lab's build, network and containers, then one
+    ansible-playbook run over all their hosts (a student whose deploy fails is named at the end;
+    the others come up), then what needs the root running, the access layer and the service."""
     _require_podman(engine)
     folder = out / klass.name
     key, anchor = root_anchor(klass, folder)
     total = len(klass.students)
+    labs = []
     for n, student in enumerate(klass.students, 1):
         log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})")
-        lifecycle.up(student_lab(klass, student, anchor, folder), student_builds(folder), engine,
-                     log=lambda line: log(f"   {line}"))
+        lab = student_lab(klass, student, anchor, folder)
+        build, tag = lifecycle.prepare(lab, student_builds(folder), engine,
+                                       lifecycle.Phase(lambda line: log(f"   {line}")))
+        labs.append((lab, build, lab.name))
     log(f"== lab root {klass.root} (container {root_container(klass)})")
-    _root_up(klass, folder, engine, key, log)
-    _after(klass, folder, engine, anchor, log)
+    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))
+    log(f"   container: {_ensure_root(klass, engine, tag)}")
+    hosts = sum(len(lab.hosts) for lab, _, _ in labs) + 1
+    log(f"== deploy: one ansible-playbook run on {hosts} hosts ({total} students' labs and the lab root)")
+    begun = time.monotonic()
+    stats = lifecycle.deploy_labs(labs, engine, tag, log=lambda line: log(f"   {line}"),
+                                  also=((root / "inventory.yml", root, root_lab_name(klass)),),
+                                  artifacts=folder / ".ansible", tolerate=True)
+    failed = stats.get("failed") or {}
+    broken = {lab.name: [f"{h.removeprefix(lab.name + '-')}: {failed[h]}" for h in failed
+                         if h.startswith(lab.name + "-")] for lab, _, _ in labs}
+    log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')} ({time.monotonic() - begun:.1f} s)"
+        + (f"; failed: {', '.join(name for name, why in broken.items() if why)}" if failed else ""))
+    if failed.get(f"{root_lab_name(klass)}-{ROOT_NS}"):
+        raise DeployError(f"the lab root's deploy failed: {failed[f'{root_lab_name(klass)}-{ROOT_NS}']}")
+    if (stats.get("changed") or {}).get(f"{root_lab_name(klass)}-{ROOT_NS}"):
+        _restart_resolvers(klass, engine, log)
+    for lab, _, prefix in labs:
+        if not broken[lab.name]:
+            for line in lifecycle.after_deploy(lab, prefix, stats, engine):
+                log(f"   {lab.name}: {line}")
+    _after(klass, folder, engine, anchor, log, skip={name for name, why in broken.items() if why})
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
     log(f"== access: {access.container(klass)} {access.ensure(klass, folder, engine, tag)}, one SSH port "
         f"per student on {klass.access.listen}")
@@ -58,14 +85,19 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     for student in klass.students:
         found = access.entry(klass, student, folder, student_builds(folder))
         log(f"   {student.name}: {found.command}")
+    if any(broken.values()):  # the others are up; the trainer learns which labs are not
+        raise DeployError("the deploy failed for " + "; ".join(
+            f"{name} ({why[0]})" for name, why in broken.items() if why) + "; every other student's lab is up")
 
 
-def _after(klass: Class, folder: Path, engine: Engine, anchor, log) -> None:
+def _after(klass: Class, folder: Path, engine: Engine, anchor, log, skip: set[str] = frozenset()) -> None:
     """What each host's kind does once its lab runs (Kind.after: the ACME CA's certificates and
     trust), for every student at once after the lab root is up: a student's names resolve only
     once the root delegates them, so a student's own deploy leaves it to this pass."""
     for student in klass.students:
         lab = student_lab(klass, student, anchor, folder)
+        if lab.name in skip:
+            continue
         done = []
         for host in lab.hosts:
             if command := kinds.of(host).after(lab):
@@ -84,16 +116,21 @@ def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
     log(f"   container: {_ensure_root(klass, engine, tag)}")
     artifacts = (root / ".ansible").resolve()
-    stats = deploy.run_playbook(deploy.engine_inventory(root / "inventory.yml", artifacts, engine.connection),
-                                artifacts, {"labgen_build": str(root.resolve())}, envvars=engine.own_env,
-                                log=lambda line: log(f"   {line}"))
+    stats = deploy.run_playbook(deploy.engine_inventory([(root / "inventory.yml", root, "")], artifacts,
+                                                        engine.connection),
+                                artifacts, {}, envvars=engine.own_env, log=lambda line: log(f"   {line}"))
     log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')}")
-    if deploy.changed(stats):  # the root zone changed: no resolver may answer from its cache
-        for student in klass.students:
-            resolver = student.lab.role("resolver")
-            if (state := engine.state(student.lab.container(resolver))) and state.running:
-                engine.exec(student.lab.container(resolver), "systemctl", "restart", "unbound")
-        log(f"   restarted the {len(klass.students)} students' resolvers to drop their caches")
+    if deploy.changed(stats):
+        _restart_resolvers(klass, engine, log)
+
+
+def _restart_resolvers(klass: Class, engine: Engine, log) -> None:
+    """The root zone changed: no student's resolver may answer from its cache."""
+    for student in klass.students:
+        resolver = student.lab.role("resolver")
+        if (state := engine.state(student.lab.container(resolver))) and state.running:
+            engine.exec(student.lab.container(resolver), "systemctl", "restart", "unbound")
+    log(f"   restarted the {len(klass.students)} students' resolvers to drop their caches")
 
 
 def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: list[str] | None,

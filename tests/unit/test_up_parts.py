@@ -120,3 +120,27 @@ def test_the_build_folder_is_beside_the_lab_file_wherever_the_command_runs(tmp_p
 
 def test_counts_are_words():
     assert [lifecycle.count(n, "change") for n in (0, 1, 2)] == ["0 changes", "1 change", "2 changes"]
+
+
+def test_one_inventory_deploys_several_labs_each_host_with_its_own_build(render_lab, tmp_path):
+    """A class is one ansible-playbook run: every student's hosts (named <lab>-<host>) and the
+    lab root's, each with its lab's build folder, its manifest's name and its lab's variables;
+    the kinds' groups hold them all and each lab is a group of its own."""
+    import yaml
+
+    first, one = render_lab({"name": "c-s01", "domain": "s01.class.example"}, out=tmp_path / "a")
+    second, two = render_lab({"name": "c-s02", "domain": "s02.class.example"}, out=tmp_path / "b")
+    path = deploy.engine_inventory([(one / "inventory.yml", one, "c-s01"), (two / "inventory.yml", two, "c-s02")],
+                                   tmp_path / "run", "podman")
+    doc = yaml.safe_load(path.read_text())["all"]
+    nginx = doc["children"]["nginx"]["hosts"]
+    assert set(nginx) == {"c-s01-nginx", "c-s02-nginx"}
+    assert nginx["c-s02-nginx"]["labgen_build"] == str(two.resolve())
+    assert nginx["c-s02-nginx"]["labgen_manifest"] == "nginx" and nginx["c-s02-nginx"]["labgen_domain"] == "s02.class.example"
+    assert nginx["c-s01-nginx"]["ansible_host"] == "labgen-c-s01-nginx"
+    assert set(doc["children"]["lab_c_s01"]["hosts"]) == {f"c-s01-{h.name}" for h in first.hosts}
+    assert doc["vars"]["ansible_connection"] == "podman" and deploy._forks(path) == max(10, 2 * len(first.hosts))
+    # a single lab keeps its hosts' own names
+    alone = yaml.safe_load(deploy.engine_inventory([(one / "inventory.yml", one, "")], tmp_path / "one",
+                                                   "podman").read_text())["all"]
+    assert set(alone["children"]["nginx"]["hosts"]) == {"nginx"}
