@@ -23,7 +23,7 @@ from ..spec import (PARENT_HOST, Lab, _SafeLabLoader, _Section, _show, domain_na
 NETWORK_ADDRESS_RE = re.compile(r"^[0-9A-Fa-f.:]{2,39}$")
 CLASS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")  # 16: lab names are 32
 STUDENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,13}[a-z0-9]$|^[a-z]$")  # 15: <class>-<student>
-MAX_STUDENTS = 99
+MAX_STUDENTS = 300  # a regional workshop; the address plan must hold them too (_plan)
 # Labels of the root zone that are the root's own: a student may not take them.
 RESERVED = {"ns": "the lab root's name server", "root": "the lab root itself",
             "www": "kept for the root's own use", "bogus": "the name labgen keeps broken on purpose"}

@@ -22,7 +22,7 @@ from labgen.render import data_dir
 from labtest import run
 
 BAD = [
-    ({"students": 0}, "class.yml: students: 0 is not a number of students from 1 to 99"),
+    ({"students": 0}, "class.yml: students: 0 is not a number of students from 1 to 300"),
     ({"students": ["ns"]}, "class.yml: students[0]: 'ns' is reserved: the lab root's name server"),
     ({"students": ["a", "a"]}, "class.yml: students[1]: 'a' is given twice"),
     ({"students": ["A b"]}, "class.yml: students[0]: 'A b' is not a student name: 1-15 lowercase "
