@@ -33,6 +33,8 @@ class Progress:
     With the free strategy hosts run their tasks independently, so a line names both."""
 
     log: callable = print
+    # A class's run has thousands of tasks: show only what changed or failed, as it happens.
+    changes_only: bool = False
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     count: int = 0
     # (host, path, where it went): entries of include folders labgen does not own, moved aside
@@ -49,7 +51,7 @@ class Progress:
             outcome = "changed"
         if outcome in ("failed", "unreachable") and not info.get("ignore_errors"):
             self.failures.append((host, task, _message(res)))
-        if info.get("task_action") in QUIET_ACTIONS and outcome == "ok":
+        if outcome == "ok" and (self.changes_only or info.get("task_action") in QUIET_ACTIONS):
             return True
         self.count += 1
         self.log(f"  {host:<12} {outcome:<9} {task}")
@@ -80,18 +82,20 @@ def _message(res: dict) -> str:
 
 
 def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: dict | None = None,
-                 verbose: bool = False, log=print, moved: list | None = None, tolerate: bool = False) -> dict:
+                 verbose: bool = False, log=print, moved: list | None = None, tolerate: bool = False,
+                 changes_only: bool = False) -> dict:
     """Run site.yml; return ansible-runner's stats (ok, changed, failures per host). moved, when
     given, receives (host, path, where it went) of each include-folder entry moved aside.
     tolerate: a host's failure does not raise (the others finished: the free strategy); the
-    stats then hold "failed": {host: "task 'name' failed: message"}."""
+    stats then hold "failed": {host: "task 'name' failed: message"}. changes_only: log only
+    the tasks that changed or failed."""
     import ansible_runner  # slow to import: only the commands that deploy need it
 
     try:  # ansible-runner starts it by name, through the PATH given below
         tools.find("ansible-playbook", "ansible")
     except ToolError as exc:
         raise DeployError(str(exc)) from None
-    progress = Progress(log=log, moved=moved if moved is not None else [])
+    progress = Progress(log=log, changes_only=changes_only, moved=moved if moved is not None else [])
     artifacts.mkdir(parents=True, exist_ok=True)
     os.chmod(artifacts, 0o700)
     env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False",

@@ -148,7 +148,7 @@ def prepare(lab: Lab, out: Path, engine: Engine, phase: "Phase") -> tuple[Path, 
 
 def deploy_labs(labs: list[tuple[Lab, Path, str]], engine: Engine, tag: str, *, verbose: bool = False,
                 log=print, also: tuple[tuple[Path, Path, str], ...] = (), artifacts: Path | None = None,
-                tolerate: bool = False) -> dict:
+                tolerate: bool = False, changes_only: bool = False) -> dict:
     """One ansible-playbook run over the hosts of every lab (lab, its build, a prefix for its
     host names in the run or ""), and also of these rendered inventories (a class's lab root);
     Ansible's files go into artifacts (default: the first lab's build/.ansible). Returns
@@ -164,7 +164,8 @@ def deploy_labs(labs: list[tuple[Lab, Path, str]], engine: Engine, tag: str, *, 
     parts = [(build / "inventory.yml", build, prefix) for _, build, prefix in labs] + list(also)
     stats = deploy.run_playbook(deploy.engine_inventory(parts, artifacts, engine.connection), artifacts,
                                 {"labgen_folders": folders}, envvars=engine.own_env,
-                                verbose=verbose, log=log, moved=moved, tolerate=tolerate)
+                                verbose=verbose, log=log, moved=moved, tolerate=tolerate,
+                                changes_only=changes_only)
     stats["moved"] = moved
     return stats
 

@@ -58,12 +58,17 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     begun = time.monotonic()
     stats = lifecycle.deploy_labs(labs, engine, tag, log=lambda line: log(f"   {line}"),
                                   also=((root / "inventory.yml", root, root_lab_name(klass)),),
-                                  artifacts=folder / ".ansible", tolerate=True)
-    failed = stats.get("failed") or {}
-    broken = {lab.name: [f"{h.removeprefix(lab.name + '-')}: {failed[h]}" for h in failed
-                         if h.startswith(lab.name + "-")] for lab, _, _ in labs}
+                                  artifacts=folder / ".ansible", tolerate=True, changes_only=True)
+    failed, changed = stats.get("failed") or {}, stats.get("changed") or {}
+    # Each lab's hosts by their names in the run (a prefix test would mix up students a and a-b).
+    own = {lab.name: {f"{prefix}-{host.name}": host.name for host in lab.hosts} for lab, _, prefix in labs}
+    broken = {name: [f"{host}: {failed[run_name]}" for run_name, host in hosts.items() if run_name in failed]
+              for name, hosts in own.items()}
     log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')} ({time.monotonic() - begun:.1f} s)"
         + (f"; failed: {', '.join(name for name, why in broken.items() if why)}" if failed else ""))
+    for name, hosts in own.items():  # one line per student: what the trainer scans for
+        log(f"   {name}: " + (f"FAILED, {broken[name][0]}" if broken[name]
+                              else lifecycle.count(sum(changed.get(h, 0) for h in hosts), "change")))
     if failed.get(f"{root_lab_name(klass)}-{ROOT_NS}"):
         raise DeployError(f"the lab root's deploy failed: {failed[f'{root_lab_name(klass)}-{ROOT_NS}']}")
     if (stats.get("changed") or {}).get(f"{root_lab_name(klass)}-{ROOT_NS}"):

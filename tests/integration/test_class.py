@@ -368,6 +368,9 @@ def test_a_second_up_changes_nothing_and_a_killed_root_is_repaired(klass):
     assert re.findall(r"deploy: (\d+) change", again.stdout) == ["0"], again.stdout
     assert f"one ansible-playbook run on {sum(len(class_hosts(s.lab).hosts) for s in model.students) + 1} hosts" \
         in again.stdout, again.stdout
+    # a line per student, and only what changed or failed as the run goes (no 'ok' lines)
+    assert all(f"ctest-{s.name}: 0 changes" in again.stdout for s in model.students), again.stdout
+    assert not re.search(r"^\s+ctest-s01-\S+\s+ok\s", again.stdout, re.M), again.stdout
     assert "container: running" in again.stdout
     run(["podman", "kill", "labgen-ctest-root"])
     repaired = labgen(config, "class", "up")
@@ -393,6 +396,7 @@ def test_a_student_whose_deploy_fails_is_named_and_the_others_come_up(klass):
         up = labgen(config, "class", "up")
         assert up.returncode != 0 and "the deploy failed for ctest-s02 (nginx: task" in up.stderr, up.stdout + up.stderr
         assert "every other student's lab is up" in up.stderr and "s01: ssh " in up.stdout, up.stdout
+        assert "ctest-s02: FAILED, nginx: task" in up.stdout and "ctest-s01: 0 changes" in up.stdout, up.stdout
         status = labgen(config, "class", "status").stdout
         assert re.search(r"^s01 .* (\d+)/\1 healthy$", status, re.M) and re.search(r"^s03 .* (\d+)/\1 healthy$", status, re.M), status
     finally:
