@@ -86,7 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace, lab):
-    return Engine(args.engine or lab.engine)
+    return Engine(args.engine, lab.endpoint) if args.engine else Engine.of(lab)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -127,7 +127,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .lifecycle import require_up
 
     lab = load_lab(args)
-    require_up(lab, Engine(lab.engine), args.config)
+    require_up(lab, Engine.of(lab), args.config)
     reports = [Path(p) for p in (args.json, args.html) if p]
     for path in reports + ([Path(args.junitxml)] if args.junitxml else []):
         if not path.parent.is_dir():
@@ -152,7 +152,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from .lifecycle import require_up
 
     lab = load_lab(args)
-    require_up(lab, Engine(lab.engine), args.config)
+    require_up(lab, Engine.of(lab), args.config)
     if not 1 <= args.seconds <= 86400:
         raise UsageError(f"--seconds {args.seconds}: give between 1 and 86400")
     if not 0.2 <= args.interval <= 60:
@@ -160,7 +160,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     for path in (p for p in (args.json, args.html) if p):
         if not Path(path).parent.is_dir():
             raise UsageError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    timeline = watch.watch(lab, Engine(lab.engine), args.seconds, args.interval)
+    timeline = watch.watch(lab, Engine.of(lab), args.seconds, args.interval)
     print(watch.summary(timeline))
     if args.json:
         Path(args.json).write_text(json.dumps(timeline.as_dict(), indent=1) + "\n", encoding="utf-8")
@@ -189,7 +189,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
         return code
     lab = load_lab(args)
     build = build_folder(args) / lab.name
-    engine = Engine(lab.engine)
+    engine = Engine.of(lab)
     if args.action == "start":
         print(session.start(lab, args.config, build, engine, args.id))
     elif args.action == "hint":
@@ -248,7 +248,7 @@ def cmd_class(args: argparse.Namespace) -> int:
         out = _base(args)
         if args.action == "up":
             class_lifecycle.up(klass, out, engine)
-            root, rows = class_lifecycle.status(klass, engine)
+            root, rows = class_lifecycle.status(klass, engine, out / klass.name)
             print(class_lifecycle.status_table(klass, root, rows))
             return 0
         if args.action == "down":
@@ -256,12 +256,12 @@ def cmd_class(args: argparse.Namespace) -> int:
             parts = [count(len(names), kind.rstrip("s")) for kind, names in removed.items() if names]
             print(f"class {klass.name} is down: removed {', '.join(parts) or 'nothing (it was not running)'}")
             return 0
-        root, rows = class_lifecycle.status(klass, engine)
+        root, rows = class_lifecycle.status(klass, engine, out / klass.name)
         if getattr(args, "json", False):
             print(class_lifecycle.status_json(klass, out, root, rows, engine), end="")
         else:
             print(class_lifecycle.status_table(klass, root, rows))
-        return 0 if root == "named active" and all(r.ok for r in rows) else 1
+        return 0 if class_lifecycle.roots_ok(root) and all(r.ok for r in rows) else 1
     folder = render_class(klass, _base(args))
     print(f"rendered class {klass.name} into {folder}: the lab root {klass.root} and "
           f"{len(klass.students)} student labs")

@@ -148,15 +148,17 @@ def _forks(inventory: Path) -> int:
     return min(MAX_FORKS, max(10, len(hosts)))
 
 
-def engine_inventory(parts: list[tuple[Path, Path, str]], folder: Path, connection: str) -> Path:
+def engine_inventory(parts: list[tuple], folder: Path, connection: str) -> Path:
     """One inventory over one or more labs (a class: every student's and the lab root), with the
     engine's connection for every host. parts: (a lab's rendered inventory, its build folder, a
-    prefix for its host names or ""). Each host carries its lab's build folder and variables
-    (so one playbook run deploys every lab), and each lab is also a group of its own, beside the
-    kinds' groups. (The connection not as an extra variable: that would also win for the tasks
-    delegated to this machine.)"""
+    prefix for its host names or "", and optionally variables for each of its hosts: another
+    machine's engine). Each host carries its lab's build folder and variables (so one playbook
+    run deploys every lab), and each lab is also a group of its own, beside the kinds' groups.
+    (The connection not as an extra variable: that would also win for the tasks delegated to
+    this machine.)"""
     children: dict = {}
-    for rendered, build, prefix in parts:
+    for rendered, build, prefix, *more in parts:
+        extra = more[0] if more else {}
         doc = yaml.safe_load(rendered.read_text(encoding="utf-8"))["all"]
         shared = doc.get("vars") or {}
         lab = children.setdefault(lab_group(shared.get("labgen_lab") or prefix or "lab"), {"hosts": {}})
@@ -164,7 +166,8 @@ def engine_inventory(parts: list[tuple[Path, Path, str]], folder: Path, connecti
             for host, hostvars in ((members or {}).get("hosts") or {}).items():
                 name = f"{prefix}-{host}" if prefix else host
                 children.setdefault(group, {"hosts": {}})["hosts"][name] = {
-                    **shared, **(hostvars or {}), "labgen_build": str(build.resolve()), "labgen_manifest": host}
+                    **shared, **(hostvars or {}), **extra, "labgen_build": str(build.resolve()),
+                    "labgen_manifest": host}
                 lab["hosts"][name] = None
     # A container that was restarted has a new MAC: it tells the others (see the common role).
     doc = {"all": {"vars": {"ansible_connection": CONNECTIONS.get(connection, connection),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import image
 from .errors import EngineError, ImageError, ToolError
-from .spec import ENGINES, Host, Lab
+from .spec import ENGINES, Endpoint, Host, Lab
 
 LABEL = "io.labgen.lab"
 INSTALL_HINT = {
@@ -74,6 +74,14 @@ def containers_conf() -> Path:
     return path
 
 
+def endpoint_vars(endpoint: Endpoint | None) -> dict:
+    """Inventory variables that point Ansible's Podman connection at another machine's Podman."""
+    if endpoint is None:
+        return {}
+    extra = f"--url {endpoint.url}" + (f" --identity {endpoint.key}" if endpoint.key else "")
+    return {"ansible_podman_extra_args": extra}
+
+
 @dataclass(frozen=True)
 class ContainerState:
     name: str
@@ -84,7 +92,7 @@ class ContainerState:
 
 
 class Engine:
-    def __init__(self, name: str = "podman"):
+    def __init__(self, name: str = "podman", endpoint: Endpoint | None = None):
         if name not in ENGINES:
             raise EngineError(f"unknown container engine {name!r}; use one of {', '.join(ENGINES)}")
         self.name = name
@@ -94,7 +102,31 @@ class Engine:
         self.own_env = {}
         if name == "podman" and "CONTAINERS_CONF" not in os.environ:
             self.own_env["CONTAINERS_CONF"] = str(containers_conf())
+        # Another machine's Podman, over SSH: Podman's own remote mode, by its own variables.
+        self.endpoint = endpoint
+        if endpoint is not None:
+            if name != "podman":
+                raise EngineError(f"a lab on another machine runs under Podman, not {name}")
+            self.own_env["CONTAINER_HOST"] = endpoint.url
+            if endpoint.key:
+                self.own_env["CONTAINER_SSHKEY"] = endpoint.key
         self.env = {**os.environ, **self.own_env}
+
+    @classmethod
+    def of(cls, lab: Lab) -> "Engine":
+        """The engine that runs this lab's containers, on this machine or on its own."""
+        return cls(lab.engine, lab.endpoint)
+
+    def here(self) -> "Engine":
+        """This machine's engine: where the lab image is made and read (image.from_pristine)."""
+        return self if self.endpoint is None else Engine(self.name)
+
+    @property
+    def where(self) -> str:
+        return f" on machine {self.endpoint.machine}" if self.endpoint else ""
+
+    def host_vars(self) -> dict:
+        return endpoint_vars(self.endpoint)
 
     @property
     def connection(self) -> str:
@@ -107,7 +139,7 @@ class Engine:
         except subprocess.TimeoutExpired:
             raise EngineError(f"'{self.name} {args[0]}' did not finish in {timeout} s") from None
         if check and result.returncode != 0:
-            raise EngineError(f"'{self.name} {' '.join(args[:2])}' failed: "
+            raise EngineError(f"'{self.name} {' '.join(args[:2])}'{self.where} failed: "
                               f"{_hint(result.stderr.strip() or result.stdout.strip())}")
         return result
 
@@ -121,6 +153,18 @@ class Engine:
         tag = image_tag(suite)
         if self.image_exists(tag):
             return tag, "cached"
+        if self.endpoint is not None:  # made here (or found here), then sent over
+            local, how = self.here().ensure_image(suite, log=log)
+            log(f"sending {local} to machine {self.endpoint.machine}")
+            save = subprocess.Popen([self.name, "save", local], stdout=subprocess.PIPE,
+                                    env=self.here().env)
+            result = self.run("load", check=False, stdin=save.stdout, timeout=1800)
+            save.stdout.close()
+            save.wait()
+            if result.returncode != 0 or save.returncode != 0:
+                raise ImageError(f"sending the lab image to machine {self.endpoint.machine} failed: "
+                                 f"{result.stderr.strip()[-300:]}")
+            return tag, f"{how} here, sent to machine {self.endpoint.machine}"
         source = os.environ.get("LABGEN_IMAGE_SOURCE", "auto")
         # debootstrap needs only Debian's mirror, which apt already uses; a registry is asked
         # only where debootstrap cannot run (no debootstrap, not root) or when asked for.
@@ -228,13 +272,15 @@ class Engine:
                  *SYSTEMD_ARGS[self.name], tag)
 
     def create_multihomed(self, name: str, hostname: str, networks: list[tuple[str, str, str]],
-                          labels: dict[str, str], tag: str) -> None:
-        """A container with an address on each of several networks (network, IPv4, IPv6): the
-        lab root of a class, which every student's network reaches and which routes nothing."""
-        attach = [a for net, v4, v6 in networks for a in ("--network", f"{net}:ip={v4},ip6={v6}")]
+                          labels: dict[str, str], tag: str, extra: list[str] = ()) -> None:
+        """A container with an address on each of several networks (network, IPv4, IPv6; no
+        addresses: the engine's choice): the lab root of a class, which every student's network
+        reaches and which routes nothing. extra: more arguments (published ports)."""
+        attach = [a for net, v4, v6 in networks
+                  for a in ("--network", f"{net}:ip={v4},ip6={v6}" if v4 else net)]
         marks = [a for key, value in labels.items() for a in ("--label", f"{key}={value}")]
         self.run("run", "-d", "--name", name, "--hostname", hostname, *attach, "--dns", "127.0.0.1",
-                 *marks, *ROUTES_NOTHING, *SYSTEMD_ARGS[self.name], tag)
+                 *marks, *extra, *ROUTES_NOTHING, *SYSTEMD_ARGS[self.name], tag)
 
     def converge(self, name: str, key: str, create) -> str:
         """The container `name` made by create() with this key: left running, started, created,

@@ -159,9 +159,10 @@ def deploy_labs(labs: list[tuple[Lab, Path, str]], engine: Engine, tag: str, *, 
     artifacts = (artifacts or labs[0][1] / ".ansible").resolve()
     # The include folders of each server kind as the image has them: what is not there, not
     # rendered and not enabled by a role is moved aside on the host (includes.py).
-    folders = includes.playbook_folders(includes.pristine_folders(engine, tag))
+    folders = includes.playbook_folders(includes.pristine_folders(engine.here(), tag))
     moved: list = []
-    parts = [(build / "inventory.yml", build, prefix) for _, build, prefix in labs] + list(also)
+    parts = [(build / "inventory.yml", build, prefix, Engine.of(lab).host_vars())
+             for lab, build, prefix in labs] + list(also)
     stats = deploy.run_playbook(deploy.engine_inventory(parts, artifacts, engine.connection), artifacts,
                                 {"labgen_folders": folders}, envvars=engine.own_env,
                                 verbose=verbose, log=log, moved=moved, tolerate=tolerate,

@@ -162,6 +162,16 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """Where a lab's containers run when not on this machine: a machine's Podman service,
+    reached over SSH (Podman's remote mode, engine.py)."""
+
+    url: str  # ssh://user@host:port/path/of/podman.sock
+    key: str = ""  # the SSH private key for it ("": ssh's own)
+    machine: str = ""  # the machine's name in the class file, for messages
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     domain: str
@@ -188,6 +198,8 @@ class Lab:
     grading: str | None = None
     # The workstation's root password as a SHA-512 crypt hash, when the class hands out passwords.
     entry_password_hash: str | None = None
+    # A class's student lab on another machine (classroom/placement.py); None: this machine.
+    endpoint: Endpoint | None = None
     source: str = field(default="lab.yml", compare=False)
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 
 from . import image, kinds
 from .kinds import KINDS
@@ -98,18 +99,23 @@ def reference(engine: Engine, image_id: str) -> dict[str, str]:
 
 def replaced_in(lab) -> dict[str, list[str]]:
     """replaced() for every host of a spec.Lab whose kind has grader's tools, by container."""
-    return replaced(Engine(lab.engine), {lab.container(h): kinds.of(h).name for h in lab.hosts
+    return replaced(Engine.of(lab), {lab.container(h): kinds.of(h).name for h in lab.hosts
                                          if kinds.of(h).tools})
 
 
-def containers_conf_env() -> None:
-    """Have Podman, as testinfra calls it, read labgen's containers.conf (engine.py)."""
+def containers_conf_env(lab=None) -> None:
+    """Have Podman, as testinfra calls it, read labgen's containers.conf (engine.py), and reach
+    the machine the lab runs on (a class over several machines)."""
     os.environ.setdefault("CONTAINERS_CONF", str(containers_conf()))
+    if lab is not None and lab.endpoint is not None:
+        os.environ.update({k: v for k, v in Engine.of(lab).own_env.items() if k != "CONTAINERS_CONF"})
 
 
 def replaced(engine: Engine, containers: dict[str, str]) -> dict[str, list[str]]:
     """For each container (name -> kind of host): the grader's tools on it that differ from the
     lab image's (an empty list: all genuine). One engine call for all of them."""
+    if engine.endpoint is not None:
+        return _replaced_over_there(engine, containers)
     names = list(containers)
     lines = engine.run("inspect", "-f", "{{.State.Pid}} {{.Image}}", *names, timeout=60).stdout.split("\n")
     found = {}
@@ -120,3 +126,39 @@ def replaced(engine: Engine, containers: dict[str, str]) -> dict[str, list[str]]
         seen = digests(f"/proc/{pid}/root", wanted)
         found[name] = [path for path in wanted if seen[path] != known.get(path)]
     return found
+
+
+def _replaced_over_there(engine: Engine, containers: dict[str, str]) -> dict[str, list[str]]:
+    """replaced() for containers on another machine: each file read by that machine's Podman
+    service (`podman cp` works from outside the container, as /proc/<pid>/root does here),
+    compared with the lab image as this machine has it (the same image: it was sent from here)."""
+    found = {}
+    for name, kind in containers.items():
+        image_id = engine.run("inspect", "-f", "{{.Image}}", name, timeout=60).stdout.strip()
+        known = reference(engine.here(), image_id.removeprefix("sha256:"))
+        wanted = tools(kind)
+        found[name] = [path for path in wanted if _copied_digest(engine, name, path) != known.get(path)]
+    return found
+
+
+def _copied_digest(engine: Engine, container: str, path: str, hops: int = 40) -> str:
+    """sha256 of a file in a container, through `podman cp` (a tar stream), links followed
+    inside the container."""
+    import tarfile
+    import io
+    import posixpath
+
+    result = subprocess.run([engine.name, "cp", f"{container}:{path}", "-"], capture_output=True,
+                            env=engine.env, timeout=COMMAND_LIMIT)
+    if result.returncode != 0:
+        return MISSING
+    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+        entry = next(iter(tar), None)
+        if entry is None:
+            return MISSING
+        if entry.issym() and hops > 0:
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.linkname))
+            return _copied_digest(engine, container, target, hops - 1)
+        if not entry.isfile():
+            return MISSING
+        return hashlib.sha256(tar.extractfile(entry).read()).hexdigest()

@@ -145,7 +145,7 @@ def _host(lab: Lab, host: Host, shells: list[Shell]):
 def hosts(lab):
     """testinfra hosts for every lab host, by name."""
     shells: list[Shell] = []
-    vantage.containers_conf_env()
+    vantage.containers_conf_env(lab)
     yield {h.name: _host(lab, h, shells) for h in lab.hosts}
     for shell in shells:
         shell.close()

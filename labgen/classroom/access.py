@@ -121,10 +121,11 @@ SOCKET = "grading.sock"  # the grading service's socket in service_dir
 MOUNTED = "/run/labgen"  # service_dir inside the access container
 
 
-def attachments(klass: Class, offset: int) -> list[tuple[str, str, str]]:
-    """(network, IPv4, IPv6) of a class host that sits at this offset on every student's network."""
+def attachments(students, offset: int) -> list[tuple[str, str, str]]:
+    """(network, IPv4, IPv6) of a class host that sits at this offset on each of these students'
+    networks."""
     return [(network_name(s.lab), str(s.lab.ipv4_network[offset]), str(s.lab.ipv6_network[offset]))
-            for s in klass.students]
+            for s in students]
 
 
 def forwarded(klass: Class, folder: Path) -> dict:
@@ -136,7 +137,7 @@ def forwarded(klass: Class, folder: Path) -> dict:
             "student_nets": [str(n) for lab in students for n in (lab.ipv4_network, lab.ipv6_network)],
             "students": [{"name": s.name, "listen": [v4, v6],
                           "hosts": [str(a) for h in ssh_hosts(s.lab) for a in (h.ipv4, h.ipv6)]}
-                         for s, (_, v4, v6) in zip(klass.students, attachments(klass, ON_STUDENT_NET))]}
+                         for s, (_, v4, v6) in zip(klass.students, attachments(klass.students, ON_STUDENT_NET))]}
 
 
 def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
@@ -144,7 +145,7 @@ def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
     net = f"labgen-{access_name(klass)}"
     if engine.run("network", "exists", net, check=False).returncode != 0:
         engine.run("network", "create", "--label", f"{LABEL}={access_name(klass)}", net)
-    mine = attachments(klass, ON_STUDENT_NET)
+    mine = attachments(klass.students, ON_STUDENT_NET)
     sockets = service_dir(folder).resolve()
     sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
     config, source = forwarded(klass, folder), FORWARDER.read_text(encoding="utf-8")

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from .. import deploy, image, kinds, lifecycle, parentzone
 from ..engine import LABEL, ROUTES_NOTHING, Engine
-from ..errors import DeployError, LabgenError, UsageError
+from ..errors import DeployError, EngineError, LabgenError, UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
-from .rootzone import (ROOT_NS, class_ds, class_hosts, record_ds, render_root, root_anchor, root_container,
-                       root_lab_name, student_builds, student_lab, take_ds)
+from .machines import Fleet
+from .rootzone import (ROOT_NS, Copy, class_ds, class_hosts, copies, record_ds, render_root, root_anchor,
+                       root_container, root_lab_name, student_builds, student_lab, take_ds)
+from . import placement
 from . import access, firewall, servicectl as service
 from .spec import Class
 
@@ -36,24 +38,32 @@ def _require_podman(engine: Engine) -> None:
 
 
 def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
-    """Every student's lab and the lab root: each lab's build, network and containers, then one
-    ansible-playbook run over all their hosts (a student whose deploy fails is named at the end;
-    the others come up), then what needs the root running, the access layer and the service."""
+    """Every student's lab and the lab root: each lab's build, network and containers on the
+    machine it is placed on, a copy of the lab root on each machine, then one ansible-playbook
+    run over all their hosts (a student whose deploy fails is named at the end; the others come
+    up), then what needs the root running, the access layer and the service."""
     _require_podman(engine)
     folder = out / klass.name
+    fleet = Fleet(klass, folder, engine, placement.settle(klass, folder))
     key, anchor = root_anchor(klass, folder)
     total = len(klass.students)
+    if fleet.spread:
+        log("== machines: " + "; ".join(f"{m.name} ({m.ssh}): {len(students)} students"
+                                        for m, _, students in fleet.each()))
     labs = []
     for n, student in enumerate(klass.students, 1):
-        log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})")
         lab = student_lab(klass, student, anchor, folder)
-        build, tag = lifecycle.prepare(lab, student_builds(folder), engine,
+        log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})"
+            + fleet.engine(student).where)
+        build, tag = lifecycle.prepare(lab, student_builds(folder), fleet.engine(student),
                                        lifecycle.Phase(lambda line: log(f"   {line}")))
         labs.append((lab, build, lab.name))
     log(f"== lab root {klass.root} (container {root_container(klass)})")
-    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))
-    log(f"   container: {_ensure_root(klass, engine, tag)}")
-    hosts = sum(len(lab.hosts) for lab, _, _ in labs) + 1
+    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
+    for copy in copies(klass, fleet.placed):
+        log(f"   container{fleet.engines[copy.machine.name].where}: "
+            f"{_ensure_root(klass, fleet.engines[copy.machine.name], tag, copy)}")
+    hosts = sum(len(lab.hosts) for lab, _, _ in labs) + len(copies(klass, fleet.placed))
     log(f"== deploy: one ansible-playbook run on {hosts} hosts ({total} students' labs and the lab root)")
     begun = time.monotonic()
     stats = lifecycle.deploy_labs(labs, engine, tag, log=lambda line: log(f"   {line}"),
@@ -69,25 +79,30 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     for name, hosts in own.items():  # one line per student: what the trainer scans for
         log(f"   {name}: " + (f"FAILED, {broken[name][0]}" if broken[name]
                               else lifecycle.count(sum(changed.get(h, 0) for h in hosts), "change")))
-    if failed.get(f"{root_lab_name(klass)}-{ROOT_NS}"):
-        raise DeployError(f"the lab root's deploy failed: {failed[f'{root_lab_name(klass)}-{ROOT_NS}']}")
-    if (stats.get("changed") or {}).get(f"{root_lab_name(klass)}-{ROOT_NS}"):
-        _restart_resolvers(klass, engine, log)
+    roots = [f"{root_lab_name(klass)}-{c.host}" for c in copies(klass, fleet.placed)]
+    if failing := [f"{name}: {failed[name]}" for name in roots if name in failed]:
+        raise DeployError(f"the lab root's deploy failed: {'; '.join(failing)}")
+    if any(changed.get(name) for name in roots):
+        _restart_resolvers(klass, fleet, log)
     for lab, _, prefix in labs:
         if not broken[lab.name]:
-            for line in lifecycle.after_deploy(lab, prefix, stats, engine):
+            for line in lifecycle.after_deploy(lab, prefix, stats, Engine.of(lab)):
                 log(f"   {lab.name}: {line}")
-    _after(klass, folder, engine, anchor, log, skip={name for name, why in broken.items() if why})
+    _after(klass, folder, anchor, log, skip={name for name, why in broken.items() if why})
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
-    log(f"== access: {access.container(klass)} {access.ensure(klass, folder, engine, tag)}, one SSH port "
-        f"per student on {klass.access.listen}")
-    log(f"   firewall: the trainer machine answers none of the {firewall.apply(klass, engine)} student "
-        f"networks (nft table inet {firewall.table(klass)})")
+    if fleet.spread:
+        log("== access: not yet for a class over several machines; students enter with "
+            "labgen exercise/verify --student on the trainer's machine")
+    else:
+        log(f"== access: {access.container(klass)} {access.ensure(klass, folder, engine, tag)}, one SSH port "
+            f"per student on {klass.access.listen}")
+        log(f"   firewall: the trainer machine answers none of the {firewall.apply(klass, engine)} student "
+            f"networks (nft table inet {firewall.table(klass)})")
     log(f"   grading service: {service.start(Path(klass.source).resolve(), out.resolve(), klass)}; "
         f"the trainer's board: {service.board_url(klass, folder)}")
     log(f"class {klass.name} is up: {total} student labs under {klass.root}. Each student enters "
         "their workstation with (labgen class handouts writes their key and page):")
-    for student in klass.students:
+    for student in klass.students if not fleet.spread else ():
         found = access.entry(klass, student, folder, student_builds(folder))
         log(f"   {student.name}: {found.command}")
     if any(broken.values()):  # the others are up; the trainer learns which labs are not
@@ -95,7 +110,7 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
             f"{name} ({why[0]})" for name, why in broken.items() if why) + "; every other student's lab is up")
 
 
-def _after(klass: Class, folder: Path, engine: Engine, anchor, log, skip: set[str] = frozenset()) -> None:
+def _after(klass: Class, folder: Path, anchor, log, skip: set[str] = frozenset()) -> None:
     """What each host's kind does once its lab runs (Kind.after: the ACME CA's certificates and
     trust), for every student at once after the lab root is up: a student's names resolve only
     once the root delegates them, so a student's own deploy leaves it to this pass."""
@@ -106,7 +121,7 @@ def _after(klass: Class, folder: Path, engine: Engine, anchor, log, skip: set[st
         done = []
         for host in lab.hosts:
             if command := kinds.of(host).after(lab):
-                result = engine.exec(lab.container(host), "sh", "-c", command, timeout=600)
+                result = Engine.of(lab).exec(lab.container(host), "sh", "-c", command, timeout=600)
                 if result.returncode != 0:
                     raise LabgenError(f"{student.name}: {host.name}: {command} failed: "
                                       f"{(result.stderr or result.stdout).strip()[-400:]}")
@@ -116,23 +131,26 @@ def _after(klass: Class, folder: Path, engine: Engine, anchor, log, skip: set[st
 
 
 def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
-    """Render the root with the students' DS as they are now, and bring its name server up."""
-    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc))
+    """Render the root with the students' DS as they are now, and bring its copies up."""
+    fleet = Fleet(klass, folder, engine)
+    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
-    log(f"   container: {_ensure_root(klass, engine, tag)}")
+    for copy in copies(klass, fleet.placed):
+        log(f"   container{fleet.engines[copy.machine.name].where}: "
+            f"{_ensure_root(klass, fleet.engines[copy.machine.name], tag, copy)}")
     artifacts = (root / ".ansible").resolve()
     stats = deploy.run_playbook(deploy.engine_inventory([(root / "inventory.yml", root, "")], artifacts,
                                                         engine.connection),
                                 artifacts, {}, envvars=engine.own_env, log=lambda line: log(f"   {line}"))
     log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')}")
     if deploy.changed(stats):
-        _restart_resolvers(klass, engine, log)
+        _restart_resolvers(klass, fleet, log)
 
 
-def _restart_resolvers(klass: Class, engine: Engine, log) -> None:
+def _restart_resolvers(klass: Class, fleet: Fleet, log) -> None:
     """The root zone changed: no student's resolver may answer from its cache."""
     for student in klass.students:
-        resolver = student.lab.role("resolver")
+        resolver, engine = student.lab.role("resolver"), fleet.engine(student)
         if (state := engine.state(student.lab.container(resolver))) and state.running:
             engine.exec(student.lab.container(resolver), "systemctl", "restart", "unbound")
     log(f"   restarted the {len(klass.students)} students' resolvers to drop their caches")
@@ -148,11 +166,13 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: lis
         raise UsageError(f"class {klass.name} has ds: root; labgen puts every student's DS in the "
                          "root itself")
     student = klass.student(name)
-    state = engine.state(root_container(klass))
+    folder = out / klass.name
+    near = Fleet(klass, folder, engine).engine(student)  # the copy of the root beside the student's lab
+    state = near.state(root_container(klass))
     if state is None or not state.running:
         raise UsageError(f"class {klass.name} is not up; run labgen class up -c {klass.source} first")
     ns = student.lab.role("authdns")
-    answer = engine.exec(root_container(klass), "dig", "+short", "+norecurse", "DNSKEY",
+    answer = near.exec(root_container(klass), "dig", "+short", "+norecurse", "DNSKEY",
                          student.lab.domain, f"@{ns.ipv4}").stdout
     keys = [dns.rdata.from_text("IN", "DNSKEY", line) for line in answer.splitlines() if line.strip()]
     if not ds_texts:
@@ -162,7 +182,6 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: lis
                              "is the zone signed?")
         ds_texts = [dns.dnssec.make_ds(dns.name.from_text(student.lab.domain), k, "SHA256").to_text()
                     for k in sep]
-    folder = out / klass.name
     taken = take_ds(klass, folder, student, ds_texts, keys)
     key, _ = root_anchor(klass, folder)
     _root_up(klass, folder, engine, key, log)
@@ -180,25 +199,28 @@ def follow_cds(klass: Class, out: Path, engine: Engine, log=print) -> list[str]:
     and what it says becomes the student's DS set. The root is redeployed once if any changed
     (the one path every DS change takes, as for class ds). One line per change or refusal."""
     _require_podman(engine)
-    state = engine.state(root_container(klass))
-    if state is None or not state.running:
-        raise UsageError(f"class {klass.name} is not up; run labgen class up -c {klass.source} first")
     folder = out / klass.name
+    fleet = Fleet(klass, folder, engine)
     current = class_ds(klass, folder)
-    script = ["set -u", parentzone.CDS_FUNCTIONS]
-    for student in klass.students:
-        if not current[student.name]:
-            continue  # an insecure delegation: no chain for a CDS to validate through
-        domain, ns = student.lab.domain, student.lab.role("authdns").ipv4
-        dsset = "".join(f"{domain}. 3600 IN DS {ds.to_text()}\n" for ds in current[student.name])
-        script.append(f"""echo {CDS_MARK} {student.name}
+    out_text = ""
+    for _, near, students in fleet.each():  # each machine's copy of the root asks its own students
+        state = near.state(root_container(klass))
+        if state is None or not state.running:
+            raise UsageError(f"class {klass.name} is not up{near.where}; run labgen class up -c {klass.source} first")
+        script = ["set -u", parentzone.CDS_FUNCTIONS]
+        for student in students:
+            if not current[student.name]:
+                continue  # an insecure delegation: no chain for a CDS to validate through
+            domain, ns = student.lab.domain, student.lab.role("authdns").ipv4
+            dsset = "".join(f"{domain}. 3600 IN DS {ds.to_text()}\n" for ds in current[student.name])
+            script.append(f"""echo {CDS_MARK} {student.name}
 work=$(mktemp -d)
 printf '%s' '{dsset}' > $work/dsset
 if child_sets {domain} {ns} $work; then
     if delete_asked {domain} {ns} $work; then echo {DELETE_MARK}; else follow_cds {domain} {ns} $work 2>&1; fi
 fi
 rm -rf $work""")
-    out_text = engine.exec(root_container(klass), "sh", "-c", "\n".join(script), timeout=300).stdout
+        out_text += near.exec(root_container(klass), "sh", "-c", "\n".join(script), timeout=300).stdout
     changes = []
     for block in out_text.split(f"{CDS_MARK} ")[1:]:
         name, _, text = block.partition("\n")
@@ -224,12 +246,24 @@ rm -rf $work""")
     return changes
 
 
-def _ensure_root(klass: Class, engine: Engine, tag: str) -> str:
-    """The root's container: created, started, or replaced when its image or networks changed."""
-    name, nets = root_container(klass), access.attachments(klass, ON_STUDENT_NET)
-    key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING)).encode()).hexdigest()[:16]
+def _ensure_root(klass: Class, engine: Engine, tag: str, copy: Copy) -> str:
+    """A copy of the root's container on its machine: created, started, or replaced when its
+    image or networks changed. On several machines it also answers the other copies on its
+    machine's backbone address (a network of its own, with the port published there)."""
+    name, nets = root_container(klass), access.attachments(copy.students, ON_STUDENT_NET)
+    publish: list[str] = []
+    if len(klass.machines) > 1:
+        backbone = f"labgen-{root_lab_name(klass)}-backbone"
+        if engine.run("network", "exists", backbone, check=False).returncode != 0:
+            engine.run("network", "create", "--label", f"{LABEL}={root_lab_name(klass)}", backbone)
+        nets = [(backbone, "", "")] + nets
+        where = f"[{copy.machine.address}]" if ":" in copy.machine.address else copy.machine.address
+        publish = [a for proto in ("udp", "tcp") for a in ("-p", f"{where}:{klass.backbone_port}:53/{proto}")]
+    key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING, *([publish] if publish else [])))
+                         .encode()).hexdigest()[:16]
     how = engine.converge(name, key, lambda: engine.create_multihomed(
-        name, f"{ROOT_NS}.{klass.root}", nets, {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag))
+        name, f"{ROOT_NS}.{klass.root}", nets, {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag,
+        publish))
     engine.wait_booted(name)
     return how
 
@@ -238,9 +272,18 @@ def down(klass: Class, out: Path, engine: Engine) -> dict[str, list[str]]:
     """The grading service, the access container and the root first (they hold on to every
     student's network), then each student's lab, then the class's firewall table."""
     removed: dict[str, list[str]] = {"services": ["grading"] if service.stop(out, klass) else []}
-    for name in [access.access_name(klass), root_lab_name(klass)] + [s.lab.name for s in klass.students]:
-        for kind, items in lifecycle.down(name, engine).items():
-            removed.setdefault(kind, []).extend(items)
+    fleet = Fleet(klass, out / klass.name, engine)
+    for machine in klass.machines:  # a machine that is gone does not keep the others from going down
+        here, names = fleet.engines[machine.name], [root_lab_name(klass)]
+        if machine.endpoint is None:
+            names.insert(0, access.access_name(klass))
+        names += [s.lab.name for s in klass.students if not fleet.spread or fleet.placed.get(s.name) == machine.name]
+        try:
+            for name in names:
+                for kind, items in lifecycle.down(name, here).items():
+                    removed.setdefault(kind, []).extend(items)
+        except EngineError as exc:
+            removed.setdefault("unreachable machines", []).append(f"{machine.name} ({exc})")
     removed["firewall tables"] = [firewall.table(klass)] if firewall.remove(klass) else []
     return removed
 
@@ -257,17 +300,35 @@ class StudentStatus:
         return self.healthy == self.hosts
 
 
-def status(klass: Class, engine: Engine) -> tuple[str, list[StudentStatus]]:
-    state = engine.state(root_container(klass))
-    if state is None or not state.running:
-        root = "missing" if state is None else "stopped"
-    else:
-        root = engine.exec(root_container(klass), "systemctl", "is-active", "named").stdout.strip()
-        root = "named " + (root or "unknown")
-    labs = [(s, class_hosts(s.lab)) for s in klass.students]
-    rows = [StudentStatus(s.name, lab.name, sum(r.healthy for r in lifecycle.status(lab, engine)), len(lab.hosts))
-            for s, lab in labs]
-    return root, rows
+def status(klass: Class, engine: Engine, folder: Path | None = None) -> tuple[str, list[StudentStatus]]:
+    fleet = Fleet(klass, folder or Path("/nonexistent"), engine)
+    roots = []
+    for machine, here, _ in fleet.each():
+        try:
+            state = here.state(root_container(klass))
+        except EngineError:
+            roots.append(f"{machine.name}: unreachable")
+            continue
+        if state is None or not state.running:
+            root = "missing" if state is None else "stopped"
+        else:
+            root = here.exec(root_container(klass), "systemctl", "is-active", "named").stdout.strip()
+            root = "named " + (root or "unknown")
+        roots.append(f"{machine.name}: {root}" if fleet.spread else root)
+    rows = []
+    for student in klass.students:
+        lab = class_hosts(student.lab)
+        try:
+            healthy = sum(r.healthy for r in lifecycle.status(lab, fleet.engine(student)))
+        except EngineError:  # its machine is gone
+            healthy = 0
+        rows.append(StudentStatus(student.name, lab.name, healthy, len(lab.hosts)))
+    return "; ".join(roots), rows
+
+
+def roots_ok(root: str) -> bool:
+    """Every copy of the lab root runs named (status's first answer)."""
+    return all(part.endswith("named active") for part in root.split("; "))
 
 
 def status_table(klass: Class, root: str, rows: list[StudentStatus]) -> str:

@@ -5,9 +5,12 @@ one trust anchor of the class. Students are rendered first; the root is built fr
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import json
+import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -20,12 +23,14 @@ import dns.rdata
 import dns.zone
 
 from .. import dnszone, kinds, pki
+from ..engine import endpoint_vars
 from ..render import UMASK, _locked, _umask, environment, render, write_manifest, zone_file
 from ..errors import UsageError
 from ..pace import DEFAULT_PACE, PACES
 from ..spec import Lab, Parent, _show
 from .access import student_key, student_password_hash
-from .spec import ACCESS_ON_STUDENT_NET, ROOT_ON_STUDENT_NET as ON_STUDENT_NET, Class, Student
+from . import placement
+from .spec import ACCESS_ON_STUDENT_NET, ROOT_ON_STUDENT_NET as ON_STUDENT_NET, Class, Machine, Student
 
 ROOT_NS = "ns"  # the root's name server: ns.<root>
 ROOT_NS_OFFSET = 10  # its address in the root's subnets
@@ -49,6 +54,7 @@ def student_lab(klass: Class, student: Student, root_ds, folder: Path) -> Lab:
     return dataclasses.replace(class_hosts(student.lab), parent=Parent(
         klass.root, net4[ON_STUDENT_NET], net6[ON_STUDENT_NET], root_ds.to_text(), root_container(klass)),
         entry_key=student_key(folder, student), grading=str(net4[ACCESS_ON_STUDENT_NET]),
+        endpoint=placement.endpoint_of(klass, folder, student.name),
         entry_password_hash=student_password_hash(folder, student) if klass.access.password else None)
 
 
@@ -119,32 +125,98 @@ def root_anchor(klass: Class, folder: Path):
     return key, dnszone.ds_for(klass.root, dnszone.dnskey_for(key, ALGORITHM))
 
 
-def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime) -> Path:
-    """root/: the signed zone, its DS, and the root name server's tree, manifest and inventory."""
+BACKBONE_KEY = "labgen-backbone"  # the TSIG key the copies of the root sign their transfers with
+BACKBONE_KEY_SOURCE = "/etc/bind/labgen/keys/backbone.key"  # root-only, as rendered
+BACKBONE_KEY_FILE = "/etc/bind/labgen-backbone.key"  # where named (group bind) reads it
+
+
+@dataclasses.dataclass(frozen=True)
+class Copy:
+    """One copy of the lab root: on which machine, under which name in the deploy, for which
+    students (the ones on its machine; it takes every other student's zone from their copy)."""
+
+    host: str  # its host in the root's inventory (ns, or ns-<machine> for a class over machines)
+    machine: Machine
+    students: tuple[Student, ...]
+
+
+def copies(klass: Class, placed: dict[str, str]) -> list[Copy]:
+    """The copies of the lab root: one per machine that runs students (one in all on one machine)."""
+    if len(klass.machines) == 1:
+        return [Copy(ROOT_NS, klass.machines[0], klass.students)]
+    found = []
+    for machine in klass.machines:
+        mine = tuple(s for s in klass.students if placed.get(s.name) == machine.name)
+        if mine:
+            found.append(Copy(f"{ROOT_NS}-{machine.name}", machine, mine))
+    return found
+
+
+def backbone_secret(folder: Path) -> str:
+    """The class's TSIG secret for the backbone (HMAC-SHA256, base64), made once, kept 0600."""
+    path = folder / "root" / "pki" / "backbone.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime,
+                placed: dict[str, str] | None = None) -> Path:
+    """root/: the signed zone, its DS, and for each copy of the lab root (one per machine) its
+    name server's tree, manifest and inventory host."""
     root = folder / "root"
     dnskey = dnszone.dnskey_for(key, ALGORITHM)
     zone = build(klass, ds, now)
     dnszone.sign(zone, [(key, dnskey)], "nsec", now)
     text = dnszone.zone_text(zone)
+    every = copies(klass, placed or {})
+    spread = len(klass.machines) > 1
     with _umask(UMASK), _locked(folder):
+        secret = backbone_secret(folder) if spread else ""
         (root / "dns").mkdir(parents=True, exist_ok=True)
         (root / "dns" / f"db.{klass.root}").write_text(text, encoding="utf-8")
         (root / "dns" / f"{klass.root}.ds").write_text(
             dnszone.ds_line(klass.root, dnszone.ds_for(klass.root, dnskey)), encoding="utf-8")
-        tree = root / "hosts" / ROOT_NS
-        shutil.rmtree(tree, ignore_errors=True)
-        students = [{"domain": s.lab.domain, "ns_ipv4": s.lab.role("authdns").ipv4} for s in klass.students]
-        named = environment().get_template("dns/root-named.conf.j2").render(
-            klass=klass, fqdn=f"{ROOT_NS}.{klass.root}", zone_path=zone_file(klass.root), students=students)
-        for path, content in (("/etc/bind/named.conf", named), (zone_file(klass.root), text)):
-            (tree / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-            (tree / path.lstrip("/")).write_text(content, encoding="utf-8")
-        write_manifest(tree, root / "manifests" / f"{ROOT_NS}.json")
+        for old in (root / "hosts").glob("*") if (root / "hosts").is_dir() else []:
+            shutil.rmtree(old)  # a copy on a machine the class no longer uses
+        hosts = {}
+        machine_of = {s.name: c for c in every for s in c.students}
+        for n, copy in enumerate(every):
+            tree = root / "hosts" / copy.host
+            students = [{"name": s.name, "domain": s.lab.domain, "ns_ipv4": s.lab.role("authdns").ipv4,
+                         "machine": machine_of[s.name].machine.name,
+                         "from_copy": machine_of[s.name].machine.address if machine_of[s.name] != copy else ""}
+                        for s in klass.students if s.name in machine_of]
+            conf = {"backbone": spread, "machine": copy.machine.name, "port": klass.backbone_port,
+                    "key_name": BACKBONE_KEY, "key_file": BACKBONE_KEY_FILE,
+                    "others": [c.machine.address for c in every if c != copy],
+                    "root_from": every[0].machine.address if spread and n else ""}
+            named = environment().get_template("dns/root-named.conf.j2").render(
+                klass=klass, fqdn=f"{ROOT_NS}.{klass.root}", zone_path=zone_file(klass.root), students=students,
+                copy=conf)
+            files = [("/etc/bind/named.conf", named, 0o644)]
+            if not conf["root_from"]:
+                files.append((zone_file(klass.root), text, 0o644))
+            if spread:
+                files.append((BACKBONE_KEY_SOURCE, f'key "{BACKBONE_KEY}" {{\n    algorithm hmac-sha256;\n'
+                              f'    secret "{secret}";\n}};\n', 0o600))
+            for path, content, mode in files:
+                (tree / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+                (tree / path.lstrip("/")).write_text(content, encoding="utf-8")
+                os.chmod(tree / path.lstrip("/"), mode)
+            write_manifest(tree, root / "manifests" / f"{copy.host}.json")
+            hostvars = {"ansible_host": root_container(klass), "labgen_tree": f"hosts/{copy.host}",
+                        "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "common_announce": False,
+                        **kinds.hostvars(kinds.KINDS["parent"]), **endpoint_vars(copy.machine.endpoint)}
+            if spread:  # named, as group bind, reads the key again on every reload
+                hostvars["labgen_prepare"] = (f"install -o root -g bind -m 0640 {BACKBONE_KEY_SOURCE} "
+                                              f"{BACKBONE_KEY_FILE} && ")
+            hosts[copy.host] = hostvars
         inventory = {"all": {"vars": {"labgen_lab": root_lab_name(klass), "labgen_domain": klass.root},
-                             "children": {"authdns": {"hosts": {ROOT_NS: {
-                                 "ansible_host": root_container(klass), "labgen_tree": f"hosts/{ROOT_NS}",
-                                 "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "common_announce": False,
-                                 **kinds.hostvars(kinds.KINDS["parent"])}}}}}}
+                             "children": {"authdns": {"hosts": hosts}}}}
         (root / "inventory.yml").write_text("# Ansible inventory of the lab root, rendered by labgen.\n"
                                             + yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     return root
@@ -232,5 +304,5 @@ def render_class(klass: Class, out: Path, *, now: dt.datetime | None = None) -> 
     key, anchor = root_anchor(klass, folder)
     for student in klass.students:
         render(student_lab(klass, student, anchor, folder), student_builds(folder), now=now)
-    render_root(klass, folder, key, class_ds(klass, folder), now)
+    render_root(klass, folder, key, class_ds(klass, folder), now, placement.read(folder))
     return folder

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import SpecError
-from ..spec import (PARENT_HOST, Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text,
+from ..spec import (PARENT_HOST, Endpoint, Lab, _SafeLabLoader, _Section, _show, domain_name, parse, read_lab_text,
                     resource_name, subnet)
 
 # An address as written: digits, hex, '.' and ':' only (no zone ID), then checked by ipaddress.
@@ -57,6 +57,35 @@ class Access:
     password: bool = False  # also a password per student for their workstation (besides the key)
 
 
+DEFAULT_SOCKET = "/run/podman/podman.sock"
+SOCKET_RE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine that runs students' labs, reached over SSH by Podman and Ansible
+    (classroom/machines.py). The class's own machine, when the class file lists none."""
+
+    name: str  # a label: names the machine's copy of the lab root
+    ssh: str = ""  # user@host: how labgen reaches its Podman; "" for the machine labgen runs on
+    port: int = 22
+    key: str = ""  # the SSH private key labgen uses (empty: ssh's own configuration)
+    address: str = ""  # its address on the backbone: where the other copies of the root reach its copy
+    capacity: int = MAX_STUDENTS  # the most students it takes; they are spread in proportion
+    socket: str = DEFAULT_SOCKET  # its Podman service's socket (systemd's podman.socket)
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """How labgen's engine reaches it: Podman's remote mode over SSH (None: this machine)."""
+        if not self.ssh:
+            return None
+        return Endpoint(f"ssh://{self.ssh}:{self.port}{self.socket}", self.key, self.name)
+
+
+LOCAL = Machine("local")
+DEFAULT_BACKBONE_PORT = 53
+
+
 @dataclass(frozen=True)
 class Class:
     name: str
@@ -70,6 +99,8 @@ class Class:
     source: str
     exercises: tuple[str, ...] = ()  # assigned to every student (the handouts list them)
     access: Access = field(default_factory=lambda: Access())
+    machines: tuple[Machine, ...] = (LOCAL,)
+    backbone_port: int = DEFAULT_BACKBONE_PORT  # each root copy's DNS port on its backbone address
 
     def port(self, student: Student) -> int:
         """The trainer machine's port that lands on this student's workstation (SSH)."""
@@ -153,6 +184,7 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
             fail(f"is set by the class ({CLASS_KEYS[key]}); remove it", f"lab.{key}")
     exercises = _exercises(top)
     access = _access(top, len(students))
+    machines, backbone_port = _machines(top, len(students), source)
     top.done()
     built = []
     for i, student in enumerate(students, 1):
@@ -164,7 +196,7 @@ def parse_class(data: Any, source: str = "class.yml") -> Class:
             raise SpecError(str(exc).replace(f"{source}: ", f"{source}: lab.", 1)) from None
     return Class(name=name, root=root, ds=ds, ipv4_network=ipv4, ipv6_network=ipv6,
                  root_ipv4=v4[0], root_ipv6=v6[0], students=tuple(built), source=source,
-                 exercises=exercises, access=access)
+                 exercises=exercises, access=access, machines=machines, backbone_port=backbone_port)
 
 
 def _access(top: _Section, count: int) -> Access:
@@ -192,6 +224,84 @@ def _access(top: _Section, count: int) -> Access:
     password = sec.typed("password", bool, False)
     sec.done()
     return Access(port, listen, host, board, password)
+
+
+SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def _machines(top: _Section, count: int, source: str) -> tuple[tuple[Machine, ...], int]:
+    """machines: the machines the students are spread over (none: this machine), each reached
+    over SSH; backbone: the network their copies of the lab root talk over."""
+    value = top.get("machines", [])
+    backbone = top.section("backbone")
+    port = backbone.typed("port", int, DEFAULT_BACKBONE_PORT)
+    if not 1 <= port <= 65535:
+        backbone.fail(f"{port} is not a port (1-65535)", backbone.key("port"))
+    network = backbone.get("network", None)
+    if network is not None:
+        network = ipaddress.ip_network(subnet(network, backbone.key("network"),
+                                              4 if ":" not in str(network) else 6, top.fail))
+    backbone.done()
+    if not value:
+        if network is not None:
+            top.fail("names a backbone, but the class lists no machines", "backbone.network")
+        return (LOCAL,), port
+    if not isinstance(value, list):
+        top.fail("must be a list of machines (name, ssh, address, capacity)", "machines")
+    found: list[Machine] = []
+    for i, entry in enumerate(value):
+        sec = _Section(entry, f"machines[{i}]", source)
+        name = sec.typed("name", str, "")
+        if not STUDENT_RE.fullmatch(name):
+            sec.fail(f"{_show(name)} is not a machine name: 1-15 lowercase letters, digits and '-', "
+                     "starting with a letter", sec.key("name"))
+        if name in {m.name for m in found}:
+            sec.fail(f"{_show(name)} is given twice", sec.key("name"))
+        target = sec.typed("ssh", str, "")
+        user, at, host = target.rpartition("@")
+        if not at or not SSH_USER_RE.fullmatch(user) or not host:
+            sec.fail(f"{_show(target)} is not user@host (the SSH login labgen uses to reach its Podman)",
+                     sec.key("ssh"))
+        if NETWORK_ADDRESS_RE.fullmatch(host):
+            try:
+                host = str(ipaddress.ip_address(host))
+            except ValueError:
+                sec.fail(f"{_show(host)} is not an IP address", sec.key("ssh"))
+        else:
+            host = domain_name(host, sec.key("ssh"), sec.fail)
+        ssh_port = sec.typed("port", int, 22)
+        if not 1 <= ssh_port <= 65535:
+            sec.fail(f"{ssh_port} is not a port (1-65535)", sec.key("port"))
+        key = sec.typed("key", str, "")
+        if key:
+            key = str((Path(source).parent / key).resolve()) if not Path(key).is_absolute() else key
+            if not Path(key).is_file():
+                sec.fail(f"{_show(key)} is not a file (the SSH private key for this machine)", sec.key("key"))
+        address = sec.get("address", host if NETWORK_ADDRESS_RE.fullmatch(host) else None)
+        try:
+            if not isinstance(address, str) or not NETWORK_ADDRESS_RE.fullmatch(address):
+                raise ValueError
+            address = ipaddress.ip_address(address)
+        except ValueError:
+            sec.fail(f"{_show(address)} is not an IP address: give the machine's address on the "
+                     "backbone, where the other machines reach its copy of the lab root", sec.key("address"))
+        if network is not None and address not in network:
+            sec.fail(f"{address} is not in the backbone network {network}", sec.key("address"))
+        if str(address) in {m.address for m in found}:
+            sec.fail(f"{address} is the address of another machine", sec.key("address"))
+        capacity = sec.typed("capacity", int, MAX_STUDENTS)
+        if not 1 <= capacity <= MAX_STUDENTS:
+            sec.fail(f"{capacity} is not a number of students from 1 to {MAX_STUDENTS}", sec.key("capacity"))
+        sock = sec.typed("socket", str, DEFAULT_SOCKET)
+        if not SOCKET_RE.fullmatch(sock) or "/../" in f"{sock}/":
+            sec.fail(f"{_show(sock)} is not the path of a Unix socket (Podman's service on the machine)",
+                     sec.key("socket"))
+        sec.done()
+        found.append(Machine(name, f"{user}@{host}", ssh_port, key, str(address), capacity, sock))
+    if sum(m.capacity for m in found) < count:
+        top.fail(f"the machines hold {sum(m.capacity for m in found)} students in all (capacity), "
+                 f"fewer than the class's {count}", "machines")
+    return tuple(found), port
 
 
 def _exercises(top: _Section) -> tuple[str, ...]:
