@@ -10,10 +10,12 @@ import ipaddress
 import json
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +129,19 @@ class Engine:
 
     def host_vars(self) -> dict:
         return endpoint_vars(self.endpoint)
+
+    def on_machine(self, *cmd: str, input: str | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
+        """A command on the engine's machine itself (nft, for a class's walls): here, or over
+        SSH on another machine, with the same login its Podman is reached with."""
+        if self.endpoint is not None:
+            url = urllib.parse.urlsplit(self.endpoint.url)
+            cmd = ("ssh", "-o", "BatchMode=yes", "-p", str(url.port or 22),
+                   *(("-i", self.endpoint.key) if self.endpoint.key else ()),
+                   f"{url.username}@{url.hostname}", "--", shlex.join(cmd))
+        try:
+            return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EngineError(f"'{cmd[0]}'{self.where} did not finish in {timeout} s") from None
 
     @property
     def connection(self) -> str:
@@ -261,6 +276,24 @@ class Engine:
         return ContainerState(container, bool(info["State"].get("Running")),
                               ((info.get("Config") or {}).get("Labels") or {}).get("io.labgen.key", ""),
                               net.get("IPAddress", ""), net.get("GlobalIPv6Address", ""))
+
+    def lab_states(self, lab_name: str) -> dict[str, ContainerState]:
+        """Every container of a lab, running or not, with its key: one engine call (addresses
+        are left empty; state() has them)."""
+        podman = self.name == "podman"  # Podman prints one JSON list, Docker a JSON object per line
+        out = self.run("ps", "-a", "--filter", f"label={LABEL}={lab_name}", "--format",
+                       "json" if podman else "{{json .}}").stdout
+        entries = json.loads(out or "[]") if podman else [json.loads(line) for line in out.splitlines() if line.strip()]
+        found = {}
+        for info in entries:
+            names = info.get("Names") or []
+            name = names[0] if isinstance(names, list) and names else str(names).lstrip("/")
+            labels = info.get("Labels") or {}
+            if isinstance(labels, str):  # Docker: "k=v,k=v"
+                labels = dict(pair.split("=", 1) for pair in labels.split(",") if "=" in pair)
+            running = str(info.get("State", "")).lower() == "running"
+            found[name] = ContainerState(name, running, labels.get("io.labgen.key", ""), "", "")
+        return found
 
     def create_container(self, lab: Lab, host: Host, tag: str, key: str) -> None:
         resolver = lab.role("resolver")

@@ -8,9 +8,12 @@ brings the lab back to full health.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +43,15 @@ def service(host: Host) -> str | None:
 def _source_digest(lab: Lab) -> str:
     """What the build depends on: the lab file, labgen's version, its templates and profiles,
     and its code (which renders, and ships programs such as labgen-certs as they are)."""
-    digest = hashlib.sha256(__version__.encode())
+    digest = hashlib.sha256(_code_digest().encode())
     digest.update(Path(lab.source).read_bytes() if Path(lab.source).is_file() else lab.source.encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """labgen's own part of every build's digest: read once per run (a class has many labs)."""
+    digest = hashlib.sha256(__version__.encode())
     code = Path(__file__).parent
     inputs = [*data_dir("templates").rglob("*"), *(code / "profiles").rglob("*"), *code.rglob("*.py")]
     for path in sorted(inputs):
@@ -122,20 +132,23 @@ def up(lab: Lab, out: Path, engine: Engine, *, verbose: bool = False, log=print)
     return stats
 
 
-def prepare(lab: Lab, out: Path, engine: Engine, phase: "Phase") -> tuple[Path, str]:
+def prepare(lab: Lab, out: Path, engine: Engine, phase: "Phase",
+            lock: threading.Lock | None = None) -> tuple[Path, str]:
     """Everything of up before the deploy: the build, the image, the network and the containers.
-    Returns the build folder and the image."""
-    phase.start("render")
-    build, how = ensure_build(lab, out)
-    phase.done(f"{build} {how}")
+    Returns the build folder and the image. lock: held while rendering and making the image, so
+    several labs may be prepared at once (the umask of a render is the whole process's)."""
+    with lock or contextlib.nullcontext():
+        phase.start("render")
+        build, how = ensure_build(lab, out)
+        phase.done(f"{build} {how}")
 
-    phase.start("image")
-    suite = image.SUITES.get(lab.target.name)
-    if suite is None:
-        raise ImageError(f"target {lab.target.name!r} has no lab image; labgen up runs "
-                         f"{', '.join(image.SUITES)}")
-    tag, how = engine.ensure_image(suite, log=lambda msg: phase.log(f"      {msg}"))
-    phase.done(f"{tag} ({how})")
+        phase.start("image")
+        suite = image.SUITES.get(lab.target.name)
+        if suite is None:
+            raise ImageError(f"target {lab.target.name!r} has no lab image; labgen up runs "
+                             f"{', '.join(image.SUITES)}")
+        tag, how = engine.ensure_image(suite, log=lambda msg: phase.log(f"      {msg}"))
+        phase.done(f"{tag} ({how})")
 
     phase.start("network")
     net = lab.ipv4_network, lab.ipv6_network
@@ -198,12 +211,14 @@ def require_up(lab: Lab, engine: Engine, config: str) -> None:
 def _ensure_containers(lab: Lab, engine: Engine, tag: str) -> str:
     counts = {"created": 0, "started": 0, "replaced": 0, "running": 0, "removed": 0}
     expected = {lab.container(h) for h in lab.hosts}
-    for stale in set(engine.lab_resources(lab.name)["containers"]) - expected:
+    states = engine.lab_states(lab.name)  # one engine call for the lab's containers
+    for stale in set(states) - expected:
         engine.remove(stale)  # a server the lab file no longer has
         counts["removed"] += 1
+    fresh = []  # containers that boot now: the deploy waits for them, not for the running ones
     for host in lab.hosts:
         name, key = lab.container(host), _container_key(lab, host, tag)
-        state = engine.state(name)
+        state = states.get(name)
         if state is not None and state.key != key:
             engine.remove(name)
             counts["replaced"] += 1
@@ -221,8 +236,10 @@ def _ensure_containers(lab: Lab, engine: Engine, tag: str) -> str:
                 counts["replaced"] += 1
         else:
             counts["running"] += 1
-    for host in lab.hosts:
-        engine.wait_booted(lab.container(host))
+            continue
+        fresh.append(name)
+    for name in fresh:
+        engine.wait_booted(name)
     return ", ".join(f"{n} {what}" for what, n in counts.items() if n) + f" ({LABEL}={lab.name})"
 
 

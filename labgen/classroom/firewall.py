@@ -22,7 +22,7 @@ import shutil
 import subprocess
 
 from ..engine import Engine, network_name
-from ..errors import LabgenError
+from ..errors import EngineError, LabgenError
 from .spec import Class
 
 
@@ -30,8 +30,8 @@ def table(klass: Class) -> str:
     return "labgen_" + klass.name.replace("-", "_")
 
 
-def bridges(klass: Class, engine: Engine) -> list[str]:
-    names = [network_name(s.lab) for s in klass.students]
+def bridges(students, engine: Engine) -> list[str]:
+    names = [network_name(s.lab) for s in students]
     found = json.loads(engine.run("network", "inspect", *names).stdout)
     return [net["network_interface"] for net in found]
 
@@ -57,24 +57,31 @@ def rules(klass: Class, ifaces: list[str]) -> str:
 """
 
 
-def _nft(script: str) -> None:
-    if not shutil.which("nft"):
+def _nft(engine: Engine, script: str) -> None:
+    """nft on the machine the engine runs its containers on (this one, or another over SSH)."""
+    if engine.endpoint is None and not shutil.which("nft"):
         raise LabgenError("a class needs nftables on the trainer's machine (apt install nftables): "
                           "it keeps students' hosts away from the machine's own services")
-    result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    result = engine.on_machine("nft", "-f", "-", input=script)
     if result.returncode != 0:
-        raise LabgenError(f"nft refused the class's rules: {result.stderr.strip()}")
+        raise LabgenError(f"nft{engine.where} refused the class's rules: {result.stderr.strip()}")
 
 
-def apply(klass: Class, engine: Engine) -> int:
-    """Write the class's table; returns how many student networks it walls."""
-    ifaces = bridges(klass, engine)
-    _nft(f"table inet {table(klass)}\ndelete table inet {table(klass)}\n" + rules(klass, ifaces))
+def apply(klass: Class, engine: Engine, students=None) -> int:
+    """Write the class's table on the engine's machine, for these students' networks (all: the
+    class's); returns how many student networks it walls."""
+    ifaces = bridges(klass.students if students is None else students, engine)
+    _nft(engine, f"table inet {table(klass)}\ndelete table inet {table(klass)}\n" + rules(klass, ifaces))
     return len(ifaces)
 
 
-def remove(klass: Class) -> bool:
-    if not shutil.which("nft"):
+def remove(klass: Class, engine: Engine | None = None) -> bool:
+    if engine is None or engine.endpoint is None:
+        if not shutil.which("nft"):
+            return False
+        return subprocess.run(["nft", "delete", "table", "inet", table(klass)],
+                              capture_output=True).returncode == 0
+    try:
+        return engine.on_machine("nft", "delete", "table", "inet", table(klass)).returncode == 0
+    except EngineError:
         return False
-    return subprocess.run(["nft", "delete", "table", "inet", table(klass)],
-                          capture_output=True).returncode == 0

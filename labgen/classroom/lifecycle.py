@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dns.dnssec
 import dns.name
@@ -29,6 +31,11 @@ from .rootzone import (ROOT_NS, Copy, class_ds, class_hosts, copies, record_ds, 
 from . import placement
 from . import access, firewall, servicectl as service
 from .spec import Class
+
+
+# Students whose networks and containers are made at once: enough to keep the engine busy
+# while containers boot, few enough that a machine's 2 cores are not swamped by systemd.
+PREPARING = 4
 
 
 def _require_podman(engine: Engine) -> None:
@@ -50,14 +57,28 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     if fleet.spread:
         log("== machines: " + "; ".join(f"{m.name} ({m.ssh}): {len(students)} students"
                                         for m, _, students in fleet.each()))
-    labs = []
-    for n, student in enumerate(klass.students, 1):
+    # Several students at once: their containers boot while the next ones are made. Each
+    # student's lines are printed together once that student is ready.
+    lock, printing = threading.Lock(), threading.Lock()
+
+    def prepare(numbered):
+        n, student = numbered
+        lines = [f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})"
+                 + fleet.engine(student).where]
         lab = student_lab(klass, student, anchor, folder)
-        log(f"== student {n}/{total}: {student.name} (lab {student.lab.name}, {student.lab.domain})"
-            + fleet.engine(student).where)
-        build, tag = lifecycle.prepare(lab, student_builds(folder), fleet.engine(student),
-                                       lifecycle.Phase(lambda line: log(f"   {line}")))
-        labs.append((lab, build, lab.name))
+        try:
+            build, tag = lifecycle.prepare(lab, student_builds(folder), fleet.engine(student),
+                                           lifecycle.Phase(lambda line: lines.append(f"   {line}")), lock)
+        finally:
+            with printing:
+                for line in lines:
+                    log(line)
+        return lab, build, tag
+
+    with ThreadPoolExecutor(max_workers=PREPARING) as pool:
+        prepared = list(pool.map(prepare, enumerate(klass.students, 1)))
+    labs = [(lab, build, lab.name) for lab, build, _ in prepared]
+    tag = prepared[0][2]
     log(f"== lab root {klass.root} (container {root_container(klass)})")
     root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
     for copy in copies(klass, fleet.placed):
@@ -91,6 +112,9 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     _after(klass, folder, anchor, log, skip={name for name, why in broken.items() if why})
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
     if fleet.spread:
+        for machine, here, students in fleet.each():
+            log(f"   firewall on {machine.name}: the machine answers none of its "
+                f"{firewall.apply(klass, here, students)} student networks (nft table inet {firewall.table(klass)})")
         log("== access: not yet for a class over several machines; students enter with "
             "labgen exercise/verify --student on the trainer's machine")
     else:
@@ -284,7 +308,8 @@ def down(klass: Class, out: Path, engine: Engine) -> dict[str, list[str]]:
                     removed.setdefault(kind, []).extend(items)
         except EngineError as exc:
             removed.setdefault("unreachable machines", []).append(f"{machine.name} ({exc})")
-    removed["firewall tables"] = [firewall.table(klass)] if firewall.remove(klass) else []
+    removed["firewall tables"] = [f"{firewall.table(klass)}{here.where}" for here in
+                                  dict.fromkeys(fleet.engines.values()) if firewall.remove(klass, here)]
     return removed
 
 

@@ -219,7 +219,7 @@ class Service:
 
     async def _status(self, student) -> Answer:
         lab, build = self._lab(student)
-        hosts = await asyncio.to_thread(lifecycle.status, lab, self.engine)
+        hosts = await asyncio.to_thread(lifecycle.status, lab, Engine.of(lab))
         last = self.results.get(student.name)
         lines = [f"{student.name}: lab {lab.name}, zone {lab.domain}; "
                  f"{sum(h.healthy for h in hosts)} of {len(hosts)} hosts healthy",

@@ -130,7 +130,8 @@ def test_one_inventory_deploys_several_labs_each_host_with_its_own_build(render_
 
     first, one = render_lab({"name": "c-s01", "domain": "s01.class.example"}, out=tmp_path / "a")
     second, two = render_lab({"name": "c-s02", "domain": "s02.class.example"}, out=tmp_path / "b")
-    path = deploy.engine_inventory([(one / "inventory.yml", one, "c-s01"), (two / "inventory.yml", two, "c-s02")],
+    remote = {"ansible_podman_extra_args": "--url ssh://root@10.9.0.22:22/run/podman/podman.sock"}
+    path = deploy.engine_inventory([(one / "inventory.yml", one, "c-s01"), (two / "inventory.yml", two, "c-s02", remote)],
                                    tmp_path / "run", "podman")
     doc = yaml.safe_load(path.read_text())["all"]
     nginx = doc["children"]["nginx"]["hosts"]
@@ -138,6 +139,9 @@ def test_one_inventory_deploys_several_labs_each_host_with_its_own_build(render_
     assert nginx["c-s02-nginx"]["labgen_build"] == str(two.resolve())
     assert nginx["c-s02-nginx"]["labgen_manifest"] == "nginx" and nginx["c-s02-nginx"]["labgen_domain"] == "s02.class.example"
     assert nginx["c-s01-nginx"]["ansible_host"] == "labgen-c-s01-nginx"
+    # a lab on another machine: its hosts' Podman connection goes there, the others' stays here
+    assert nginx["c-s02-nginx"]["ansible_podman_extra_args"] == remote["ansible_podman_extra_args"]
+    assert "ansible_podman_extra_args" not in nginx["c-s01-nginx"]
     assert set(doc["children"]["lab_c_s01"]["hosts"]) == {f"c-s01-{h.name}" for h in first.hosts}
     assert doc["vars"]["ansible_connection"] == "podman" and deploy._forks(path) == max(10, 2 * len(first.hosts))
     # a single lab keeps its hosts' own names

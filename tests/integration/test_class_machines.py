@@ -1,0 +1,106 @@
+"""A class spread over two machines (tests/standin.py: two stand-ins that share nothing but a
+backbone network, each with its own Podman reached over SSH): each machine runs its students'
+labs and its own copy of the lab root; a student on one machine validates a name of a student on
+the other (AD); a zone change reaches every copy of the root over the backbone (NOTIFY, TSIG
+transfers); with one machine gone, the other machine's students still pass verify.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import standin
+from test_class import class_up, labgen
+
+from labgen.classroom.rootzone import root_container
+from labgen.engine import Engine
+from labgen.spec import Endpoint
+from labtest import run
+
+CLASS = {"name": "cwide", "students": 2, "network": {"ipv4": "10.131.0.0/16", "ipv6": "2001:db8:131::/48"},
+         "lab": {"servers": [{"name": "www", "software": "nginx"}]},
+         "backbone": {"network": f"{standin.NETWORK}.0/24"}}
+
+
+def engine_of(machine: str) -> Engine:
+    n = int(machine.removeprefix("m"))
+    return Engine("podman", Endpoint(f"ssh://root@{standin.address(n)}:22{standin.socket(machine)}",
+                                     str(standin.KEY), machine))
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    machines = standin.up(2)
+    try:
+        yield from class_up(tmp_path_factory.mktemp("wide"), {**CLASS, "machines": machines})
+    finally:
+        standin.down()
+
+
+def dig(engine: Engine, container: str, query: str) -> str:
+    return engine.exec(container, "sh", "-c", f"dig +time=3 +tries=2 {query}").stdout
+
+
+def test_each_machine_runs_its_students_and_a_copy_of_the_root(wide):
+    config, model, up = wide
+    assert "== machines: m1 (root@10.99.0.21): 1 students; m2 (root@10.99.0.22): 1 students" in up, up
+    for n, machine in ((1, "m1"), (2, "m2")):
+        names = engine_of(machine).run("ps", "--format", "{{.Names}}").stdout.split()
+        assert f"labgen-cwide-s0{n}-www" in names and root_container(model) in names, names
+        assert not any(f"labgen-cwide-s0{3 - n}-" in name for name in names), names
+    # nothing of the class runs on this machine
+    here = Engine("podman").run("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert not any(name.startswith("labgen-cwide-") for name in here), here
+    status = labgen(config, "class", "status")
+    assert status.returncode == 0 and "m1: named active; m2: named active" in status.stdout, status.stdout
+
+
+def test_a_student_validates_a_name_of_a_student_on_the_other_machine(wide):
+    _, model, _ = wide
+    s01 = model.student("s01").lab
+    answer = dig(engine_of("m1"), s01.container(s01.role("client")), "+dnssec www.s02.class.example A")
+    assert "status: NOERROR" in answer and re.search(r"flags: [a-z ]*\bad\b", answer), answer
+
+
+def serial(engine: Engine, container: str, zone: str, at: str) -> int | None:
+    found = re.findall(r"^\S+\s+\d+\s+IN\s+SOA\s+\S+\s+\S+\s+(\d+)", dig(engine, container, f"+norecurse SOA {zone} @{at}"), re.M)
+    return int(found[0]) if found else None
+
+
+def test_a_zone_change_reaches_every_copy_of_the_root_over_the_backbone(wide):
+    config, model, _ = wide
+    s02 = model.student("s02").lab
+    m1, m2 = engine_of("m1"), engine_of("m2")
+    ns = s02.role("authdns")
+    before = serial(m2, s02.container(ns), s02.domain, "127.0.0.1")
+    assert before and serial(m1, root_container(model), s02.domain, "127.0.0.1") == before
+    # the student's name server takes a new serial: its NOTIFY reaches its machine's copy, which
+    # passes the zone on to the other machine's copy over the backbone
+    bumped = m2.exec(s02.container(ns), "sh", "-c",
+                     f"f=$(grep -l 'IN SOA' /etc/bind/labgen/db.{s02.domain}* | head -1); "
+                     f"sed -i 's/ {before} / {before + 1} /' $f && rndc reload {s02.domain}")
+    assert bumped.returncode == 0, bumped.stdout + bumped.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and serial(m1, root_container(model), s02.domain, "127.0.0.1") != before + 1:
+        time.sleep(1)
+    assert serial(m2, root_container(model), s02.domain, "127.0.0.1") == before + 1
+    assert serial(m1, root_container(model), s02.domain, "127.0.0.1") == before + 1
+    # a copy answers a transfer only to the class's key (this machine is on the backbone too)
+    secret = (config.parent / "build" / "cwide" / "root" / "pki" / "backbone.secret").read_text().strip()
+    plain = run(["dig", "+time=3", "+tries=1", "AXFR", s02.domain, f"@{standin.address(1)}"]).stdout
+    signed = run(["dig", "+time=3", "+tries=1", "-y", f"hmac-sha256:labgen-backbone:{secret}", "AXFR",
+                  s02.domain, f"@{standin.address(1)}"]).stdout
+    assert "Transfer failed" in plain and "IN\tSOA" not in plain, plain
+    assert len(re.findall(r"\bIN\s+SOA\b", signed)) == 2, signed
+
+
+def test_with_one_machine_gone_the_other_machines_students_pass_verify(wide):
+    config, model, _ = wide
+    standin.stop("m2")
+    verify = labgen(config, "verify", "--student", "s01", timeout=600)
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr
+    status = labgen(config, "class", "status")
+    assert status.returncode == 1 and "m2: unreachable" in status.stdout, status.stdout + status.stderr
+    assert re.search(r"^s01 .* (\d+)/\1 healthy$", status.stdout, re.M), status.stdout
