@@ -130,6 +130,13 @@ class Engine:
     def host_vars(self) -> dict:
         return endpoint_vars(self.endpoint)
 
+    def reachable(self) -> bool:
+        """Whether the engine answers (another machine's may be gone)."""
+        try:
+            return self.run("version", "--format", "{{.Client.Version}}", check=False, timeout=20).returncode == 0
+        except EngineError:
+            return False
+
     def on_machine(self, *cmd: str, input: str | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
         """A command on the engine's machine itself (nft, for a class's walls): here, or over
         SSH on another machine, with the same login its Podman is reached with."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import deploy, image, kinds, lifecycle, parentzone
 from ..engine import LABEL, ROUTES_NOTHING, Engine
-from ..errors import DeployError, EngineError, LabgenError, UsageError
+from ..errors import DeployError, LabgenError, UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
 from .machines import Fleet
 from .rootzone import (ROOT_NS, Copy, class_ds, class_hosts, copies, record_ds, render_root, root_anchor,
@@ -302,12 +302,12 @@ def down(klass: Class, out: Path, engine: Engine) -> dict[str, list[str]]:
         if machine.endpoint is None:
             names.insert(0, access.access_name(klass))
         names += [s.lab.name for s in klass.students if not fleet.spread or fleet.placed.get(s.name) == machine.name]
-        try:
-            for name in names:
-                for kind, items in lifecycle.down(name, here).items():
-                    removed.setdefault(kind, []).extend(items)
-        except EngineError as exc:
-            removed.setdefault("unreachable machines", []).append(f"{machine.name} ({exc})")
+        if here.endpoint is not None and not here.reachable():
+            removed.setdefault("unreachable machines", []).append(machine.name)
+            continue
+        for name in names:
+            for kind, items in lifecycle.down(name, here).items():
+                removed.setdefault(kind, []).extend(items)
     removed["firewall tables"] = [f"{firewall.table(klass)}{here.where}" for here in
                                   dict.fromkeys(fleet.engines.values()) if firewall.remove(klass, here)]
     return removed
@@ -327,13 +327,13 @@ class StudentStatus:
 
 def status(klass: Class, engine: Engine, folder: Path | None = None) -> tuple[str, list[StudentStatus]]:
     fleet = Fleet(klass, folder or Path("/nonexistent"), engine)
-    roots = []
+    roots, gone = [], set()
     for machine, here, _ in fleet.each():
-        try:
-            state = here.state(root_container(klass))
-        except EngineError:
+        if here.endpoint is not None and not here.reachable():
             roots.append(f"{machine.name}: unreachable")
+            gone.add(machine.name)
             continue
+        state = here.state(root_container(klass))
         if state is None or not state.running:
             root = "missing" if state is None else "stopped"
         else:
@@ -343,10 +343,8 @@ def status(klass: Class, engine: Engine, folder: Path | None = None) -> tuple[st
     rows = []
     for student in klass.students:
         lab = class_hosts(student.lab)
-        try:
-            healthy = sum(r.healthy for r in lifecycle.status(lab, fleet.engine(student)))
-        except EngineError:  # its machine is gone
-            healthy = 0
+        gone_with = fleet.machine(student).name in gone
+        healthy = 0 if gone_with else sum(r.healthy for r in lifecycle.status(lab, fleet.engine(student)))
         rows.append(StudentStatus(student.name, lab.name, healthy, len(lab.hosts)))
     return "; ".join(roots), rows
 

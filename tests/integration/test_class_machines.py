@@ -104,3 +104,6 @@ def test_with_one_machine_gone_the_other_machines_students_pass_verify(wide):
     status = labgen(config, "class", "status")
     assert status.returncode == 1 and "m2: unreachable" in status.stdout, status.stdout + status.stderr
     assert re.search(r"^s01 .* (\d+)/\1 healthy$", status.stdout, re.M), status.stdout
+    down = labgen(config, "class", "down")
+    assert down.returncode == 0 and "1 unreachable machine" in down.stdout, down.stdout + down.stderr
+    assert not engine_of("m1").run("ps", "-a", "--format", "{{.Names}}").stdout.split()

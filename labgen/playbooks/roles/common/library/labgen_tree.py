@@ -322,7 +322,9 @@ def validate_or_restore(module, saved, moved, files, dirs):
     params = module.params
     if not params["validate"]:
         return
-    rc, out, err = module.run_command(params["validate"])
+    # Through the shell: a kind's checker may be a preparation and the check ("seed && check");
+    # split into arguments, "&&" would only be one more argument of the first command.
+    rc, out, err = module.run_command(["/bin/sh", "-c", params["validate"]])
     if rc == 0:
         return
     put_back(saved)
