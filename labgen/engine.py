@@ -274,15 +274,25 @@ class Engine:
     # ------------------------------------------------------------------ containers
 
     def state(self, container: str) -> ContainerState | None:
-        result = self.run("container", "inspect", container, check=False)
+        return self.states([container]).get(container)
+
+    def states(self, containers: list[str]) -> dict[str, ContainerState]:
+        """Each of these containers that exists, with its addresses: one engine call."""
+        if not containers:
+            return {}
+        result = self.run("container", "inspect", *containers, check=False)
+        if result.returncode != 0 and len(containers) > 1:  # one is missing: ask one by one
+            return {name: found for name in containers if (found := self.state(name)) is not None}
         if result.returncode != 0:
-            return None
-        info = json.loads(result.stdout)[0]
-        nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
-        net = next(iter(nets.values()), {})
-        return ContainerState(container, bool(info["State"].get("Running")),
-                              ((info.get("Config") or {}).get("Labels") or {}).get("io.labgen.key", ""),
-                              net.get("IPAddress", ""), net.get("GlobalIPv6Address", ""))
+            return {}
+        found = {}
+        for name, info in zip(containers, json.loads(result.stdout)):
+            nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
+            net = next(iter(nets.values()), {})
+            found[name] = ContainerState(name, bool(info["State"].get("Running")),
+                                         ((info.get("Config") or {}).get("Labels") or {}).get("io.labgen.key", ""),
+                                         net.get("IPAddress", ""), net.get("GlobalIPv6Address", ""))
+        return found
 
     def lab_states(self, lab_name: str) -> dict[str, ContainerState]:
         """Every container of a lab, running or not, with its key: one engine call (addresses

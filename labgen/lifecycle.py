@@ -15,6 +15,7 @@ import hashlib
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,21 +263,24 @@ class HostStatus:
 
 
 def status(lab: Lab, engine: Engine) -> list[HostStatus]:
-    rows = []
-    for host in lab.hosts:
+    """Each host's container and service: one engine call for the containers, then each
+    service asked at once (a class asks this for every student)."""
+    states = engine.states([lab.container(h) for h in lab.hosts])
+
+    def row(host: Host) -> HostStatus:
         name, unit = lab.container(host), service(host)
-        state = engine.state(name)
+        state = states.get(name)
         if state is None:
-            rows.append(HostStatus(host, "missing", "", "", unit, "-" if unit is None else "unknown"))
-            continue
+            return HostStatus(host, "missing", "", "", unit, "-" if unit is None else "unknown")
         svc = "-"
         if unit and state.running:
             svc = engine.exec(name, "systemctl", "is-active", unit).stdout.strip() or "unknown"
         elif unit:
             svc = "unknown"
-        rows.append(HostStatus(host, "running" if state.running else "stopped", state.ipv4,
-                               state.ipv6, unit, svc))
-    return rows
+        return HostStatus(host, "running" if state.running else "stopped", state.ipv4, state.ipv6, unit, svc)
+
+    with ThreadPoolExecutor(max_workers=len(lab.hosts) or 1) as pool:
+        return list(pool.map(row, lab.hosts))
 
 
 def status_table(lab: Lab, rows: list[HostStatus]) -> str:

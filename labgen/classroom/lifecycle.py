@@ -30,7 +30,7 @@ from .rootzone import (ROOT_NS, Copy, class_ds, class_hosts, copies, record_ds, 
                        root_container, root_lab_name, student_builds, student_lab, take_ds)
 from . import placement
 from . import access, firewall, servicectl as service
-from .spec import Class
+from .spec import Class, Student
 
 
 # Students whose networks and containers are made at once: enough to keep the engine busy
@@ -340,12 +340,14 @@ def status(klass: Class, engine: Engine, folder: Path | None = None) -> tuple[st
             root = here.exec(root_container(klass), "systemctl", "is-active", "named").stdout.strip()
             root = "named " + (root or "unknown")
         roots.append(f"{machine.name}: {root}" if fleet.spread else root)
-    rows = []
-    for student in klass.students:
+    def row(student: Student) -> StudentStatus:
         lab = class_hosts(student.lab)
         gone_with = fleet.machine(student).name in gone
         healthy = 0 if gone_with else sum(r.healthy for r in lifecycle.status(lab, fleet.engine(student)))
-        rows.append(StudentStatus(student.name, lab.name, healthy, len(lab.hosts)))
+        return StudentStatus(student.name, lab.name, healthy, len(lab.hosts))
+
+    with ThreadPoolExecutor(max_workers=PREPARING) as pool:  # students asked a few at a time
+        rows = list(pool.map(row, klass.students))
     return "; ".join(roots), rows
 
 

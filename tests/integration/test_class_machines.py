@@ -96,6 +96,13 @@ def test_a_zone_change_reaches_every_copy_of_the_root_over_the_backbone(wide):
     assert len(re.findall(r"\bIN\s+SOA\b", signed)) == 2, signed
 
 
+def test_the_scoreboard_grades_every_student_on_every_machine(wide):
+    config, _, _ = wide
+    board = labgen(config, "class", "verify", timeout=900)
+    assert board.returncode == 0 and "2 of 2 students pass every required check" in board.stdout, \
+        board.stdout[-3000:] + board.stderr
+
+
 def test_with_one_machine_gone_the_other_machines_students_pass_verify(wide):
     config, model, _ = wide
     standin.stop("m2")
