@@ -60,7 +60,7 @@ def service_mb(folder: Path) -> float:
     return int(found.group(1)) * 1024 / 1e6 if found else float("nan")
 
 
-def one(size: int, folder: Path) -> str:
+def one(size: int, folder: Path, up_only: bool = False) -> str:
     config = folder / "class.yml"
     config.write_text(yaml.safe_dump({"name": "cbench", "students": size, "access": {"listen": "127.0.0.1"},
                                       "network": {"ipv4": "10.140.0.0/16", "ipv6": "2001:db8:140::/48"}}))
@@ -70,6 +70,8 @@ def one(size: int, folder: Path) -> str:
         if result.returncode != 0:
             return f"{size:>8}  class up failed: {(result.stderr or result.stdout).strip()[-300:]}"
         memory = memory_mb(Engine("podman"), "cbench")
+        if up_only:
+            return f"{size:>8}  {up:>9.1f} s  {memory:>8.0f} MB  {memory / size:>8.0f} MB"
         # The access layer: the access container (sshd runs only once a student connects) and
         # the grading service on the trainer's machine.
         engine = Engine("podman")
@@ -98,12 +100,13 @@ def one(size: int, folder: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,30,100")
+    parser.add_argument("--up-only", action="store_true", help="time class up and take the memory only")
     args = parser.parse_args()
     print(f"{'students':>8}  {'class up':>11}  {'memory':>11}  {'/student':>11}  {'access/st.':>11}  "
           f"{'lab check':>11}  {'all at once, longest':>20}  {'class verify':>21}  {'re-up':>10}  {'one student':>10}", flush=True)
     with tempfile.TemporaryDirectory(prefix="labgen-bench-class-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
-            print(one(size, Path(tmp)), flush=True)
+            print(one(size, Path(tmp), args.up_only), flush=True)
 
 
 if __name__ == "__main__":
