@@ -213,7 +213,9 @@ def _access(top: _Section, count: int) -> Access:
     except ValueError:
         sec.fail(f"{_show(listen)} is not an IP address of this machine (0.0.0.0 for every one, "
                  "127.0.0.1 for this machine alone)", sec.key("listen"))
-    board = sec.typed("board_port", int, DEFAULT_BOARD_PORT)
+    # 2280, unless a large class's SSH ports reach it: then the first port after theirs.
+    board = sec.typed("board_port", int, DEFAULT_BOARD_PORT if not port < DEFAULT_BOARD_PORT <= port + count
+                      else port + count + 1)
     if not 1024 < board <= 65535 or port < board <= port + count:
         sec.fail(f"{board} is out of range: the board's port must lie between 1025 and 65535 and "
                  f"outside the students' SSH ports {port}+1 to {port}+{count}", sec.key("board_port"))
