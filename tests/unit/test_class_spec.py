@@ -272,3 +272,9 @@ def test_a_student_may_have_several_ds_in_the_root_each_matching_a_key(tmp_path)
         take_ds(klass, folder, student, texts * 3, keys)
     assert take_ds(klass, folder, student, texts[:1], keys) == texts[:1]  # the set is replaced
     assert [r.to_text() for r in class_ds(klass, folder)[student.name]] == texts[:1]
+
+
+def test_a_class_of_a_hundred_has_its_board_after_the_students_ssh_ports():
+    assert parse_class({"students": 3}).access.board_port == 2280
+    big = parse_class({"students": 100})
+    assert big.access.board_port == 2301 and big.port(big.students[-1]) == 2300
