@@ -16,8 +16,11 @@ leans on nothing a student owns:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import posixpath
 import subprocess
+import tarfile
 
 from . import image, kinds
 from .kinds import KINDS
@@ -144,10 +147,6 @@ def _replaced_over_there(engine: Engine, containers: dict[str, str]) -> dict[str
 def _copied_digest(engine: Engine, container: str, path: str, hops: int = 40) -> str:
     """sha256 of a file in a container, through `podman cp` (a tar stream), links followed
     inside the container."""
-    import tarfile
-    import io
-    import posixpath
-
     result = subprocess.run([engine.name, "cp", f"{container}:{path}", "-"], capture_output=True,
                             env=engine.env, timeout=COMMAND_LIMIT)
     if result.returncode != 0:

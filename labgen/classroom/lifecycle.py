@@ -81,10 +81,9 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     tag = prepared[0][2]
     log(f"== lab root {klass.root} (container {root_container(klass)})")
     root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
-    for copy in copies(klass, fleet.placed):
-        log(f"   container{fleet.engines[copy.machine.name].where}: "
-            f"{_ensure_root(klass, fleet.engines[copy.machine.name], tag, copy)}")
-    hosts = sum(len(lab.hosts) for lab, _, _ in labs) + len(copies(klass, fleet.placed))
+    every = copies(klass, fleet.placed)
+    _ensure_roots(klass, fleet, tag, every, log)
+    hosts = sum(len(lab.hosts) for lab, _, _ in labs) + len(every)
     log(f"== deploy: one ansible-playbook run on {hosts} hosts ({total} students' labs and the lab root)")
     begun = time.monotonic()
     stats = lifecycle.deploy_labs(labs, engine, tag, log=lambda line: log(f"   {line}"),
@@ -100,7 +99,7 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     for name, hosts in own.items():  # one line per student: what the trainer scans for
         log(f"   {name}: " + (f"FAILED, {broken[name][0]}" if broken[name]
                               else lifecycle.count(sum(changed.get(h, 0) for h in hosts), "change")))
-    roots = [f"{root_lab_name(klass)}-{c.host}" for c in copies(klass, fleet.placed)]
+    roots = [f"{root_lab_name(klass)}-{c.host}" for c in every]
     if failing := [f"{name}: {failed[name]}" for name in roots if name in failed]:
         raise DeployError(f"the lab root's deploy failed: {'; '.join(failing)}")
     if any(changed.get(name) for name in roots):
@@ -159,9 +158,7 @@ def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
     fleet = Fleet(klass, folder, engine)
     root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
-    for copy in copies(klass, fleet.placed):
-        log(f"   container{fleet.engines[copy.machine.name].where}: "
-            f"{_ensure_root(klass, fleet.engines[copy.machine.name], tag, copy)}")
+    _ensure_roots(klass, fleet, tag, copies(klass, fleet.placed), log)
     artifacts = (root / ".ansible").resolve()
     stats = deploy.run_playbook(deploy.engine_inventory([(root / "inventory.yml", root, "")], artifacts,
                                                         engine.connection),
@@ -268,6 +265,12 @@ rm -rf $work""")
         key, _ = root_anchor(klass, folder)
         _root_up(klass, folder, engine, key, log)
     return changes
+
+
+def _ensure_roots(klass: Class, fleet: Fleet, tag: str, every: list[Copy], log) -> None:
+    for copy in every:
+        here = fleet.engines[copy.machine.name]
+        log(f"   container{here.where}: {_ensure_root(klass, here, tag, copy)}")
 
 
 def _ensure_root(klass: Class, engine: Engine, tag: str, copy: Copy) -> str:

@@ -54,11 +54,15 @@ def settle(klass: Class, folder: Path) -> dict[str, str]:
     return placed
 
 
-def machine_of(klass: Class, placed: dict[str, str], student: str) -> Machine:
-    """The machine that runs a student's lab, as the last `class up` placed it."""
+def _placed_on(klass: Class, placed: dict[str, str], student: str) -> Machine | None:
     if len(klass.machines) == 1:
         return klass.machines[0]
-    found = next((m for m in klass.machines if m.name == placed.get(student)), None)
+    return next((m for m in klass.machines if m.name == placed.get(student)), None)
+
+
+def machine_of(klass: Class, placed: dict[str, str], student: str) -> Machine:
+    """The machine that runs a student's lab, as the last `class up` placed it."""
+    found = _placed_on(klass, placed, student)
     if found is None:
         raise UsageError(f"student {student} has no machine yet; run labgen class up -c {klass.source} first")
     return found
@@ -66,8 +70,5 @@ def machine_of(klass: Class, placed: dict[str, str], student: str) -> Machine:
 
 def endpoint_of(klass: Class, folder: Path, student: str):
     """How to reach the engine of a student's lab (None: this machine, or not placed yet)."""
-    if len(klass.machines) == 1:
-        return klass.machines[0].endpoint
-    name = read(folder).get(student)
-    found = next((m for m in klass.machines if m.name == name), None)
+    found = _placed_on(klass, read(folder) if len(klass.machines) > 1 else {}, student)
     return found.endpoint if found else None
