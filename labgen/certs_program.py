@@ -273,6 +273,7 @@ class Server:
             install(read(k["next"]), k["key"], 0o600)
             install(chain, k["crt"], 0o644)
         self.reload()
+        self.wait_served({kind: spki_of_key(k["key"]) for kind, k in kinds.items()})
         print("now serving the next key" + ("s" if len(kinds) > 1 else ""))
         for kind, k in kinds.items():
             make_key(k["new_key"], k["next"] + ".new")
@@ -280,6 +281,33 @@ class Server:
             self.update(delete=[retired[kind]], add=[spki_of_key(k["next"])])
             self.mark_published(kind)
             print(f"{kind}: the old key's TLSA record replaced by a new next key's")
+
+    def served(self, kind):
+        """The key this server gives a client that asks for `kind` (SHA-256 of its SPKI)."""
+        sigalgs = "rsa_pss_rsae_sha256:rsa_pkcs1_sha256" if kind == "rsa" else "ecdsa_secp256r1_sha256"
+        try:
+            done = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:443", "-servername",
+                                   self.c["fqdn"], "-sigalgs", sigalgs], stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return ""
+        pem = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=done.stdout, capture_output=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem, capture_output=True).stdout
+        return hashlib.sha256(der).hexdigest() if pem and der else ""
+
+    def wait_served(self, keys, limit=30):
+        """A reload returns before the server has read its new key: the old key's record may
+        go only once every handshake gives the new one, or a cache that fetched the record
+        set meanwhile refuses the old key still served."""
+        end = time.time() + limit
+        while True:
+            waiting = [kind for kind, key in keys.items() if self.served(kind) != key]
+            if not waiting:
+                return
+            if time.time() > end:
+                raise Failed(f"the server still serves the old {', '.join(waiting)} key {limit} s after its "
+                             "reload: the old key's TLSA record stays")
+            time.sleep(0.2)
 
     def repair(self):
         """labgen up's: a served key that no TLSA record names (a renewal that took a new key)
