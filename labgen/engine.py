@@ -137,14 +137,19 @@ class Engine:
         except EngineError:
             return False
 
+    def ssh(self, *options: str) -> list[str]:
+        """ssh to the engine's machine with the login its Podman is reached with (options go
+        before the destination)."""
+        url = urllib.parse.urlsplit(self.endpoint.url)
+        return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(url.port or 22),
+                *(("-i", self.endpoint.key) if self.endpoint.key else ()), *options,
+                f"{url.username}@{url.hostname}"]
+
     def on_machine(self, *cmd: str, input: str | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
         """A command on the engine's machine itself (nft, for a class's walls): here, or over
         SSH on another machine, with the same login its Podman is reached with."""
         if self.endpoint is not None:
-            url = urllib.parse.urlsplit(self.endpoint.url)
-            cmd = ("ssh", "-o", "BatchMode=yes", "-p", str(url.port or 22),
-                   *(("-i", self.endpoint.key) if self.endpoint.key else ()),
-                   f"{url.username}@{url.hostname}", "--", shlex.join(cmd))
+            cmd = (*self.ssh(), "--", shlex.join(cmd))
         try:
             return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -1,15 +1,17 @@
 """Students enter their own lab from the classroom network, and nothing else.
 
-Each student gets one SSH port on the trainer's machine (the class file's access.ssh_port plus
-the student's number), published by the class's access container, which forwards it to that
-student's workstation (port 22) and to nothing else. labgen makes one key pair per student,
+Each student gets one SSH port (the class file's access.ssh_port plus the student's number) on
+the machine that runs their lab, published by the class's access container there (one per
+machine), which forwards it to that student's workstation (port 22) and to nothing else. labgen makes one key pair per student,
 kept in the class build (0600) and reused on every `class up`; the handout carries the private
 key and the workstation's host key. From the workstation the student reaches their own servers
 by name with the workstation's key (render.ssh_files); the probe is never reachable by SSH.
 
-The access container sits on a network of its own with published ports, and on every
-student's network; it listens only on its own network's address, so from a student's network
-nothing answers there, and it routes nothing.
+The access container sits on a network of its own with published ports, and on the network of
+every student of its machine; it listens only on its own network's address, so from a student's
+network nothing answers there, and it routes nothing. The grading service runs on the trainer's
+machine; another machine's access container reaches its Unix socket through SSH, which the
+service keeps forwarding there (ssh -R, classroom/service.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .. import pki
-from ..engine import LABEL, ROUTES_NOTHING, Engine, network_name
+from ..engine import LABEL, ROUTES_NOTHING, Engine, EngineError, network_name
 from ..render import SSH_HOST_KEY, ssh_hosts
-from .spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET, Class, Student
+from . import placement
+from .spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET, Class, Machine, Student
 
 USER = "root"
 FORWARDER = Path(__file__).with_name("forwarder.py")
@@ -81,8 +84,11 @@ def student_password_hash(folder: Path, student: Student) -> str:
     return hashed.read_text(encoding="utf-8").strip()
 
 
-def host(klass: Class) -> str:
-    """What a student types to reach the trainer's machine."""
+def host(klass: Class, machine: Machine | None = None) -> str:
+    """What a student types to reach the machine that runs their lab (the trainer's when it runs
+    here): another machine's name or address as labgen reaches it."""
+    if machine is not None and machine.ssh:
+        return machine.ssh.rpartition("@")[2]
     if klass.access.host:
         return klass.access.host
     return klass.access.listen if klass.access.listen not in ("0.0.0.0", "::") else socket.gethostname()
@@ -106,7 +112,7 @@ class Entry:
 def entry(klass: Class, student: Student, folder: Path, builds: Path) -> Entry:
     """How this student enters (after class up: the workstation's host key is rendered)."""
     lab = student.lab
-    port, where = klass.port(student), host(klass)
+    port, where = klass.port(student), host(klass, placement.where(klass, folder, student.name))
     pub = builds / lab.name / "hosts" / lab.role("client").name / f"{SSH_HOST_KEY.lstrip('/')}.pub"
     known = f"[{where}]:{port} {' '.join(pub.read_text().split()[:2])}" if pub.is_file() else ""
     return Entry(student.name, where, port, USER, str(key_file(folder, student)), known)
@@ -128,34 +134,57 @@ def attachments(students, offset: int) -> list[tuple[str, str, str]]:
             for s in students]
 
 
-def forwarded(klass: Class, folder: Path) -> dict:
-    """What the access container forwards (forwarder.py reads it): SSH ports, the board, and
-    the student end of the grading service on each student's network."""
-    students = [s.lab for s in klass.students]
-    return {"ssh": {str(klass.port(s)): str(s.lab.role("client").ipv4) for s in klass.students},
+def forwarded(klass: Class, students) -> dict:
+    """What an access container forwards (forwarder.py reads it): its students' SSH ports, the
+    board, and the student end of the grading service on each of its students' networks."""
+    labs = [s.lab for s in students]
+    return {"ssh": {str(klass.port(s)): str(s.lab.role("client").ipv4) for s in students},
             "board_port": klass.access.board_port, "socket": f"{MOUNTED}/{SOCKET}",
-            "student_nets": [str(n) for lab in students for n in (lab.ipv4_network, lab.ipv6_network)],
+            "student_nets": [str(n) for lab in labs for n in (lab.ipv4_network, lab.ipv6_network)],
             "students": [{"name": s.name, "listen": [v4, v6],
                           "hosts": [str(a) for h in ssh_hosts(s.lab) for a in (h.ipv4, h.ipv6)]}
-                         for s, (_, v4, v6) in zip(klass.students, attachments(klass.students, ON_STUDENT_NET))]}
+                         for s, (_, v4, v6) in zip(students, attachments(students, ON_STUDENT_NET))]}
 
 
-def ensure(klass: Class, folder: Path, engine: Engine, tag: str) -> str:
-    """The access container: created, or replaced when what it forwards changed."""
+def listen(klass: Class, engine: Engine) -> str:
+    """The address the access container's ports are published on: the class file's on the
+    trainer's machine, every address on another machine."""
+    return klass.access.listen if engine.endpoint is None else "0.0.0.0"
+
+
+def sockets(klass: Class, folder: Path, engine: Engine) -> str:
+    """The folder, on the engine's machine, that holds the grading service's socket for its access
+    container: the class build's service folder here; on another machine a folder of the login's
+    own (0700), where the service's SSH tunnel puts the socket."""
+    if engine.endpoint is None:
+        here = service_dir(folder).resolve()
+        here.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return str(here)
+    made = engine.on_machine("sh", "-c", 'd="$HOME/.cache/labgen/$0" && mkdir -p -m 700 "$d" && cd "$d" && pwd -P',
+                             f"{klass.name}-{engine.endpoint.machine}")
+    there = made.stdout.strip()
+    if made.returncode != 0 or not there.startswith("/"):
+        raise EngineError(f"cannot make the grading service's folder{engine.where}: "
+                          f"{(made.stderr.strip() or there)[-300:]}")
+    return there
+
+
+def ensure(klass: Class, folder: Path, engine: Engine, tag: str, students) -> str:
+    """A machine's access container, for its students: created, or replaced when what it
+    forwards changed."""
     net = f"labgen-{access_name(klass)}"
     if engine.run("network", "exists", net, check=False).returncode != 0:
         engine.run("network", "create", "--label", f"{LABEL}={access_name(klass)}", net)
-    mine = attachments(klass.students, ON_STUDENT_NET)
-    sockets = service_dir(folder).resolve()
-    sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
-    config, source = forwarded(klass, folder), FORWARDER.read_text(encoding="utf-8")
-    key = hashlib.sha256(repr((tag, net, mine, config, str(sockets), klass.access, source))
+    mine = attachments(students, ON_STUDENT_NET)
+    where = sockets(klass, folder, engine)
+    config, source = forwarded(klass, students), FORWARDER.read_text(encoding="utf-8")
+    key = hashlib.sha256(repr((tag, net, mine, config, where, klass.access, source))
                          .encode()).hexdigest()[:16]
     ports = [*config["ssh"], config["board_port"]]
-    published = [a for port in ports for a in ("-p", f"{klass.access.listen}:{port}:{port}")]
+    published = [a for port in ports for a in ("-p", f"{listen(klass, engine)}:{port}:{port}")]
     attach = [a for n, v4, v6 in mine for a in ("--network", f"{n}:ip={v4},ip6={v6}")]
     return engine.converge(container(klass), key, lambda: engine.run(
         "run", "-d", "--name", container(klass), "--hostname", f"access.{klass.root}", "--network", net,
-        *attach, *published, *ROUTES_NOTHING, "-v", f"{sockets}:{MOUNTED}",
+        *attach, *published, *ROUTES_NOTHING, "-v", f"{where}:{MOUNTED}",
         "--label", f"{LABEL}={access_name(klass)}", "--label", f"io.labgen.key={key}",
         "--entrypoint", "/usr/bin/python3", tag, "-c", source, json.dumps(config)))

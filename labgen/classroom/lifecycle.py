@@ -110,22 +110,17 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
                 log(f"   {lab.name}: {line}")
     _after(klass, folder, anchor, log, skip={name for name, why in broken.items() if why})
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
-    if fleet.spread:
-        for machine, here, students in fleet.each():
-            log(f"   firewall on {machine.name}: the machine answers none of its "
-                f"{firewall.apply(klass, here, students)} student networks (nft table inet {firewall.table(klass)})")
-        log("== access: not yet for a class over several machines; students enter with "
-            "labgen exercise/verify --student on the trainer's machine")
-    else:
-        log(f"== access: {access.container(klass)} {access.ensure(klass, folder, engine, tag)}, one SSH port "
-            f"per student on {klass.access.listen}")
-        log(f"   firewall: the trainer machine answers none of the {firewall.apply(klass, engine)} student "
+    for machine, here, students in fleet.each():  # on each machine, for its own students
+        on = f" on {machine.name}" if fleet.spread else ""
+        log(f"== access{on}: {access.container(klass)} {access.ensure(klass, folder, here, tag, students)}, "
+            f"one SSH port per student on {access.listen(klass, here)}")
+        log(f"   firewall{on}: the machine answers none of its {firewall.apply(klass, here, students)} student "
             f"networks (nft table inet {firewall.table(klass)})")
     log(f"   grading service: {service.start(Path(klass.source).resolve(), out.resolve(), klass)}; "
         f"the trainer's board: {service.board_url(klass, folder)}")
     log(f"class {klass.name} is up: {total} student labs under {klass.root}. Each student enters "
         "their workstation with (labgen class handouts writes their key and page):")
-    for student in klass.students if not fleet.spread else ():
+    for student in klass.students:
         found = access.entry(klass, student, folder, student_builds(folder))
         log(f"   {student.name}: {found.command}")
     if any(broken.values()):  # the others are up; the trainer learns which labs are not
@@ -301,9 +296,7 @@ def down(klass: Class, out: Path, engine: Engine) -> dict[str, list[str]]:
     removed: dict[str, list[str]] = {"services": ["grading"] if service.stop(out, klass) else []}
     fleet = Fleet(klass, out / klass.name, engine)
     for machine in klass.machines:  # a machine that is gone does not keep the others from going down
-        here, names = fleet.engines[machine.name], [root_lab_name(klass)]
-        if machine.endpoint is None:
-            names.insert(0, access.access_name(klass))
+        here, names = fleet.engines[machine.name], [access.access_name(klass), root_lab_name(klass)]
         names += [s.lab.name for s in klass.students if not fleet.spread or fleet.placed.get(s.name) == machine.name]
         if here.endpoint is not None and not here.reachable():
             removed.setdefault("unreachable machines", []).append(machine.name)
@@ -374,7 +367,10 @@ def status_table(klass: Class, root: str, rows: list[StudentStatus]) -> str:
 def status_json(klass: Class, out: Path, root: str, rows: list[StudentStatus], engine: Engine) -> str:
     """The class's state and each student's access, for a trainer's own tools."""
     folder = out / klass.name
-    state = engine.state(access.container(klass))
+    fleet, states = Fleet(klass, folder, engine), {}
+    for machine, here, _ in fleet.each():
+        state = here.state(access.container(klass)) if here.endpoint is None or here.reachable() else None
+        states[machine.name] = "running" if state and state.running else "missing" if state is None else "stopped"
     students = []
     for student, row in zip(klass.students, rows):
         found = access.entry(klass, student, folder, student_builds(folder))
@@ -390,5 +386,6 @@ def status_json(klass: Class, out: Path, root: str, rows: list[StudentStatus], e
                        "service": {"state": f"running (pid {pid})" if pid else "stopped",
                                    "board": service.board_url(klass, folder),
                                    "log": str(service.log_file(folder))},
-                       "access": "running" if state and state.running else "missing" if state is None
-                       else "stopped", "students": students}, indent=1) + "\n"
+                       "access": "; ".join(f"{name}: {state}" if fleet.spread else state
+                                           for name, state in states.items()),
+                       "students": students}, indent=1) + "\n"

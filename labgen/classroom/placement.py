@@ -68,7 +68,12 @@ def machine_of(klass: Class, placed: dict[str, str], student: str) -> Machine:
     return found
 
 
+def where(klass: Class, folder: Path, student: str) -> Machine | None:
+    """The machine of a student's lab as the last `class up` placed it (None: not placed yet)."""
+    return _placed_on(klass, read(folder) if len(klass.machines) > 1 else {}, student)
+
+
 def endpoint_of(klass: Class, folder: Path, student: str):
     """How to reach the engine of a student's lab (None: this machine, or not placed yet)."""
-    found = _placed_on(klass, read(folder) if len(klass.machines) > 1 else {}, student)
+    found = where(klass, folder, student)
     return found.endpoint if found else None

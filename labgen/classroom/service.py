@@ -44,6 +44,7 @@ from .rootzone import MAX_DS, class_student_lab, student_builds
 from .scoreboard import VERIFY_LIMIT, Row, groups_of, row_of
 from .spec import Class, load_class
 
+TUNNEL_EVERY = 5  # seconds between looks at the SSH tunnels to other machines
 GRADERS = 3  # checks at once: each mostly waits on the lab's servers; more only queue on 2 cores
 MAX_HEAD = 8192  # bytes of request line and headers
 MAX_BODY = 4096  # bytes of body: a DS is under 200
@@ -106,6 +107,52 @@ class Service:
         tmp = self.results_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.results), encoding="utf-8")
         tmp.replace(self.results_file)
+
+    # -- other machines' access containers reach this socket through SSH (ssh -R)
+    async def tunnels(self, socket_path: Path) -> None:
+        """One `ssh -N -R` per other machine of the class, put there again when it ends (the
+        machine rebooted, the link dropped) and ended when the machine leaves the class file."""
+        running: dict[str, asyncio.subprocess.Process] = {}
+        said: dict[str, str] = {}  # the last thing logged per machine: a machine that stays gone is logged once
+        try:
+            while True:
+                klass = self._class()
+                wanted = {m.name: Engine(self.engine.name, m.endpoint) for m in klass.machines if m.endpoint}
+                for name, proc in list(running.items()):
+                    if proc.returncode is not None or name not in wanted:
+                        if proc.returncode is None:
+                            proc.terminate()
+                        why = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()[-1:]
+                        del running[name]
+                        self._said(said, name, f"tunnel to {name} ended ({' '.join(why) or 'no reason given'})")
+                for name, engine in wanted.items():
+                    if name not in running:
+                        try:
+                            running[name] = await self._tunnel(klass, engine, socket_path)
+                            self._said(said, name, f"tunnel to {name}: its access container reaches this service")
+                        except LabgenError as error:
+                            self._said(said, name, f"tunnel to {name}: {error}")
+                await asyncio.sleep(TUNNEL_EVERY)
+        finally:
+            for proc in running.values():
+                if proc.returncode is None:
+                    proc.terminate()
+
+    def _said(self, said: dict[str, str], name: str, text: str) -> None:
+        if said.get(name) != text:
+            said[name] = text
+            self.log.info("%s", text)
+
+    async def _tunnel(self, klass: Class, engine: Engine, socket_path: Path) -> asyncio.subprocess.Process:
+        there = await asyncio.to_thread(access.sockets, klass, self.folder, engine)
+        remote = f"{there}/{access.SOCKET}"
+        # sshd will not bind over a socket an earlier tunnel left (StreamLocalBindUnlink is off)
+        await asyncio.to_thread(engine.on_machine, "rm", "-f", remote)
+        proc = await asyncio.create_subprocess_exec(
+            *engine.ssh("-N", "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=10",
+                        "-o", "ServerAliveCountMax=3", "-R", f"{remote}:{socket_path.resolve()}"),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        return proc
 
     # -- the connection: who asks (from the forwarder), one HTTP request, one answer
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -401,6 +448,7 @@ async def _main(service: Service, socket_path: Path, klass: Class) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     graders = [asyncio.create_task(service.grader()) for _ in range(GRADERS)]
     graders.append(asyncio.create_task(service.follower()))
+    graders.append(asyncio.create_task(service.tunnels(socket_path)))
     service.log.info("class %s: grading service up for %d students; board %s", klass.name,
                      len(klass.students), board_url(klass, service.folder))
     await stop.wait()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import pki
 from ..errors import LabgenError
-from . import access
+from . import access, placement
 from .spec import Class
 
 
@@ -28,7 +28,9 @@ def token(folder: Path) -> str:
 
 
 def board_url(klass: Class, folder: Path) -> str:
-    return f"http://{access.host(klass)}:{klass.access.board_port}/board/{token(folder)}"
+    """Every access container publishes the board: the link names the first student's machine."""
+    first = placement.where(klass, folder, klass.students[0].name)
+    return f"http://{access.host(klass, first)}:{klass.access.board_port}/board/{token(folder)}"
 
 
 def socket_file(folder: Path) -> Path:
@@ -84,7 +86,10 @@ def stop(out: Path, klass: Class) -> bool:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and running(folder):
         time.sleep(0.1)
-    if running(folder):
-        os.kill(pid, signal.SIGKILL)
+    if running(folder):  # with its SSH tunnels: class up starts it leading a group of its own
+        try:
+            os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     pid_file(folder).unlink(missing_ok=True)
     return True

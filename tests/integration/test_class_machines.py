@@ -7,6 +7,7 @@ transfers); with one machine gone, the other machine's students still pass verif
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -15,6 +16,7 @@ import standin
 from test_class import class_up, labgen
 
 from labgen.classroom.rootzone import root_container
+from labgen.classroom.spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET
 from labgen.engine import Engine
 from labgen.spec import Endpoint
 from labtest import run
@@ -69,6 +71,61 @@ def test_the_scoreboard_grades_every_student_on_every_machine(wide):
     board = labgen(config, "class", "verify", timeout=900)
     assert board.returncode == 0 and "2 of 2 students pass every required check" in board.stdout, \
         board.stdout[-3000:] + board.stderr
+
+
+def enter(folder, key: str, known: str, host: str, port: int, command: str):
+    """A student's ssh, with the key and host key from their handout, to a stand-in machine."""
+    return run(["ssh", "-i", str(folder / f"{key}_ed25519"), "-o", f"UserKnownHostsFile={folder / known}_known_hosts",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-p", str(port), f"root@{host}", command], timeout=300)
+
+
+def tunnel_pids(model) -> list[str]:
+    return run(["pgrep", "-f", f"-R .*/{model.name}-m2/grading.sock:"]).stdout.split()
+
+
+def test_each_student_enters_on_their_own_machine_and_is_graded_by_the_trainers_service(wide, tmp_path):
+    config, model, _ = wide
+    assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
+    s01, s02 = model.students
+    for n, student in ((1, s01), (2, s02)):
+        port, host = model.port(student), standin.address(n)
+        assert f"-p {port} root@{host}" in (tmp_path / f"{student.name}.md").read_text()
+        inside = enter(tmp_path, student.name, student.name, host, port, "hostname -f && lab check")
+        assert inside.returncode == 0 and inside.stdout.startswith(f"client.{student.lab.domain}\n") \
+            and "verdict: every required check passes" in inside.stdout, inside.stdout[-2000:] + inside.stderr
+    # a student's port is open on their own machine alone, and another student's key does not open it
+    elsewhere = enter(tmp_path, "s02", "s02", standin.address(1), model.port(s02), "hostname")
+    assert elsewhere.returncode == 255 and "Connection refused" in elsewhere.stderr, elsewhere.stderr
+    wrong = enter(tmp_path, "s01", "s02", standin.address(2), model.port(s02), "hostname")
+    assert wrong.returncode == 255 and "Permission denied" in wrong.stderr, wrong.stderr
+    # on the other machine too, the service knows the student by where the request came from
+    door = f"http://{s02.lab.ipv4_network[ON_STUDENT_NET]}"
+    claimed = enter(tmp_path, "s02", "s02", standin.address(2), model.port(s02),
+                    f"curl -s -H 'X-Student: s01' {door}/status")
+    assert "s02: lab cwide-s02" in claimed.stdout and "s01" not in claimed.stdout, claimed.stdout
+    log = (config.parent / "build" / model.name / "service" / "service.log").read_text()
+    assert re.search(rf"s02 {s02.lab.role('client').ipv4} POST /check -> 200", log), log[-2000:]
+    assert "tunnel to m2: its access container reaches this service" in log, log[-2000:]
+    # the board answers on every machine, with its token only
+    token = (config.parent / "build" / model.name / "service" / "token").read_text().strip()
+    for n in (1, 2):
+        base = f"http://{standin.address(n)}:{model.access.board_port}/board"
+        assert run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/guess"]).stdout == "403"
+        rows = json.loads(run(["curl", "-s", f"{base}/{token}/rows"]).stdout)["rows"]
+        assert {r["student"]: r["passed"] for r in rows} == {"s01": True, "s02": True}, rows
+    doc = json.loads(labgen(config, "class", "status", "--json").stdout)
+    assert doc["access"] == "m1: running; m2: running", doc["access"]
+    assert [s["access"]["ssh_host"] for s in doc["students"]] == [standin.address(1), standin.address(2)]
+    # the tunnel that carries m2's requests ends: the service puts it back within seconds
+    before = tunnel_pids(model)
+    assert len(before) == 1, before
+    run(["kill", before[0]])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and tunnel_pids(model) in ([], before):
+        time.sleep(1)
+    again = enter(tmp_path, "s02", "s02", standin.address(2), model.port(s02), f"curl -s {door}/status")
+    assert "s02: lab cwide-s02" in again.stdout, again.stdout + again.stderr
 
 
 def serial(engine: Engine, container: str, zone: str, at: str) -> int | None:
