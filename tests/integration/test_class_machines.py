@@ -81,7 +81,7 @@ def enter(folder, key: str, known: str, host: str, port: int, command: str):
 
 
 def tunnel_pids(model) -> list[str]:
-    return run(["pgrep", "-f", f"-R .*/{model.name}-m2/grading.sock:"]).stdout.split()
+    return run(["pgrep", "-f", "--", f"-R .*/{model.name}-m2/grading.sock:"]).stdout.split()
 
 
 def test_each_student_enters_on_their_own_machine_and_is_graded_by_the_trainers_service(wide, tmp_path):
