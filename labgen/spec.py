@@ -6,6 +6,7 @@ a whitelist first, so a lab file cannot inject a directive or a record.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import io
 import ipaddress
@@ -247,8 +248,12 @@ def _escape(text: str, limit: int = 3 * EXCERPT) -> str:
 
 
 def _show_key(name: Any) -> str:
-    """A key as the user wrote it, escaped and cut like a value when it is not a plain word."""
-    text = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
+    """A key as the user wrote it (a null, boolean, number or date key as YAML writes it),
+    escaped and cut like a value when it is not a plain word."""
+    if name is None or isinstance(name, (bool, int, float, dt.date)):
+        return "null" if name is None else str(name).lower() if isinstance(name, bool) else (
+            name.isoformat() if isinstance(name, dt.date) else str(name))
+    text = name if isinstance(name, str) else None
     return text if text is not None and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text) else _show(name)
 
 
@@ -327,6 +332,13 @@ class _Section:
             self.fail(f"must be a mapping of keys to values, got {got}", path or "(top level)")
         self.data = data
         self.used: set[str] = set()
+        if path:  # before any value is read: a field check may take a key for a text (headers)
+            self._text_keys()
+
+    def _text_keys(self) -> None:
+        for name in self.data:
+            if not isinstance(name, str):
+                self.fail(f"a key must be a text, got {_kind(name)}", self.key(name))
 
     def fail(self, problem: str, where: str | None = None) -> None:
         raise SpecError(f"{self.source}: {where or self.path}: {problem}")
@@ -367,9 +379,8 @@ class _Section:
             # No lab file key, not even a misspelt one: not a lab file; none of its keys is echoed.
             self.fail(f"is not a lab file: none of its keys is a lab file key ({', '.join(sorted(self.used))})",
                       "(top level)")
+        self._text_keys()
         for name in self.data:
-            if not isinstance(name, str):
-                self.fail(f"a key must be a text, got {_kind(name)}", self.key(name))
             if name not in self.used:
                 known = sorted(self.used)
                 self.fail(f"unknown key{_did_you_mean(name, known)}; known keys: {', '.join(known)}",

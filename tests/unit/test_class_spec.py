@@ -54,6 +54,15 @@ BAD = [
     ({"ds": "both"}, "class.yml: ds: 'both' is not one of root, student"),
     ({"student": 3}, "class.yml: student: unknown key (did you mean 'students'?)"),
     ({"root": "bad_root.example"}, "class.yml: root:"),
+    # issue 23: a key that is not a text, in every mapping of the class file
+    ({"name": "c", 3: "x"}, "class.yml: 3: a key must be a text, got the number 3"),
+    ({"network": {None: "x"}}, "class.yml: network.null: a key must be a text, got nothing (null)"),
+    ({"access": {True: 1}}, "class.yml: access.true: a key must be a text, got a boolean (true)"),
+    ({"backbone": {dt.date(2026, 11, 30): 1}}, "class.yml: backbone.2026-11-30: a key must be a text"),
+    ({"machines": [{"name": "a", "ssh": "root@10.0.0.1", 1.5: "x"}, {"name": "b", "ssh": "root@10.0.0.2"}]},
+     "class.yml: machines[0].1.5: a key must be a text, got the number 1.5"),
+    ({"lab": {7: "x"}}, "class.yml: lab.7: a key must be a text, got the number 7"),
+    ({"lab": {"headers": {1: "x"}}}, "class.yml: lab.headers.1: a key must be a text, got the number 1"),
 ]
 
 

@@ -145,6 +145,76 @@ def test_every_field_of_the_lab_file_is_fuzzed():
         assert field in FIELDS, sorted(FIELDS)
 
 
+# ---------------------------------------------------------------- keys that are not texts
+
+# What YAML makes of a key written as a number, a boolean, null or a date; a list or a mapping
+# as a key is refused by the YAML loader itself (test_a_list_or_mapping_key_is_refused...).
+NON_TEXT_KEYS = [1, 0, -7, 1.5, True, False, None, __import__("datetime").date(2026, 11, 30),
+                 __import__("datetime").datetime(2026, 11, 30, 12, 0)]
+
+
+def mappings() -> dict[str, dict]:
+    """Every mapping the parser reads (each _Section it makes: the top level, every section and
+    list item, the free-keyed headers, target's mapping form), each with a lab dict that reaches
+    it. Derived like FIELDS: a mapping added to spec.py is found without a change here."""
+    found: dict[str, dict] = {}
+    original, current = spec._Section.__init__, [None]
+
+    def init(self, data, path, source):
+        found.setdefault(path, current[0])
+        original(self, data, path, source)
+
+    spec._Section.__init__ = init
+    try:
+        for data, _ in FIELDS.values():
+            current[0] = data
+            spec.parse(copy.deepcopy(data), "lab.yml")
+    finally:
+        spec._Section.__init__ = original
+    return found
+
+
+def with_key(data: dict, path: str, key) -> dict:
+    data = copy.deepcopy(data)
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    node = data
+    for part in parts:
+        if part.startswith("["):
+            node = node[int(part[1:-1])]
+        else:
+            if not isinstance(node.get(part), (dict, list)):  # a key that also takes a text (certificates)
+                node[part] = {}
+            node = node[part]
+    node[key] = "x"
+    return data
+
+
+MAPPINGS = mappings()
+
+
+def test_every_mapping_of_the_lab_file_is_found():
+    for path in ("", "network", "servers[0]", "target", "headers", "hsts", "caa", "security_txt", "dane"):
+        assert path in MAPPINGS, sorted(MAPPINGS)
+
+
+@pytest.mark.parametrize("path", MAPPINGS)
+def test_a_key_that_is_not_a_text_is_refused_naming_its_path_in_every_mapping(path):
+    def check(key):
+        with pytest.raises(SpecError) as caught:
+            spec.parse(with_key(MAPPINGS[path], path, key), "lab.yml")
+        message = str(caught.value)
+        shown = spec._show_key(key)
+        assert message.startswith(f"lab.yml: {path + '.' if path else ''}{shown}: a key must be a text, got "), \
+            message
+        assert message.isprintable() and "\n" not in message, message
+
+    for key in NON_TEXT_KEYS:
+        check(key)
+    settings(max_examples=25, deadline=None)(given(key=st.one_of(
+        st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(), st.dates(),
+        st.datetimes()))(check))()
+
+
 def nginx_shape(text: str, line_comment: str = "#") -> list[tuple[int, str]]:
     """(depth, directive) for every statement of an nginx or named.conf file."""
     shape, depth, words, i = [], 0, [], 0

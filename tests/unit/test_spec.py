@@ -408,6 +408,23 @@ def test_cli_render_refuses_bad_file(tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.parametrize("text,where", [
+    ('headers:\n  1: "x"\n', "headers.1: a key must be a text, got the number 1"),
+    ("hsts:\n  true: 1\n", "hsts.true: a key must be a text, got a boolean (true)"),
+    ("target:\n  2026-11-30: x\n", "target.2026-11-30: a key must be a text, got a YAML date"),
+    ("servers:\n  - name: www\n    ~: x\n", "servers[0].null: a key must be a text, got nothing (null)"),
+])
+def test_cli_render_refuses_a_key_that_is_not_a_text(tmp_path, capsys, text, where):
+    """Issue 23: a number as a header name crashed render; every mapping now says which key."""
+    bad = tmp_path / "lab.yml"
+    bad.write_text(text, encoding="utf-8")
+    out = tmp_path / "build"
+    assert cli.main(["render", "-c", str(bad), "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"labgen: error: {bad}: {where}\n" and captured.out == ""
+    assert not out.exists()
+
+
 def test_cli_render_missing_file(tmp_path, capsys):
     missing = tmp_path / "nope.yml"
     out = tmp_path / "build"
