@@ -152,6 +152,9 @@ def listen(klass: Class, engine: Engine) -> str:
     return klass.access.listen if engine.endpoint is None else "0.0.0.0"
 
 
+THERE = '"$HOME/.cache/labgen/$0"'  # on another machine, $0 the class and machine's names
+
+
 def sockets(klass: Class, folder: Path, engine: Engine) -> str:
     """The folder, on the engine's machine, that holds the grading service's socket for its access
     container: the class build's service folder here; on another machine a folder of the login's
@@ -160,13 +163,18 @@ def sockets(klass: Class, folder: Path, engine: Engine) -> str:
         here = service_dir(folder).resolve()
         here.mkdir(parents=True, exist_ok=True, mode=0o700)
         return str(here)
-    made = engine.on_machine("sh", "-c", 'd="$HOME/.cache/labgen/$0" && mkdir -p -m 700 "$d" && cd "$d" && pwd -P',
+    made = engine.on_machine("sh", "-c", f'd={THERE} && mkdir -p -m 700 "$d" && cd "$d" && pwd -P',
                              f"{klass.name}-{engine.endpoint.machine}")
     there = made.stdout.strip()
     if made.returncode != 0 or not there.startswith("/"):
         raise EngineError(f"cannot make the grading service's folder{engine.where}: "
                           f"{(made.stderr.strip() or there)[-300:]}")
     return there
+
+
+def remove_sockets(klass: Class, engine: Engine) -> None:
+    """class down: another machine's socket folder goes with the class."""
+    engine.on_machine("sh", "-c", f"rm -rf {THERE}", f"{klass.name}-{engine.endpoint.machine}")
 
 
 def ensure(klass: Class, folder: Path, engine: Engine, tag: str, students) -> str:

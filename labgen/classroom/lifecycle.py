@@ -304,6 +304,8 @@ def down(klass: Class, out: Path, engine: Engine) -> dict[str, list[str]]:
         for name in names:
             for kind, items in lifecycle.down(name, here).items():
                 removed.setdefault(kind, []).extend(items)
+        if here.endpoint is not None:
+            access.remove_sockets(klass, here)
     removed["firewall tables"] = [f"{firewall.table(klass)}{here.where}" for here in
                                   dict.fromkeys(fleet.engines.values()) if firewall.remove(klass, here)]
     return removed

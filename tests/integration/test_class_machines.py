@@ -117,6 +117,9 @@ def test_each_student_enters_on_their_own_machine_and_is_graded_by_the_trainers_
     doc = json.loads(labgen(config, "class", "status", "--json").stdout)
     assert doc["access"] == "m1: running; m2: running", doc["access"]
     assert [s["access"]["ssh_host"] for s in doc["students"]] == [standin.address(1), standin.address(2)]
+    # on m2, the service's socket is the SSH login's alone
+    modes = engine_of("m2").on_machine("sh", "-c", f'cd "$HOME/.cache/labgen/{model.name}-m2" && stat -c %a . grading.sock')
+    assert modes.stdout.split() == ["700", "600"], modes.stdout + modes.stderr
     # the tunnel that carries m2's requests ends: the service puts it back within seconds
     before = tunnel_pids(model)
     assert len(before) == 1, before
@@ -172,3 +175,5 @@ def test_with_one_machine_gone_the_other_machines_students_pass_verify(wide):
     down = labgen(config, "class", "down")
     assert down.returncode == 0 and "1 unreachable machine" in down.stdout, down.stdout + down.stderr
     assert not engine_of("m1").run("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    gone = engine_of("m1").on_machine("sh", "-c", f'test -e "$HOME/.cache/labgen/{model.name}-m1"')
+    assert gone.returncode == 1, "class down left m1's folder of the service's socket"
