@@ -30,6 +30,7 @@ from .rootzone import (ROOT_NS, Copy, class_ds, class_hosts, copies, record_ds, 
                        root_container, root_lab_name, student_builds, student_lab, take_ds)
 from . import placement
 from . import access, firewall, servicectl as service
+from ..spec import Lab
 from .spec import Class, Student
 
 
@@ -53,13 +54,28 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
     folder = out / klass.name
     fleet = Fleet(klass, folder, engine, placement.settle(klass, folder))
     key, anchor = root_anchor(klass, folder)
-    total = len(klass.students)
     if fleet.spread:
         log("== machines: " + "; ".join(f"{m.name} ({m.ssh}): {len(students)} students"
                                         for m, _, students in fleet.each()))
-    # Several students at once: their containers boot while the next ones are made. Each
-    # student's lines are printed together once that student is ready.
-    lock, printing = threading.Lock(), threading.Lock()
+    labs = _prepare(klass, folder, fleet, anchor, log)
+    log(f"== lab root {klass.root} (container {root_container(klass)})")
+    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
+    every = copies(klass, fleet.placed)
+    _ensure_roots(klass, fleet, labs[0][2], every, log)
+    broken = _deploy(klass, folder, fleet, labs, root, every, engine, log)
+    _after(klass, folder, anchor, log, skip={name for name, why in broken.items() if why})
+    tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
+    _open(klass, out, fleet, tag, log)
+    if any(broken.values()):  # the others are up; the trainer learns which labs are not
+        raise DeployError("the deploy failed for " + "; ".join(
+            f"{name} ({why[0]})" for name, why in broken.items() if why) + "; every other student's lab is up")
+
+
+def _prepare(klass: Class, folder: Path, fleet: Fleet, anchor, log) -> list[tuple[Lab, Path, str]]:
+    """Each student's build, network and containers on their machine, several students at once:
+    their containers boot while the next ones are made. Each student's lines are printed
+    together once that student is ready. Returns (lab, build, image tag) per student."""
+    lock, printing, total = threading.Lock(), threading.Lock(), len(klass.students)
 
     def prepare(numbered):
         n, student = numbered
@@ -76,22 +92,23 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
         return lab, build, tag
 
     with ThreadPoolExecutor(max_workers=PREPARING) as pool:
-        prepared = list(pool.map(prepare, enumerate(klass.students, 1)))
-    labs = [(lab, build, lab.name) for lab, build, _ in prepared]
-    tag = prepared[0][2]
-    log(f"== lab root {klass.root} (container {root_container(klass)})")
-    root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
-    every = copies(klass, fleet.placed)
-    _ensure_roots(klass, fleet, tag, every, log)
-    hosts = sum(len(lab.hosts) for lab, _, _ in labs) + len(every)
-    log(f"== deploy: one ansible-playbook run on {hosts} hosts ({total} students' labs and the lab root)")
+        return list(pool.map(prepare, enumerate(klass.students, 1)))
+
+
+def _deploy(klass: Class, folder: Path, fleet: Fleet, labs, root: Path, every: list[Copy], engine: Engine,
+            log) -> dict[str, list[str]]:
+    """One ansible-playbook run over every student's hosts and the root's copies, one line per
+    student after it; returns each lab's failed hosts (a failed root stops class up here)."""
+    named = [(lab, build, lab.name) for lab, build, _ in labs]  # each lab's hosts as <lab>-<host>
+    hosts = sum(len(lab.hosts) for lab, _, _ in named) + len(every)
+    log(f"== deploy: one ansible-playbook run on {hosts} hosts ({len(named)} students' labs and the lab root)")
     begun = time.monotonic()
-    stats = lifecycle.deploy_labs(labs, engine, tag, log=lambda line: log(f"   {line}"),
+    stats = lifecycle.deploy_labs(named, engine, labs[0][2], log=lambda line: log(f"   {line}"),
                                   also=((root / "inventory.yml", root, root_lab_name(klass)),),
                                   artifacts=folder / ".ansible", tolerate=True, changes_only=True)
     failed, changed = stats.get("failed") or {}, stats.get("changed") or {}
     # Each lab's hosts by their names in the run (a prefix test would mix up students a and a-b).
-    own = {lab.name: {f"{prefix}-{host.name}": host.name for host in lab.hosts} for lab, _, prefix in labs}
+    own = {lab.name: {f"{prefix}-{host.name}": host.name for host in lab.hosts} for lab, _, prefix in named}
     broken = {name: [f"{host}: {failed[run_name]}" for run_name, host in hosts.items() if run_name in failed]
               for name, hosts in own.items()}
     log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')} ({time.monotonic() - begun:.1f} s)"
@@ -104,13 +121,18 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
         raise DeployError(f"the lab root's deploy failed: {'; '.join(failing)}")
     if any(changed.get(name) for name in roots):
         _restart_resolvers(klass, fleet, log)
-    for lab, _, prefix in labs:
+    for lab, _, prefix in named:
         if not broken[lab.name]:
             for line in lifecycle.after_deploy(lab, prefix, stats, Engine.of(lab)):
                 log(f"   {lab.name}: {line}")
-    _after(klass, folder, anchor, log, skip={name for name, why in broken.items() if why})
-    tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
-    for machine, here, students in fleet.each():  # on each machine, for its own students
+    return broken
+
+
+def _open(klass: Class, out: Path, fleet: Fleet, tag: str, log) -> None:
+    """The class opens to its students: on each machine its access container and walls for its
+    own students, then the grading service, then how each student enters."""
+    folder = out / klass.name
+    for machine, here, students in fleet.each():
         on = f" on {machine.name}" if fleet.spread else ""
         log(f"== access{on}: {access.container(klass)} {access.ensure(klass, folder, here, tag, students)}, "
             f"one SSH port per student on {access.listen(klass, here)}")
@@ -118,14 +140,11 @@ def up(klass: Class, out: Path, engine: Engine, *, log=print) -> None:
             f"networks (nft table inet {firewall.table(klass)})")
     log(f"   grading service: {service.start(Path(klass.source).resolve(), out.resolve(), klass)}; "
         f"the trainer's board: {service.board_url(klass, folder)}")
-    log(f"class {klass.name} is up: {total} student labs under {klass.root}. Each student enters "
+    log(f"class {klass.name} is up: {len(klass.students)} student labs under {klass.root}. Each student enters "
         "their workstation with (labgen class handouts writes their key and page):")
     for student in klass.students:
         found = access.entry(klass, student, folder, student_builds(folder))
         log(f"   {student.name}: {found.command}")
-    if any(broken.values()):  # the others are up; the trainer learns which labs are not
-        raise DeployError("the deploy failed for " + "; ".join(
-            f"{name} ({why[0]})" for name, why in broken.items() if why) + "; every other student's lab is up")
 
 
 def _after(klass: Class, folder: Path, anchor, log, skip: set[str] = frozenset()) -> None:
