@@ -135,9 +135,10 @@ def _replaced_over_there(engine: Engine, containers: dict[str, str]) -> dict[str
     """replaced() for containers on another machine: each file read by that machine's Podman
     service (`podman cp` works from outside the container, as /proc/<pid>/root does here),
     compared with the lab image as this machine has it (the same image: it was sent from here)."""
-    found = {}
-    for name, kind in containers.items():
-        image_id = engine.run("inspect", "-f", "{{.Image}}", name, timeout=60).stdout.strip()
+    found, names = {}, list(containers)
+    images = engine.run("inspect", "-f", "{{.Image}}", *names, timeout=60).stdout.split()
+    for name, image_id in zip(names, images):
+        kind = containers[name]
         known = reference(engine.here(), image_id.removeprefix("sha256:"))
         wanted = tools(kind)
         found[name] = [path for path in wanted if _copied_digest(engine, name, path) != known.get(path)]
