@@ -2,7 +2,9 @@
 backbone network, each with its own Podman reached over SSH): each machine runs its students'
 labs and its own copy of the lab root; a student on one machine validates a name of a student on
 the other (AD); a zone change reaches every copy of the root over the backbone (NOTIFY, TSIG
-transfers); with one machine gone, the other machine's students still pass verify.
+transfers); each student enters on their own machine and is graded through the trainer's
+service, whose socket an SSH tunnel carries to the other machine; with one machine gone, the
+other machine's students still enter, pass verify and lab check.
 """
 
 from __future__ import annotations
@@ -164,11 +166,17 @@ def test_a_zone_change_reaches_every_copy_of_the_root_over_the_backbone(wide):
     assert len(re.findall(r"\bIN\s+SOA\b", signed)) == 2, signed
 
 
-def test_with_one_machine_gone_the_other_machines_students_pass_verify(wide):
+def test_with_one_machine_gone_the_other_machines_students_pass_verify(wide, tmp_path):
     config, model, _ = wide
+    assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
     standin.stop("m2")
     verify = labgen(config, "verify", "--student", "s01", timeout=600)
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr
+    # s01 still enters on m1 and is graded through the service, whose tunnel to m2 is gone
+    s01 = model.students[0]
+    checked = enter(tmp_path, "s01", "s01", standin.address(1), model.port(s01), "lab check")
+    assert checked.returncode == 0 and "verdict: every required check passes" in checked.stdout, \
+        checked.stdout[-2000:] + checked.stderr
     status = labgen(config, "class", "status")
     assert status.returncode == 1 and "m2: unreachable" in status.stdout, status.stdout + status.stderr
     assert re.search(r"^s01 .* (\d+)/\1 healthy$", status.stdout, re.M), status.stdout
