@@ -130,7 +130,7 @@ class Service:
                         try:
                             running[name] = await self._tunnel(klass, engine, socket_path)
                             self._said(said, name, f"tunnel to {name}: its access container reaches this service")
-                        except LabgenError as error:
+                        except (LabgenError, OSError) as error:  # gone, or no ssh here: tried again
                             self._said(said, name, f"tunnel to {name}: {error}")
                 await asyncio.sleep(TUNNEL_EVERY)
         finally:
