@@ -55,7 +55,12 @@ def spki_of_key(path):
 def spki_of_cert(path):
     if not os.path.exists(path):
         return ""
-    pem = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-pubkey"], capture_output=True).stdout
+    return spki_of_pem(read(path))
+
+
+def spki_of_pem(text):
+    """SHA-256 of the SPKI of the first certificate in text (PEM; "" when there is none)."""
+    pem = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=text, capture_output=True).stdout
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem, capture_output=True).stdout
     return hashlib.sha256(der).hexdigest() if pem and der else ""
 
@@ -291,9 +296,7 @@ class Server:
                                   capture_output=True, timeout=10)
         except subprocess.TimeoutExpired:
             return ""
-        pem = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=done.stdout, capture_output=True).stdout
-        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem, capture_output=True).stdout
-        return hashlib.sha256(der).hexdigest() if pem and der else ""
+        return spki_of_pem(done.stdout)
 
     def wait_served(self, keys, limit=30):
         """A reload returns before the server has read its new key: the old key's record may

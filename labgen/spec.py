@@ -250,11 +250,15 @@ def _escape(text: str, limit: int = 3 * EXCERPT) -> str:
 def _show_key(name: Any) -> str:
     """A key as the user wrote it (a null, boolean, number or date key as YAML writes it),
     escaped and cut like a value when it is not a plain word."""
-    if name is None or isinstance(name, (bool, int, float, dt.date)):
-        return "null" if name is None else str(name).lower() if isinstance(name, bool) else (
-            name.isoformat() if isinstance(name, dt.date) else str(name))
-    text = name if isinstance(name, str) else None
-    return text if text is not None and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text) else _show(name)
+    if name is None:
+        return "null"
+    if isinstance(name, bool):
+        return str(name).lower()
+    if isinstance(name, (int, float)):
+        return str(name)
+    if isinstance(name, dt.date):
+        return name.isoformat()
+    return name if isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) else _show(name)
 
 
 def _kind(value: Any) -> str:

@@ -41,6 +41,7 @@ from ..text import printable
 from . import access
 from .servicectl import board_url, log_file, pid_file, running, socket_file, token
 from .rootzone import MAX_DS, class_student_lab, student_builds
+from .machines import Fleet
 from .scoreboard import VERIFY_LIMIT, Row, groups_of, row_of
 from .spec import Class, load_class
 
@@ -117,7 +118,8 @@ class Service:
         try:
             while True:
                 klass = self._class()
-                wanted = {m.name: Engine(self.engine.name, m.endpoint) for m in klass.machines if m.endpoint}
+                wanted = {name: engine for name, engine in Fleet(klass, self.folder, self.engine).engines.items()
+                          if engine.endpoint is not None}
                 for name, proc in list(running.items()):
                     if proc.returncode is not None or name not in wanted:
                         if proc.returncode is None:
