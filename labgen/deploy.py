@@ -21,9 +21,6 @@ PLAYBOOK = "site.yml"
 # container before running it (no pipelining); playbooks/connection_plugins/labgen_podman.py
 # extends it to send modules on stdin, one `podman exec` per task.
 CONNECTIONS = {"containers.podman.podman": "labgen_podman"}
-# Bookkeeping tasks that say nothing to a person watching the deploy.
-QUIET_ACTIONS = {"ansible.builtin.include_role", "include_role", "ansible.builtin.set_fact", "set_fact",
-                 "ansible.builtin.validate_argument_spec", "validate_argument_spec"}
 
 
 @dataclass
@@ -51,7 +48,7 @@ class Progress:
             outcome = "changed"
         if outcome in ("failed", "unreachable") and not info.get("ignore_errors"):
             self.failures.append((host, task, _message(res)))
-        if outcome == "ok" and (self.changes_only or info.get("task_action") in QUIET_ACTIONS):
+        if outcome == "ok" and self.changes_only:
             return True
         self.count += 1
         self.log(f"  {host:<12} {outcome:<9} {task}")
@@ -99,7 +96,6 @@ def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: 
     artifacts.mkdir(parents=True, exist_ok=True)
     os.chmod(artifacts, 0o700)
     env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False",
-           "ANSIBLE_ROLES_PATH": str(data_dir("playbooks") / "roles"),
            "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
            # Ansible starts its helpers (and the engine's CLI) by name.
            "PATH": tools.search_path(), **(envvars or {})}
@@ -154,13 +150,14 @@ def engine_inventory(parts: list[tuple], folder: Path, connection: str) -> Path:
         for group, members in (doc.get("children") or {}).items():
             for host, hostvars in ((members or {}).get("hosts") or {}).items():
                 name = f"{prefix}-{host}" if prefix else host
-                children.setdefault(group, {"hosts": {}})["hosts"][name] = {
-                    **shared, **(hostvars or {}), **extra, "labgen_build": str(build.resolve()),
+                # (A host without variables here is a member of a second group: labgen_after.)
+                children.setdefault(group, {"hosts": {}})["hosts"][name] = hostvars and {
+                    **shared, **hostvars, **extra, "labgen_build": str(build.resolve()),
                     "labgen_manifest": host}
                 lab["hosts"][name] = None
-    # A container that was restarted has a new MAC: it tells the others (see the common role).
+    # A container that was restarted has a new MAC: it tells the others (site.yml).
     doc = {"all": {"vars": {"ansible_connection": CONNECTIONS.get(connection, connection),
-                            "common_announce": True}, "children": children}}
+                            "labgen_announce": True}, "children": children}}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "inventory.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

@@ -389,6 +389,7 @@ def write_manifest(tree: Path, dest: Path) -> None:
 def inventory(lab: Lab) -> str:
     """An Ansible inventory: one group per role, host variables from the Lab model."""
     groups: dict[str, dict] = {}
+    after: dict[str, None] = {}
     for host in lab.hosts:
         kind = kinds.of(host)
         group = kind.role  # the parent host is a name server like ns1: group authdns
@@ -398,8 +399,6 @@ def inventory(lab: Lab) -> str:
                     **kinds.hostvars(kind)}
         if kind.prepare(lab):
             hostvars["labgen_prepare"] = kind.prepare(lab)
-        if host.software == "apache":
-            hostvars.update(apache_modules=list(apache.MODULES), apache_site=host.fqdn)
         extra = []
         if lab.entry_key and host.role != "probe":
             extra.append("ssh.socket")  # sshd runs once a student connects
@@ -410,7 +409,8 @@ def inventory(lab: Lab) -> str:
         # Once the host's server runs (site.yml); in a class, once the lab root runs too, as the
         # student's names resolve only then (classroom/lifecycle.py runs it).
         if kind.after(lab) and not lab.secondary:
-            hostvars["labgen_after"] = kind.after(lab)
+            hostvars["labgen_after"] = kind.after(lab)  # and the group of that name (site.yml)
+            after[host.name] = None
         if extra:
             hostvars["labgen_extra_services"] = " ".join(extra)
         if host.role == "parent":  # a name server like ns1, with the CDS scan beside named
@@ -418,6 +418,8 @@ def inventory(lab: Lab) -> str:
         if lab.entry_password_hash and host.role == "client":
             hostvars["labgen_root_password_hash"] = lab.entry_password_hash
         groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = hostvars
+    if after:
+        groups["labgen_after"] = {"hosts": after}
     doc = {"all": {"vars": {"labgen_lab": lab.name, "labgen_domain": lab.domain},
                    "children": groups}}
     return "# Ansible inventory rendered by labgen.\n" + yaml.safe_dump(doc, sort_keys=False)

@@ -209,7 +209,7 @@ def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime,
                 os.chmod(tree / path.lstrip("/"), mode)
             write_manifest(tree, root / "manifests" / f"{copy.host}.json")
             hostvars = {"ansible_host": root_container(klass), "labgen_tree": f"hosts/{copy.host}",
-                        "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "common_announce": False,
+                        "labgen_fqdn": f"{ROOT_NS}.{klass.root}", "labgen_announce": False,
                         **kinds.hostvars(kinds.KINDS["parent"]), **endpoint_vars(copy.machine.endpoint)}
             if spread:  # named, as group bind, reads the key again on every reload
                 hostvars["labgen_prepare"] = (f"install -o root -g bind -m 0640 {BACKBONE_KEY_SOURCE} "

@@ -1,9 +1,9 @@
 """What each kind of lab host is, one record per kind: its Debian packages, its systemd unit, the
 server's own test of its config, how a changed config is taken in (reload or restart), the
 include folders labgen owns, and the binaries the grader calls on it. The rest of labgen reads
-these records (the image, the render, the inventory the roles read, the config sandbox, the
-lifecycle and the checks), so a new kind of host is one module here, its templates and its
-Ansible role (README: "Host kinds").
+these records (the image, the render, the inventory the playbook reads, the config sandbox, the
+lifecycle and the checks), so a new kind of host is one module here and its templates (README:
+"Host kinds").
 
 A host's kind is its web server's software, else its role (spec.Host). The modules may import
 what they render from (hostpaths, dnszone, signing, parentzone), never render itself.
@@ -33,10 +33,14 @@ def group_vars() -> dict[str, str]:
     sets them per host (with BIND's seed first when it signs). A unit test keeps them in step."""
     import yaml
 
+    class Indented(yaml.SafeDumper):  # lists indented under their key, as yamllint wants
+        def increase_indent(self, flow=False, indentless=False):
+            return super().increase_indent(flow, False)
+
     found = {}
     for kind in KINDS.values():
         found[kind.role] = ("# Written from labgen/kinds (kinds.group_vars); a unit test keeps it in step.\n"
-                            + yaml.safe_dump(hostvars(kind), sort_keys=False))
+                            + yaml.dump(hostvars(kind), Dumper=Indented, sort_keys=False))
     return found
 
 
@@ -47,9 +51,15 @@ def group_vars() -> dict[str, str]:
 PREPARE = "{{ labgen_prepare | default('') }}"
 
 
-def hostvars(kind: Kind) -> dict[str, str]:
-    """What the playbook reads of a host's kind (site.yml, roles/common): its role, the config
-    test it runs before any reload (after the host's labgen_prepare), its unit and how a change
-    reaches it."""
-    return {"labgen_role": kind.role, "labgen_validate": kind.config_test.format(prepare=PREPARE),
-            "labgen_service": kind.unit, "labgen_change": kind.change}
+def hostvars(kind: Kind) -> dict:
+    """What the playbook's one task reads of a host's kind (site.yml): the config test it runs
+    before any reload (after the host's labgen_prepare), its unit, how a change reaches it, the
+    links it enables and disables, and the commands it must have."""
+    found = {"labgen_validate": kind.config_test.format(prepare=PREPARE), "labgen_service": kind.unit,
+             "labgen_change": kind.change}
+    for name, links in (("labgen_enable", kind.enable), ("labgen_disable", kind.disable)):
+        if links:
+            found[name] = {folder: [n.format(fqdn="{{ labgen_fqdn }}") for n in names] for folder, names in links}
+    if kind.commands:
+        found["labgen_commands"] = list(kind.commands)
+    return found

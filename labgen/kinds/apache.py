@@ -1,4 +1,4 @@
-"""Apache HTTP Server, a web server of the lab (templates/apache, roles/apache)."""
+"""Apache HTTP Server, a web server of the lab (templates/apache)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from .kind import Kind
 
 # The modules every labgen site needs (Debian's names, for a2enmod).
 MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")
-# Before its config test: the modules and labgen's site enabled, Debian's default site not (the
-# role does the same on a host; `labgen check` does it in its sandbox).
+# Before its config test: the modules and labgen's site enabled, Debian's default site not. The
+# deploy makes and removes the links (ENABLED, DISABLED); `labgen check`'s sandbox runs Debian's
+# own commands (ENABLE), as a person would.
+ENABLED = (("/etc/apache2/mods-enabled", MODULES), ("/etc/apache2/sites-enabled", ("{fqdn}",)))
+DISABLED = (("/etc/apache2/sites-enabled", ("000-default",)),)
 ENABLE = ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
           "a2ensite -q {fqdn} >/dev/null && ")
 
@@ -20,7 +23,7 @@ paths, files = web.layout("/etc/apache2/ports.conf", "/etc/apache2/sites-availab
 KIND = Kind(
     name="apache", title="Apache HTTP Server", role="apache", packages=("apache2", *web.PACKAGES), unit="apache2",
     disabled=("apache2", "apache-htcacheclean", *web.DISABLED), config_test="{prepare}/usr/sbin/apache2ctl configtest",
-    prepare=web.prepare, after=web.after, setup=ENABLE,
+    prepare=web.prepare, after=web.after, setup=ENABLE, enable=ENABLED, disable=DISABLED,
     folders=("/etc/apache2/conf-enabled", "/etc/apache2/sites-enabled", "/etc/apache2/mods-enabled"),
     tools=("/usr/sbin/apache2ctl", "/usr/sbin/apache2", "/usr/bin/systemctl", "/usr/bin/ss",
            "/usr/bin/stat", "/usr/bin/openssl"),

@@ -1,5 +1,5 @@
-"""BIND: the lab's authoritative name server (ns1) and a lab's parent zone's (templates/dns,
-roles/authdns for both)."""
+"""BIND: the lab's authoritative name server (ns1) and a lab's parent zone's (templates/dns for
+both; both are in the inventory group authdns)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The student's workstation and labgen's probe (labgen.vantage): no server, the lab's trust
-anchors and the tools that ask the lab (roles/client, roles/probe)."""
+anchors and the tools that ask the lab."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from ..hostpaths import CLIENT_DIR, PROGRAM, PUBLIC
 from .kind import Kind
 
 TOOLS = ("curl", "ldnsutils", "bind9-dnsutils", "openssl", "iputils-ping")
+# What a student's exercises (and the grader) run there; the deploy checks that each is installed.
+COMMANDS = ("dig", "delv", "curl", "openssl", "ldns-dane")
 # The probe's own validating cache (templates/dns/unbound.conf.j2), which drills ask through:
 # the lab resolver is the student's, and a flush there would hide what a roll did to caches.
 GRADER_CACHE = "/etc/labgen/grader-unbound.conf"
@@ -38,7 +40,7 @@ def after(lab) -> str:
 
 
 CLIENT = Kind(name="client", title="the student's workstation", role="client", packages=TOOLS,
-              paths=paths, files=files, after=after)
-PROBE = Kind(name="probe", title="labgen's probe", role="probe", packages=TOOLS,
+              commands=COMMANDS, paths=paths, files=files, after=after)
+PROBE = Kind(name="probe", title="labgen's probe", role="probe", packages=TOOLS, commands=COMMANDS,
              tools=("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/delv", "/usr/bin/openssl",
                     "/usr/bin/sha256sum", "/usr/bin/ldns-dane"), paths=paths, files=probe_files, after=after)

@@ -18,7 +18,7 @@ def _none(*_) -> dict:
 class Kind:
     name: str  # the host's software (a web server) or role; also its inventory group
     title: str  # for people
-    role: str  # the Ansible role that deploys it (labgen/playbooks/roles/<role>)
+    role: str  # its inventory group (playbooks/group_vars/<role>.yml); the parent host is in authdns
     packages: tuple[str, ...] = ()  # Debian packages (the lab image holds every kind's)
     unit: str = ""  # the systemd service it runs; "": none
     # Units the packages bring that the image disables (every kind's own starts only where it runs).
@@ -29,8 +29,14 @@ class Kind:
     # labgen-certs' in an ACME lab: labgen.acme).
     config_test: str = ""
     prepare: Callable[..., str] = lambda lab: ""  # lab -> what {prepare} stands for, ending in '&& '
-    # What the role does before that test, for `labgen check`'s sandbox ({fqdn}, {modules}).
+    # What the deploy does before that test, as a person types it, for `labgen check`'s sandbox
+    # ({fqdn}, {modules}); the deploy itself makes the links of enable and removes those of disable.
     setup: str = ""
+    # Names the deploy enables and disables in Debian *-enabled folders (folder -> names, {fqdn}
+    # for the host's name), with a2enmod's and a2dissite's rules (playbooks/library/labgen_tree.py).
+    enable: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    disable: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    commands: tuple[str, ...] = ()  # what the deploy checks is on the host's PATH (the exercises' tools)
     # lab -> a command run once every host of the lab runs (site.yml); "": none.
     after: Callable[..., str] = lambda lab: ""
     change: str = "reload"  # what the unit gets when its files changed: reload or restart

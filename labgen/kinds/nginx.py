@@ -1,4 +1,4 @@
-"""nginx, a web server of the lab (templates/nginx, roles/nginx)."""
+"""nginx, a web server of the lab (templates/nginx)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lab's ACME CA, Debian's pebble (certificates: acme; labgen.acme, roles/acme)."""
+"""The lab's ACME CA, Debian's pebble (certificates: acme; labgen.acme)."""
 
 from __future__ import annotations
 

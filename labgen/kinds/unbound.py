@@ -1,4 +1,4 @@
-"""Unbound, the lab's validating resolver (templates/dns/unbound.conf.j2, roles/resolver)."""
+"""Unbound, the lab's validating resolver (templates/dns/unbound.conf.j2)."""
 
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ def test_a_class_student_gets_an_acme_ca_of_their_own_and_the_after_steps_wait_f
     own = yaml.safe_load(render.inventory(lab))["all"]["children"]["nginx"]["hosts"]["nginx"]
     deferred = yaml.safe_load(render.inventory(in_class))["all"]["children"]["nginx"]["hosts"]["nginx"]
     assert "labgen_after" in own and "labgen_after" not in deferred  # the class runs it once the root runs
+    assert "labgen_after" not in yaml.safe_load(render.inventory(in_class))["all"]["children"]  # no play 2
 
 
 def test_render_gives_each_web_server_its_keys_a_next_key_and_both_tlsa_records(render_lab):
@@ -92,6 +93,9 @@ def test_render_gives_each_web_server_its_keys_a_next_key_and_both_tlsa_records(
     assert nginx["labgen_after"] == f"{acme.CERTS_PROGRAM} renew --repair"
     assert "labgen-certs.timer" in nginx["labgen_extra_services"]
     assert inventory["client"]["hosts"]["client"]["labgen_after"] == acme.TRUST_PROGRAM
+    # site.yml's second play runs on the group of that name: exactly the hosts with a step
+    assert set(inventory["labgen_after"]["hosts"]) == {h for g in inventory.values() for h, v in g["hosts"].items()
+                                                      if v and "labgen_after" in v}
     # a re-render keeps every key, so the TLSA records stay
     _, again = render_lab(ACME)
     assert (again / "dns" / "db.lab.example").read_text().count(" TLSA 3 1 1 ") == zone.count(" TLSA 3 1 1 ")

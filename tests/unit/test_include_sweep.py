@@ -15,7 +15,7 @@ from labgen.render import data_dir
 
 @pytest.fixture(scope="module")
 def tree_module():
-    path = data_dir("playbooks") / "roles" / "common" / "library" / "labgen_tree.py"
+    path = data_dir("playbooks") / "library" / "labgen_tree.py"
     spec = importlib.util.spec_from_file_location("labgen_tree_module", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -140,3 +140,34 @@ def test_a_backup_folder_made_a_link_is_not_followed(tree_module, tmp_path):
     moved = tree_module.sweep(tree_module.strays(params), str(backup))
     assert not backup.is_symlink() and backup.is_dir()
     assert moved[0]["to"].startswith(str(backup) + "/") and os.listdir(etc / "conf-enabled") == ["security.conf"]
+
+
+def test_the_deploy_makes_the_links_it_enables_removes_those_it_disables_and_can_undo_both(tree_module, tmp_path):
+    """What Apache's a2enmod, a2ensite and a2dissite did before the checker: a module whose .load
+    depends on others brings them, a link without its target (headers.conf) is not made, and a
+    module enabled so asks for a restart."""
+    etc, params = _apache(tmp_path)
+    (etc / "mods-available/headers.load").write_text("LoadModule headers_module x\n")
+    (etc / "sites-available/000-default.conf").write_text("<VirtualHost *:80>\n")
+    os.symlink("../sites-available/000-default.conf", etc / "sites-enabled/000-default.conf")
+    for name in ("ssl.load", "ssl.conf", "socache_shmcb.load"):
+        (etc / "mods-enabled" / name).unlink()
+    (etc / "sites-enabled/www.conf").unlink()
+    params = {**params, "enable": {str(etc / "mods-enabled"): ["ssl", "headers"],
+                                   str(etc / "sites-enabled"): ["www"]},
+              "disable": {str(etc / "sites-enabled"): ["000-default"]}}
+    todo = tree_module.relinks(params)
+    assert sorted(os.path.relpath(path, etc) for path, _ in todo) == [
+        "mods-enabled/headers.load", "mods-enabled/socache_shmcb.load", "mods-enabled/ssl.conf",
+        "mods-enabled/ssl.load", "sites-enabled/000-default.conf", "sites-enabled/www.conf"]
+    done = tree_module.relink(todo)
+    assert os.readlink(etc / "mods-enabled/headers.load") == "../mods-available/headers.load"
+    assert os.readlink(etc / "sites-enabled/www.conf") == "../sites-available/www.conf"
+    assert not os.path.lexists(etc / "sites-enabled/000-default.conf")
+    assert tree_module.new_module(done) and tree_module.relinks(params) == []
+    assert tree_module.strays({**params, "disable": {}}) == []  # what it made is labgen's
+    tree_module.unlink_back(done)  # a refusing checker: every link as it was
+    assert os.readlink(etc / "sites-enabled/000-default.conf") == "../sites-available/000-default.conf"
+    assert not os.path.lexists(etc / "mods-enabled/headers.load") and not os.path.lexists(etc / "sites-enabled/www.conf")
+    site_only = tree_module.relink([(str(etc / "sites-enabled/www.conf"), "../sites-available/www.conf")])
+    assert not tree_module.new_module(site_only)  # a site is a reload

@@ -12,13 +12,13 @@ import yaml
 from labgen import image, includes, kinds, sandbox, vantage
 from labgen.kinds import KINDS
 
-ROLES = Path(kinds.__file__).parents[1] / "playbooks" / "roles"
+PLAYBOOKS = Path(kinds.__file__).parents[1] / "playbooks"
 CHECKS = Path(kinds.__file__).parents[1] / "checks"
 
 
-def test_every_kind_has_its_role_an_absolute_config_test_and_its_units_disabled_in_the_image():
+def test_every_kind_has_its_group_vars_an_absolute_config_test_and_its_units_disabled_in_the_image():
     for kind in KINDS.values():
-        assert (ROLES / kind.role / "tasks" / "main.yml").is_file(), kind.name
+        assert (PLAYBOOKS / "group_vars" / f"{kind.role}.yml").is_file(), kind.name
         assert not kind.config_test or kind.config_test.format(prepare="").startswith("/"), kind.name
         assert set(kind.packages) <= set(image.PACKAGES), kind.name
         assert kind.change in ("reload", "restart"), kind.name
@@ -39,8 +39,14 @@ def test_the_inventory_and_the_sandbox_read_the_kind(render_lab):
     lab, build = render_lab()
     inventory = yaml.safe_load((build / "inventory.yml").read_text())["all"]["children"]
     nginx = inventory["nginx"]["hosts"]["nginx"]
-    assert (nginx["labgen_role"], nginx["labgen_validate"], nginx["labgen_service"], nginx["labgen_change"]) == \
-        ("nginx", kinds.PREPARE + "/usr/sbin/nginx -t", "nginx", "reload")
+    assert (nginx["labgen_validate"], nginx["labgen_service"], nginx["labgen_change"]) == \
+        (kinds.PREPARE + "/usr/sbin/nginx -t", "nginx", "reload")
+    assert "labgen_enable" not in nginx and "labgen_commands" not in nginx
+    apache = inventory["apache"]["hosts"]["apache"]
+    assert apache["labgen_enable"]["/etc/apache2/sites-enabled"] == ["{{ labgen_fqdn }}"]
+    assert apache["labgen_enable"]["/etc/apache2/mods-enabled"][:3] == ["ssl", "headers", "http2"]
+    assert apache["labgen_disable"] == {"/etc/apache2/sites-enabled": ["000-default"]}
+    assert inventory["client"]["hosts"]["client"]["labgen_commands"] == ["dig", "delv", "curl", "openssl", "ldns-dane"]
     assert "labgen_prepare" not in nginx  # nothing runs before nginx -t in a lab-CA lab
     assert inventory["resolver"]["hosts"]["resolver"]["labgen_change"] == "restart"
     assert inventory["client"]["hosts"]["client"]["labgen_validate"] == ""
@@ -72,6 +78,6 @@ def test_the_playbooks_group_vars_are_the_kinds():
     """A sysadmin's inventory names groups only: the playbook's group_vars give each host its
     kind's role, config test, unit and change (written from the kinds; regenerate with
     kinds.group_vars() when a kind changes)."""
-    folder = ROLES.parent / "group_vars"
+    folder = PLAYBOOKS / "group_vars"
     written = {p.stem: p.read_text() for p in folder.glob("*.yml")}
     assert written == kinds.group_vars(), "playbooks/group_vars is out of step with labgen/kinds"

@@ -85,7 +85,7 @@ def test_inventory_lists_every_host_by_role(render_lab):
     groups = inv["all"]["children"]
     assert set(groups) == {"authdns", "resolver", "client", "probe", "nginx", "apache"}
     assert groups["nginx"]["hosts"]["nginx"]["ansible_host"] == "labgen-demo-nginx"
-    assert groups["apache"]["hosts"]["apache"]["apache_modules"][:3] == ["ssl", "headers", "http2"]
+    assert groups["apache"]["hosts"]["apache"]["labgen_enable"]["/etc/apache2/mods-enabled"][:3] == ["ssl", "headers", "http2"]
     for host in lab.hosts:
         hostvars = groups[host.software or host.role]["hosts"][host.name]
         assert (build / hostvars["labgen_tree"]).is_dir()

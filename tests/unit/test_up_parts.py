@@ -71,10 +71,10 @@ def test_progress_prints_one_line_per_host_and_task_and_keeps_failures():
     progress.event(_event("runner_on_skipped", "nginx", "Copy the keys"))
     progress.event(_event("runner_on_failed", "apache", "Validate the new config",
                           msg="non-zero return code", stderr="AH00526: Syntax error"))
-    progress.event({"event": "runner_on_ok", "event_data": {
-        "host": "nginx", "task": "Apply the role", "res": {}, "task_action": "ansible.builtin.include_role"}})
+    progress.event(_event("runner_on_ok", "ns1", "Copy the files"))
     assert lines == ["  nginx        changed   Copy the files",
-                     "  apache       failed    Validate the new config"]
+                     "  apache       failed    Validate the new config",
+                     "  ns1          ok        Copy the files"]
     assert progress.failures == [("apache", "Validate the new config",
                                   "non-zero return code: AH00526: Syntax error")]
 

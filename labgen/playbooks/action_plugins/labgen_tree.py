@@ -12,7 +12,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 MODULE = "labgen_tree"
-PASSED_ON = ("validate", "service", "change", "restart", "announce", "folders", "enable", "backup")
+PASSED_ON = ("validate", "service", "change", "restart", "announce", "folders", "enable", "disable",
+             "commands", "password", "backup")
 
 
 class ActionModule(ActionBase):

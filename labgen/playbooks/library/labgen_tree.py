@@ -83,11 +83,28 @@ options:
     type: dict
     default: {}
   enable:
-    description: Names a role enabled in a Debian *-enabled folder (folder -> names), with
-      a2enmod's rules - in mods-enabled NAME.load and NAME.conf and the modules its .load file
-      depends on, elsewhere NAME.conf, each a link to ../*-available/.
+    description: Names enabled in a Debian *-enabled folder (folder -> names), with a2enmod's
+      rules - in mods-enabled NAME.load and NAME.conf and the modules its .load file depends on,
+      elsewhere NAME.conf, each a link to ../*-available/. A missing link whose target exists
+      (after the archive is unpacked) is made before the checker runs; a module enabled so
+      restarts the service (a reload does not load it).
     type: dict
     default: {}
+  disable:
+    description: Names disabled in a Debian *-enabled folder (folder -> names; their links are
+      removed before the checker runs, like a2dissite). Both are undone when the checker refuses.
+    type: dict
+    default: {}
+  commands:
+    description: Commands the host must have on its PATH (a student's exercises use them); the
+      module fails naming those missing.
+    type: list
+    elements: str
+    default: []
+  password:
+    description: root's password as a crypt hash, set with chpasswd -e when it differs (the
+      hash goes on its standard input, never in an argument or a log).
+    type: str
   backup:
     description: Where moved entries go, in a folder named by the UTC time of the run.
     type: str
@@ -226,6 +243,10 @@ def put_back(saved):
         os.chmod(path, mode)
 
 
+def _suffixes(folder):
+    return (".load", ".conf") if folder.endswith("/mods-enabled") else (".conf",)
+
+
 def _enabled(folder, names):
     """What a role enabling names in a Debian *-enabled folder owns: entry -> {link: target}."""
     available = folder[: -len("enabled")] + "available"
@@ -236,8 +257,7 @@ def _enabled(folder, names):
         if name in seen:
             continue
         seen.add(name)
-        suffixes = (".load", ".conf") if folder.endswith("/mods-enabled") else (".conf",)
-        for suffix in suffixes:  # the target may arrive with this deploy (a rendered site)
+        for suffix in _suffixes(folder):  # the target may arrive with this deploy (a rendered site)
             owned[name + suffix] = {"link": relative + name + suffix}
         if folder.endswith("/mods-enabled"):  # a2enmod also enables what a module depends on
             try:
@@ -285,6 +305,45 @@ def strays(params):
     return found
 
 
+def relinks(params):
+    """What the *-enabled folders need: [(path, target)] for each enabled name's link that is
+    missing while its target exists (a wrong one is a stray), [(path, None)] for each disabled
+    name's link that is there."""
+    todo = []
+    for folder, names in sorted(params["enable"].items()):
+        for entry, want in sorted(_enabled(folder, names or []).items()):
+            path = os.path.join(folder, entry)
+            if not os.path.lexists(path) and os.path.exists(os.path.join(folder, want["link"])):
+                todo.append((path, want["link"]))
+    for folder, names in sorted(params["disable"].items()):
+        for name in names or []:
+            for suffix in _suffixes(folder):
+                if os.path.islink(path := os.path.join(folder, name + suffix)):
+                    todo.append((path, None))
+    return todo
+
+
+def relink(todo):
+    """Make or remove each link; returns [(path, the link it was or None)] for unlink_back."""
+    done = []
+    for path, target in todo:
+        before = os.readlink(path) if os.path.islink(path) else None
+        if target is None:
+            os.unlink(path)
+        else:
+            os.symlink(target, path)
+        done.append((path, before))
+    return done
+
+
+def unlink_back(done):
+    for path, before in reversed(done):
+        if os.path.lexists(path):
+            os.unlink(path)
+        if before:
+            os.symlink(before, path)
+
+
 def sweep(found, backup):
     """Move each stray into backup/<UTC time>/<its path> (never deleted), and make a link the
     image or the role has there again. Returns [{path, to, link}], for put_aside_back."""
@@ -317,8 +376,9 @@ def put_aside_back(moved):
         shutil.move(entry["to"], entry["path"])
 
 
-def validate_or_restore(module, saved, moved, files, dirs):
-    """Run the server's checker; when it refuses, put back the files and what was moved."""
+def validate_or_restore(module, saved, moved, linked, files, dirs):
+    """Run the server's checker; when it refuses, put back the files, what was moved and the
+    links as they were."""
     params = module.params
     if not params["validate"]:
         return
@@ -329,6 +389,7 @@ def validate_or_restore(module, saved, moved, files, dirs):
         return
     put_back(saved)
     put_aside_back(moved)
+    unlink_back(linked)
     what = "rendered config" if files or dirs else "config without the files labgen does not own"
     module.fail_json(
         msg=f"'{params['validate']}' refused the {what}, so nothing was reloaded and the previous "
@@ -401,7 +462,7 @@ def _ensure_socket(module, name, files_changed):
 def apply(module, files, dirs, found):
     params = module.params
     saved = keep(files)
-    moved = []
+    moved, linked = [], []
     try:
         rc, out, err = module.run_command(["tar", "-C", "/", "--numeric-owner", "-xpf",
                                            params["archive"]])
@@ -410,7 +471,8 @@ def apply(module, files, dirs, found):
             module.fail_json(msg=f"unpacking the archive failed: {err.strip()}", files=files,
                              dirs=dirs)
         moved = sweep(found, params["backup"])
-        validate_or_restore(module, saved, moved, files, dirs)
+        linked = relink(relinks(params))
+        validate_or_restore(module, saved, moved, linked, files, dirs)
     finally:
         stage = os.path.dirname(params["archive"])
         if os.path.basename(stage).startswith(".labgen-deploy-"):
@@ -424,15 +486,47 @@ def apply(module, files, dirs, found):
         rc, out, err = module.run_command(["update-ca-certificates"])
         if rc != 0:
             module.fail_json(msg=f"update-ca-certificates failed: {err.strip()}")
-    return moved
+    return moved, linked
 
 
-def sweep_only(module, found):
-    """No rendered file differs, but the include folders hold entries labgen does not own: move
-    them aside, let the checker judge what is left (putting them back on refusal)."""
+def tidy(module, found, todo):
+    """No rendered file differs, but the include folders hold entries labgen does not own or
+    miss its links: move them aside, make the links, let the checker judge (all undone on
+    refusal)."""
     moved = sweep(found, module.params["backup"])
-    validate_or_restore(module, {}, moved, [], [])
-    return moved
+    linked = relink(todo)
+    validate_or_restore(module, {}, moved, linked, [], [])
+    return moved, linked
+
+
+def new_module(linked):
+    """A module enabled needs a restart: a reload does not load it."""
+    return any(os.path.dirname(path).endswith("/mods-enabled") and os.path.islink(path)
+               for path, _ in linked)
+
+
+def missing_commands(module):
+    path = os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    lacking = [name for name in module.params["commands"] if not shutil.which(name, path=path)]
+    if lacking:
+        module.fail_json(msg=f"this host lacks {', '.join(lacking)}, which the lab's exercises use "
+                             f"(install them, or rebuild the lab image)")
+
+
+def set_password(module):
+    """root's password hash as the inventory gives it; chpasswd reads it on standard input."""
+    wanted = module.params["password"]
+    if not wanted:
+        return False
+    with open("/etc/shadow", encoding="utf-8") as handle:
+        current = next((line.split(":")[1] for line in handle if line.startswith("root:")), None)
+    if current == wanted:
+        return False
+    if not module.check_mode:
+        rc, _, err = module.run_command(["chpasswd", "-e"], data=f"root:{wanted}")
+        if rc != 0:
+            module.fail_json(msg=f"chpasswd could not set root's password: {err.strip()}")
+    return True
 
 
 def _shown(moved):
@@ -454,6 +548,9 @@ def main():
                        "announce": {"type": "bool", "default": False},
                        "folders": {"type": "dict", "default": {}},
                        "enable": {"type": "dict", "default": {}},
+                       "disable": {"type": "dict", "default": {}},
+                       "commands": {"type": "list", "elements": "str", "default": []},
+                       "password": {"type": "str", "no_log": True},
                        "backup": {"type": "str", "default": "/var/backups/labgen"}},
         supports_check_mode=True)
     # One deploy at a time on a host: a deploy cut off on this machine (Ctrl-C) does not stop the
@@ -464,6 +561,7 @@ def main():
     files, dirs = compare(module.params)
     found = strays(module.params)
     if module.params["archive"] is None:
+        missing_commands(module)
         if module.params["announce"] and not module.check_mode:
             announce()
         if not module.check_mode:  # what a deploy cut off between the two calls left behind
@@ -477,19 +575,23 @@ def main():
                 stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
             module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="",
                              moved=[])
-        if found and module.check_mode:
+        todo = relinks(module.params)
+        if (found or todo) and module.check_mode:
             module.exit_json(changed=True, files=[], dirs=[], stage="", service="",
                              moved=[{"path": path, "to": ""} for path, _ in found])
-        moved = sweep_only(module, found) if found else []
-        done = ensure_service(module, module.params["service"], bool(moved))
-        module.exit_json(changed=bool(done or moved), files=[], dirs=[], stage="", service=done,
-                         moved=_shown(moved))
-    moved = [] if module.check_mode else apply(module, files, dirs, found)
-    done = ensure_service(module, module.params["service"], bool(files or dirs or moved),
+        moved, linked = tidy(module, found, todo) if found or todo else ([], [])
+        module.params["restart"] |= new_module(linked)
+        done = ensure_service(module, module.params["service"], bool(moved or linked))
+        password = set_password(module)
+        module.exit_json(changed=bool(done or moved or linked or password), files=[], dirs=[],
+                         stage="", service=done, moved=_shown(moved))
+    moved, linked = ([], []) if module.check_mode else apply(module, files, dirs, found)
+    module.params["restart"] |= new_module(linked)
+    done = ensure_service(module, module.params["service"], bool(files or dirs or moved or linked),
                           any(path.startswith("/etc/systemd/") for path in files))
+    set_password(module)
     module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done,
                      moved=_shown(moved))
-
 
 if __name__ == "__main__":
     main()
