@@ -248,8 +248,6 @@ def cmd_class(args: argparse.Namespace) -> int:
         out = _base(args)
         if args.action == "up":
             class_lifecycle.up(klass, out, engine)
-            root, rows = class_lifecycle.status(klass, engine, out / klass.name)
-            print(class_lifecycle.status_table(klass, root, rows))
             return 0
         if args.action == "down":
             removed = class_lifecycle.down(klass, out, engine)

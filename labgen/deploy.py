@@ -38,9 +38,11 @@ class Progress:
     moved: list[tuple[str, str, str]] = field(default_factory=list)
 
     def event(self, data: dict) -> bool:
+        """Shows the event; says whether ansible-runner keeps it on disk: only the stats, which
+        runner.stats reads back (one JSON file per event cost a class of 30 several seconds)."""
         kind = data.get("event", "")
         if not kind.startswith("runner_on_") or kind in ("runner_on_start", "runner_on_skipped"):
-            return True
+            return kind == "playbook_on_stats"
         info = data.get("event_data", {})
         task, host, res = info.get("task", ""), info.get("host", "?"), info.get("res") or {}
         outcome = kind.removeprefix("runner_on_")
@@ -49,7 +51,7 @@ class Progress:
         if outcome in ("failed", "unreachable") and not info.get("ignore_errors"):
             self.failures.append((host, task, _message(res)))
         if outcome == "ok" and self.changes_only:
-            return True
+            return False
         self.count += 1
         self.log(f"  {host:<12} {outcome:<9} {task}")
         for entry in res.get("moved") or [] if outcome == "changed" else []:
@@ -57,7 +59,7 @@ class Progress:
                 self.moved.append((host, str(entry.get("path")), str(entry["to"])))
                 self.log(f"  {host:<12} {'moved':<9} {_printable(entry.get('path'))}: labgen does not "
                          f"own it; now {_printable(entry['to'])}")
-        return True
+        return False
 
 
 def _printable(text) -> str:

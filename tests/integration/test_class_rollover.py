@@ -32,7 +32,9 @@ def roll_class(tmp_path_factory):
 def test_each_student_gets_certificates_from_their_own_acme_ca_and_rolls_a_key_the_others_see(roll_class):
     config, model, shown = roll_class
     s01, s02 = model.students
-    assert "2 of 2 student labs healthy" in shown, shown[-1500:]
+    assert "class croll is up: 2 student labs" in shown, shown[-1500:]
+    status = labgen(config, "class", "status")
+    assert status.returncode == 0 and "2 of 2 student labs healthy" in status.stdout, status.stdout
     engine = Engine("podman")
     for student in model.students:
         lab = student.lab
