@@ -206,6 +206,13 @@ def test_each_student_enters_their_own_lab_by_ssh_and_nothing_else(klass, tmp_pa
         typed = with_password(tmp_path, password, "s01" if expected == 0 else "s02", port)
         assert typed.returncode == expected, typed.stderr
         assert typed.stdout == (f"client.{s01.lab.domain}\n" if expected == 0 else "")
+    # the hash reached the workstation through the deploy's no_log option: in its inventory (a
+    # 0700 folder), in no file Ansible wrote (its output, the events kept)
+    hashed = (folder / "s01" / "password.sha512").read_text().strip()
+    assert hashed.encode() in (config.parent / "build" / model.name / ".ansible" / "inventory.yml").read_bytes()
+    artifacts = config.parent / "build" / model.name / ".ansible" / "artifacts"
+    written = [p for p in artifacts.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if hashed.encode() in p.read_bytes()]
     # from A's workstation: no TCP path to B's hosts, to the access container's ports, to the
     # published ports on the gateway, or to the probe (no sshd there)
     lab, other = s01.lab, s02.lab

@@ -171,3 +171,18 @@ def test_the_deploy_makes_the_links_it_enables_removes_those_it_disables_and_can
     assert not os.path.lexists(etc / "mods-enabled/headers.load") and not os.path.lexists(etc / "sites-enabled/www.conf")
     site_only = tree_module.relink([(str(etc / "sites-enabled/www.conf"), "../sites-available/www.conf")])
     assert not tree_module.new_module(site_only)  # a site is a reload
+
+
+def test_a_missing_command_is_named_and_a_present_one_passes(tree_module, monkeypatch):
+    class Module:
+        def __init__(self, commands):
+            self.params = {"commands": commands}
+
+        def fail_json(self, msg):
+            raise RuntimeError(msg)
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    tree_module.missing_commands(Module(["sh", "tar"]))
+    with pytest.raises(RuntimeError) as err:
+        tree_module.missing_commands(Module(["sh", "no-such-tool-x", "ldns-nope"]))
+    assert str(err.value).startswith("this host lacks no-such-tool-x, ldns-nope, which the lab's exercises use")

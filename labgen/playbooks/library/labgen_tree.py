@@ -11,14 +11,14 @@ description:
   - Without O(archive), reads each file the manifest names and compares its SHA-256, mode and
     owner (root:root) with the manifest, and changes no file. When nothing differs it makes
     sure the service is enabled and running, so an idempotent run is one call per host.
-  - With O(archive) (the files that differ, sent by the role), keeps the current version of
+  - With O(archive) (the files that differ, sent by the action plugin), keeps the current version of
     every file it replaces in memory, unpacks the archive over /, and runs the server's own
     checker. When the checker refuses, every file goes back as it was and the module fails
     without touching the service. Otherwise it refreshes the CA trust store when the lab CA
     changed, enables the service and starts it, or reloads (or restarts) it when it runs.
   - The archive is removed in every case (and a folder left by a deploy that was cut off, by
     the next comparison). File contents never appear in the arguments or the results.
-  - The role's action plugin of the same name runs on the controller; it reads O(manifest),
+  - The action plugin of the same name (playbooks/action_plugins) runs on the controller; it reads O(manifest),
     calls the module to compare (one call; with nothing to do, the only one), packs what
     differs from O(tree) into one tar archive, sends it into the private folder that call made,
     and calls the module again to install it.
@@ -61,7 +61,7 @@ options:
     choices: [reload, restart]
     default: reload
   restart:
-    description: Restart the running service even when no file changed (e.g. a new module).
+    description: Restart the running service even when no file changed.
     type: bool
     default: false
   announce:
@@ -248,7 +248,7 @@ def _suffixes(folder):
 
 
 def _enabled(folder, names):
-    """What a role enabling names in a Debian *-enabled folder owns: entry -> {link: target}."""
+    """What enabling names in a Debian *-enabled folder owns: entry -> {link: target}."""
     available = folder[: -len("enabled")] + "available"
     relative = "../" + os.path.basename(available) + "/"
     owned, todo, seen = {}, list(names), set()
@@ -287,7 +287,7 @@ def _matches(path, want):
 
 def strays(params):
     """(path, link to make again or None) of every entry of the include folders labgen does not
-    own: not in the manifest, not as the image has it, not enabled by the role."""
+    own: not in the manifest, not as the image has it, not enabled by O(enable)."""
     owned_paths = set(params["files"]) | set(params["dirs"])
     found = []
     for folder, image in sorted(params["folders"].items()):
@@ -346,7 +346,7 @@ def unlink_back(done):
 
 def sweep(found, backup):
     """Move each stray into backup/<UTC time>/<its path> (never deleted), and make a link the
-    image or the role has there again. Returns [{path, to, link}], for put_aside_back."""
+    image or O(enable) has there again. Returns [{path, to, link}], for put_aside_back."""
     if not found:
         return []
     if os.path.islink(backup):  # a link would send what is moved elsewhere (even back in)
@@ -569,7 +569,7 @@ def main():
             for name in os.listdir(home):
                 if name.startswith(".labgen-deploy-"):
                     shutil.rmtree(os.path.join(home, name), ignore_errors=True)
-        if files or dirs:  # the role sends them as an archive and calls again with it
+        if files or dirs:  # the action plugin sends them as an archive and calls again with it
             stage = ""
             if module.params["prepare"] and not module.check_mode:
                 stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
