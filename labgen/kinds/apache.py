@@ -10,9 +10,10 @@ MODULES = ("ssl", "headers", "http2", "socache_shmcb", "alias", "mime")
 # Before its config test: the modules and labgen's site enabled, Debian's default site not. The
 # deploy makes and removes the links (ENABLED, DISABLED); `labgen check`'s sandbox runs Debian's
 # own commands (ENABLE), as a person would.
+DEFAULT_SITE = "000-default"
 ENABLED = (("/etc/apache2/mods-enabled", MODULES), ("/etc/apache2/sites-enabled", ("{fqdn}",)))
-DISABLED = (("/etc/apache2/sites-enabled", ("000-default",)),)
-ENABLE = ("a2enmod -q {modules} >/dev/null && a2dissite -q 000-default >/dev/null; "
+DISABLED = (("/etc/apache2/sites-enabled", (DEFAULT_SITE,)),)
+ENABLE = (f"a2enmod -q {{modules}} >/dev/null && a2dissite -q {DEFAULT_SITE} >/dev/null; "
           "a2ensite -q {fqdn} >/dev/null && ")
 
 
