@@ -593,5 +593,6 @@ def main():
     module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done,
                      moved=_shown(moved))
 
+
 if __name__ == "__main__":
     main()
