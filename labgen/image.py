@@ -28,12 +28,15 @@ BASE = ("systemd", "systemd-sysv", "python3", "iproute2", "procps", "ca-certific
 PACKAGES = tuple(dict.fromkeys(BASE + tuple(p for k in KINDS.values() for p in k.packages)))
 # Run in the new root file system. Debian enables every service it installs; in the lab each
 # host starts only its own, so all start disabled. Timers that would reach the network go too.
-# Every container makes its own machine id and SSH host keys.
+# Every container makes its own machine id and SSH host keys. A lab host never reaches the
+# internet, so it trusts no public root, only the lab's own CA: the deploy's update-ca-certificates
+# then handles one certificate (0.1 s) instead of Mozilla's 150 (0.9 s, on every host of a class).
 SERVICES = tuple(u for k in KINDS.values() for u in k.disabled) + (
     "ssh", "ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
     "fstrim.timer", "systemd-pstore")
 SETUP = (f"for unit in {' '.join(SERVICES)}; do systemctl disable --quiet $unit 2>/dev/null; done; "
          "rm -f /etc/ssh/ssh_host_*; : > /etc/machine-id; "
+         "sed -i 's/^mozilla/!mozilla/' /etc/ca-certificates.conf; update-ca-certificates --fresh >/dev/null; "
          "apt-get clean; rm -rf /var/lib/apt/lists/* /var/log/*.log")
 
 
