@@ -559,7 +559,6 @@ def main():
                                 "labgen-tree.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     files, dirs = compare(module.params)
-    found = strays(module.params)
     if module.params["archive"] is None:
         missing_commands(module)
         if module.params["announce"] and not module.check_mode:
@@ -575,23 +574,20 @@ def main():
                 stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
             module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="",
                              moved=[])
-        todo = relinks(module.params)
+        found, todo = strays(module.params), relinks(module.params)
         if (found or todo) and module.check_mode:
             module.exit_json(changed=True, files=[], dirs=[], stage="", service="",
                              moved=[{"path": path, "to": ""} for path, _ in found])
         moved, linked = tidy(module, found, todo) if found or todo else ([], [])
-        module.params["restart"] |= new_module(linked)
-        done = ensure_service(module, module.params["service"], bool(moved or linked))
-        password = set_password(module)
-        module.exit_json(changed=bool(done or moved or linked or password), files=[], dirs=[],
-                         stage="", service=done, moved=_shown(moved))
-    moved, linked = ([], []) if module.check_mode else apply(module, files, dirs, found)
+    else:
+        moved, linked = ([], []) if module.check_mode else apply(module, files, dirs,
+                                                                 strays(module.params))
     module.params["restart"] |= new_module(linked)
     done = ensure_service(module, module.params["service"], bool(files or dirs or moved or linked),
                           any(path.startswith("/etc/systemd/") for path in files))
-    set_password(module)
-    module.exit_json(changed=True, files=files, dirs=dirs, stage="", service=done,
-                     moved=_shown(moved))
+    password = set_password(module)
+    module.exit_json(changed=bool(files or dirs or done or moved or linked or password), files=files,
+                     dirs=dirs, stage="", service=done, moved=_shown(moved))
 
 
 if __name__ == "__main__":
