@@ -81,6 +81,16 @@ def test_hosts_resolve_through_the_lab_resolver_with_the_ad_flag(running_lab):
             assert code == "200", f"curl {flag} https://{host.fqdn}/ gave {code}"
 
 
+def test_every_host_trusts_the_lab_ca_and_no_public_root(running_lab):
+    """The image deselects Debian's public roots (labgen.image): each host's bundle is the lab
+    CA alone, so update-ca-certificates stays cheap and nothing outside the lab is trusted."""
+    ca = (running_lab.build / "pki" / "ca.crt").read_text().strip()
+    for host in running_lab.lab.hosts:
+        bundle = running_lab.exec(host.name, "cat", "/etc/ssl/certs/ca-certificates.crt").stdout
+        found = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", bundle, re.S)
+        assert found == [ca], f"{host.name}: {len(found)} certificates in its bundle; expected the lab CA alone"
+
+
 def test_second_up_changes_nothing(running_lab):
     stats = running_lab.up()
     assert deploy.changed(stats) == 0, stats.get("changed")

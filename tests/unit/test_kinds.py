@@ -31,7 +31,8 @@ def test_every_kind_has_its_group_vars_an_absolute_config_test_and_its_units_dis
 
 def test_the_image_key_moves_only_with_the_packages():
     """The image is cached by its package list and setup: the ACME CA and client (pebble,
-    certbot) made the one rebuild; a change of the registry alone must not."""
+    certbot) made one rebuild, the trust store of one (no public roots) another; a change of
+    the registry alone must not."""
     assert image.package_key() == "e539facb5503"
 
 
