@@ -15,7 +15,7 @@ DAY = 86400
 @dataclass(frozen=True)
 class Pace:
     name: str
-    ttl: int  # every record of the zone (and max-zone-ttl)
+    ttl: int  # every record of the zone
     negative_ttl: int  # SOA minimum: how long "no such name" is cached (RFC 2308)
     dnskey_ttl: int
     publish_safety: int  # extra wait before a new key is used
@@ -30,6 +30,12 @@ class Pace:
 
     def timings(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+    def max_zone_ttl(self, *, parent: bool = False) -> int:
+        """The policy's max-zone-ttl: the longest TTL in a zone BIND signs at this pace, so that
+        every record labgen renders loads. BIND refuses a zone holding a longer one ("out of
+        range"); the parent zone holds the child's DS at parent_ds_ttl (a day in production)."""
+        return max(self.ttl, self.dnskey_ttl, self.parent_ds_ttl if parent else 0)
 
     def problems(self) -> list[tuple[str, str]]:
         """(timing, problem) for values BIND or the zone would refuse or that make no sense."""

@@ -85,9 +85,10 @@ TSIG_SOURCE = f"{dnszone.KEY_DIR}/tlsa-keys.conf"
 TSIG_WORK = f"{WORK_DIR}/tlsa-keys.conf"
 
 
-def seed_script(domain: str, source: str, tsig: bool = False) -> str:
-    """SEED: copy the rendered zone when it changed, and labgen's keys when they are a new set
-    (tsig: and the TSIG keys named reads)."""
+def seed_script(domain: str, source: str, max_ttl: int, tsig: bool = False) -> str:
+    """SEED: check that the rendered zone loads under the policy's max-zone-ttl (max_ttl), copy it
+    when it changed, and labgen's keys when they are a new set (tsig: and the TSIG keys named
+    reads)."""
     work = work_zone(domain)
     copy_tsig = f"install -o root -g bind -m 0640 {TSIG_SOURCE} {TSIG_WORK}\n" if tsig else ""
     return f"""#!/bin/sh
@@ -98,6 +99,13 @@ def seed_script(domain: str, source: str, tsig: bool = False) -> str:
 # - The keys are copied only when labgen made a new set (a render with other keys): after that BIND
 #   owns them, rolls included, and a deploy must never put a retired key back.
 set -eu
+# BIND loads the zone under its dnssec-policy's max-zone-ttl and refuses it whole when one
+# record's TTL is longer ("out of range"); named-checkconf -z does not apply that limit. So the
+# zone is loaded here as the server will, and a zone it would refuse is neither copied nor served.
+if ! out=$(named-checkzone -l {max_ttl} {domain} {source} 2>&1); then
+    echo "$out" >&2
+    exit 1
+fi
 install -d -o bind -g bind -m 0750 {WORK_DIR} {WORK_KEYS}
 # Copied when labgen rendered another zone, not when BIND's copy moved on by itself (dynamic
 # updates such as a parent's new DS live in its journal, which then no longer applies).
@@ -116,10 +124,11 @@ fi
 {copy_tsig}"""
 
 
-def policy(lab: Lab) -> list[tuple[str, str]]:
-    """The dnssec-policy clause's timing statements, in seconds, from the lab's pace."""
+def policy(lab: Lab, *, parent: bool = False) -> list[tuple[str, str]]:
+    """The dnssec-policy clause's timing statements, in seconds, from the lab's pace; parent:
+    the parent zone's (parentzone.py), which holds the lab's DS."""
     p = lab.dnssec.pace
-    items = [("dnskey-ttl", p.dnskey_ttl), ("max-zone-ttl", p.ttl),
+    items = [("dnskey-ttl", p.dnskey_ttl), ("max-zone-ttl", p.max_zone_ttl(parent=parent)),
              ("publish-safety", p.publish_safety), ("retire-safety", p.retire_safety),
              ("zone-propagation-delay", p.zone_propagation_delay),
              ("parent-ds-ttl", p.parent_ds_ttl), ("parent-propagation-delay", p.parent_propagation_delay),

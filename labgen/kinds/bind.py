@@ -34,7 +34,8 @@ def authdns_files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
         tree[signing.TSIG_SOURCE] = ("".join(acme.tsig_key(h, m.tsig[h.name]) for h in lab.web).encode(),
                                      SECRET)
     if signing.online(lab):  # BIND signs copies of these (signing.SEED makes them)
-        tree[signing.SEED] = (signing.seed_script(lab.domain, found["zone_source"], lab.certificates.acme).encode(),
+        tree[signing.SEED] = (signing.seed_script(lab.domain, found["zone_source"], lab.dnssec.pace.max_zone_ttl(),
+                                                        lab.certificates.acme).encode(),
                               PROGRAM)
     else:
         tree[found["zone"]] = (m.zone.encode(), PUBLIC)
@@ -49,9 +50,11 @@ def parent_paths(lab, host) -> dict[str, str]:
 def parent_files(lab, host, m, text) -> dict[str, tuple[bytes, int]]:
     found = parent_paths(lab, host)
     return {found["named_conf"]: text("dns/parent-named.conf.j2", policy_name=parentzone.POLICY,
+                                      policy=signing.policy(lab, parent=True),
                                       work_zone=found["zone"], zone_source=found["zone_source"]),
             found["zone_source"]: (m.parent["source"].encode(), PUBLIC), **_keys(m.parent["keys"]),
-            signing.SEED: (signing.seed_script(lab.parent.domain, found["zone_source"]).encode(), PROGRAM),
+            signing.SEED: (signing.seed_script(lab.parent.domain, found["zone_source"],
+                                                         lab.dnssec.pace.max_zone_ttl(parent=True)).encode(), PROGRAM),
             parentzone.SCAN: (parentzone.scan_script(lab).encode(), PROGRAM),
             f"/etc/systemd/system/{parentzone.SCAN_UNIT}": (parentzone.scan_unit(lab).encode(), PUBLIC)}
 
