@@ -24,6 +24,7 @@ from .engine import LABEL, Engine, network_name
 from .errors import EngineError, ImageError, UsageError
 from .render import data_dir, render, write_manifest
 from .spec import Host, Lab
+from .text import printable
 
 # The systemd unit each role runs; the client runs none.
 STAMP = ".labgen-stamp.json"
@@ -256,10 +257,30 @@ class HostStatus:
     ipv6: str
     service: str | None
     service_state: str
+    problem: str = ""  # what the running service lacks (a zone BIND did not load), escaped
 
     @property
     def healthy(self) -> bool:
-        return self.state == "running" and self.service_state in ("active", "-")
+        return self.state == "running" and self.service_state in ("active", "-") and not self.problem
+
+
+# For each zone BIND does not serve: "<zone>: <BIND's reason>", from its log since named last
+# started ("not loaded" when it says nothing). named stays active when a zone fails to load, so the unit alone says
+# nothing about what it serves.
+_UNLOADED = r"""for zone in "$@"; do
+    rndc zonestatus "$zone" >/dev/null 2>&1 && continue
+    why=$(journalctl -u named -o cat --no-pager -n 2000 2>/dev/null |
+          awk '/starting BIND/ {since = ""} {since = since $0 "\n"} END {printf "%s", since}' |
+          grep -F "zone $zone/IN" | grep -F "failed: " | tail -n 1)
+    echo "$zone: ${why:-not loaded}"
+done"""
+
+
+def _zone_problem(engine: Engine, name: str, zones: tuple[str, ...]) -> str:
+    if not zones:
+        return ""
+    found = engine.exec(name, "sh", "-c", _UNLOADED, "zones", *zones).stdout.strip()
+    return printable("; ".join(f"zone {line}" for line in found.splitlines()), keep_newlines=False)
 
 
 def status(lab: Lab, engine: Engine) -> list[HostStatus]:
@@ -273,11 +294,15 @@ def status(lab: Lab, engine: Engine) -> list[HostStatus]:
         if state is None:
             return HostStatus(host, "missing", "", "", unit, "-" if unit is None else "unknown")
         svc = "-"
+        problem = ""
         if unit and state.running:
             svc = engine.exec(name, "systemctl", "is-active", unit).stdout.strip() or "unknown"
+            if svc == "active":
+                problem = _zone_problem(engine, name, kinds.of(host).zones(lab, host))
         elif unit:
             svc = "unknown"
-        return HostStatus(host, "running" if state.running else "stopped", state.ipv4, state.ipv6, unit, svc)
+        return HostStatus(host, "running" if state.running else "stopped", state.ipv4, state.ipv6, unit, svc,
+                          problem)
 
     with ThreadPoolExecutor(max_workers=len(lab.hosts) or 1) as pool:
         return list(pool.map(row, lab.hosts))
@@ -290,6 +315,8 @@ def status_table(lab: Lab, rows: list[HostStatus]) -> str:
     for r in rows:
         svc = f"{r.service} {r.service_state}" if r.service else "-"
         lines.append(f"{r.host.fqdn:<26} {r.state:<9} {r.ipv4 or '-':<16} {r.ipv6 or '-':<24} {svc}")
+        if r.problem:
+            lines.append(f"  {r.host.fqdn}: unhealthy: {r.problem}")
     healthy = sum(r.healthy for r in rows)
     lines.append(f"{healthy} of {len(rows)} hosts healthy")
     return "\n".join(lines)

@@ -68,7 +68,8 @@ _BIND = dict(role="authdns", packages=("bind9", "bind9-utils", "bind9-dnsutils")
              folders=("/etc/bind",))  # named.conf's includes (named.conf.local, ...) live here
 
 AUTHDNS = Kind(name="authdns", title="BIND (the lab's name server)", disabled=("named",),
-               tools=("/usr/bin/systemctl",), paths=authdns_paths, files=authdns_files, **_BIND)
+               tools=("/usr/bin/systemctl",), paths=authdns_paths, files=authdns_files,
+               zones=lambda lab, host: (lab.domain, dnszone.bogus_name(lab)), **_BIND)
 # The grader runs nothing on the parent host.
 PARENT = Kind(name="parent", title="BIND (the parent zone's name server)", paths=parent_paths,
-              files=parent_files, **_BIND)
+              files=parent_files, zones=lambda lab, host: (lab.parent.domain,), **_BIND)

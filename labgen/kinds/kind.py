@@ -45,6 +45,8 @@ class Kind:
     # Its files by what they are, (lab, host) -> name -> path: the names exercises use (render.host_paths).
     paths: Callable[..., dict[str, str]] = _none
     files: Files = _none  # what its tree holds beside the lab CA and SSH (render.host_files)
+    # (lab, host) -> the DNS zones its server must have loaded; `labgen status` asks each.
+    zones: Callable[..., tuple[str, ...]] = lambda lab, host: ()
 
     @property
     def own_test(self) -> str:
