@@ -15,6 +15,7 @@ from .engine import Engine
 from .errors import LabgenError, SpecError, UsageError
 from .render import data_dir, render
 from .spec import ENGINES
+from .text import printable
 
 
 def cmd_init(args: argparse.Namespace, file_name: str = "lab.yml", render_hint: str = "labgen render") -> int:
@@ -496,6 +497,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+ERROR_LIMIT = 4000  # characters of an error message: a failed deploy names up to four hosts
 INTERRUPTED = "labgen: interrupted; running the same command again finishes the job"
 
 
@@ -515,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LabgenError as exc:
         where = "" if exc.phase in ("labgen", "lab file") else f"{exc.phase} failed: "
-        print(f"labgen: error: {where}{exc}", file=sys.stderr)
+        # Some messages carry a host's words (a deploy's module answer, a container's output):
+        # escaped here, once for every error, so none can rewrite the reader's terminal.
+        print(f"labgen: error: {where}{printable(str(exc), limit=ERROR_LIMIT)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

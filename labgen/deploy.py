@@ -15,6 +15,7 @@ import yaml
 from . import tools
 from .errors import DeployError, ToolError
 from .render import data_dir
+from .text import printable
 
 PLAYBOOK = "site.yml"
 # The engine's connection as labgen uses it: Podman's own plugin copies every module into the
@@ -62,12 +63,6 @@ class Progress:
         return False
 
 
-def _printable(text) -> str:
-    """A path from a host, for the terminal: control characters escaped, cut to a sane length."""
-    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
-    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
-
-
 def _message(res: dict) -> str:
     items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
     if items:  # a loop: the failed items say what went wrong
@@ -77,7 +72,13 @@ def _message(res: dict) -> str:
     stderr = (res.get("stderr") or "").strip()
     if stderr and stderr not in text:
         text = f"{text}: {stderr}" if text else stderr
-    return " ".join(str(text).split()) or "no message"
+    # A host's words (its module answers, its stderr): escaped before any terminal or log sees them.
+    return _printable(" ".join(str(text).split())) or "no message"
+
+
+def _printable(text) -> str:
+    """Text from a host, for the terminal: control characters escaped, cut to a sane length."""
+    return printable(str(text), keep_newlines=False)
 
 
 def run_playbook(inventory: Path, artifacts: Path, extravars: dict, *, envvars: dict | None = None,

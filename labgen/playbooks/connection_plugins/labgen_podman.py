@@ -1,8 +1,10 @@
 # The Podman connection with pipelining: containers.podman.podman runs `podman exec` without -i,
 # so Ansible must copy every module into the container first (a temporary folder, the file,
 # chmod, the run, rm: five or six engine calls per task). This one passes the module on
-# stdin (`podman exec -i`), so a task is one engine call, and it mounts the container's file
-# system only when a file is actually sent.
+# stdin (`podman exec -i`), so a task is one engine call. It never copies a file by path
+# (`podman mount`, then a copy on this machine): a path inside the container's mounted file
+# system is the container's to choose, and a link there would be followed on this machine.
+# labgen's own transfer (action_plugins/labgen_tree.py) is a stream on a command's stdin.
 # GNU General Public License v3.0+ (like the plugin it extends)
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ DOCUMENTATION = """
     short_description: Run tasks in a Podman container, with pipelining
     description:
         - containers.podman.podman with pipelining (the module goes to C(podman exec -i) on
-          stdin) and a lazy C(podman mount), used by labgen up for its lab containers.
+          stdin) and no copy of files by path, used by labgen up for its lab containers.
     options:
       remote_addr:
         description:
@@ -64,6 +66,7 @@ DOCUMENTATION = """
 
 import shlex
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.connection import ConnectionBase, ensure_connect
 from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
@@ -73,20 +76,11 @@ class Connection(PodmanConnection):
     transport = "labgen_podman"
     has_pipelining = True
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._mount_tried = False
-
     def _connect(self):
-        # No `podman mount` here: most tasks never send a file (see put_file).
+        # No `podman mount`: files are never copied by path (see put_file).
         ConnectionBase._connect(self)
         self._connected = True
         return self
-
-    def _mount(self):
-        if not self._mount_tried:
-            self._mount_tried = True
-            PodmanConnection._connect(self)
 
     @ensure_connect
     def exec_command(self, cmd, in_data=None, sudoable=False):
@@ -97,9 +91,11 @@ class Connection(PodmanConnection):
         return self._podman(args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
 
     def put_file(self, in_path, out_path):
-        self._mount()
-        super().put_file(in_path, out_path)
+        raise AnsibleConnectionFailure(REFUSED)
 
     def fetch_file(self, in_path, out_path):
-        self._mount()
-        super().fetch_file(in_path, out_path)
+        raise AnsibleConnectionFailure(REFUSED)
+
+
+REFUSED = ("labgen copies no file by path into or out of a lab container (a link inside it would be "
+           "followed on this machine); send data on a command's standard input instead")

@@ -20,8 +20,9 @@ description:
     the next comparison). File contents never appear in the arguments or the results.
   - The action plugin of the same name (playbooks/action_plugins) runs on the controller; it reads O(manifest),
     calls the module to compare (one call; with nothing to do, the only one), packs what
-    differs from O(tree) into one tar archive, sends it into the private folder that call made,
-    and calls the module again to install it.
+    differs from O(tree) into one tar archive (only paths its manifest names), streams it into
+    a private folder it names (one command reading its standard input), and calls the module
+    again to install it.
 options:
   tree:
     description: The host's rendered tree on the controller (build/<lab>/hosts/<host>); read by
@@ -40,13 +41,9 @@ options:
     type: dict
   archive:
     description: A tar archive on the host with the files that differ (paths relative to /),
-      inside a folder made by O(prepare); the module removes that folder in every case.
+      inside a private folder ~/.labgen-deploy-* the action plugin made; the module removes
+      that folder in every case.
     type: path
-  prepare:
-    description: When files differ, make a private (0700) folder in the user's home for the
-      archive and return it as RV(stage), so that sending it needs no other call.
-    type: bool
-    default: false
   validate:
     description: The server's config checker, run after unpacking. Empty for none.
     type: str
@@ -120,10 +117,6 @@ dirs:
   description: Folders to create or to make private.
   type: list
   returned: always
-stage:
-  description: The private folder made for the archive (with O(prepare)), or "".
-  type: str
-  returned: always
 service:
   description: What was done to the service (enabled, started, reloaded, restarted) or "".
   type: str
@@ -141,7 +134,6 @@ import shutil
 import socket
 import stat
 import struct
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -539,7 +531,6 @@ def main():
                        "files": {"type": "dict", "required": True},
                        "dirs": {"type": "dict", "required": True},
                        "archive": {"type": "path"},
-                       "prepare": {"type": "bool", "default": False},
                        "validate": {"type": "str", "default": ""},
                        "service": {"type": "str", "default": ""},
                        "change": {"type": "str", "default": "reload",
@@ -569,14 +560,10 @@ def main():
                 if name.startswith(".labgen-deploy-"):
                     shutil.rmtree(os.path.join(home, name), ignore_errors=True)
         if files or dirs:  # the action plugin sends them as an archive and calls again with it
-            stage = ""
-            if module.params["prepare"] and not module.check_mode:
-                stage = tempfile.mkdtemp(prefix=".labgen-deploy-", dir=os.path.expanduser("~"))
-            module.exit_json(changed=False, files=files, dirs=dirs, stage=stage, service="",
-                             moved=[])
+            module.exit_json(changed=False, files=files, dirs=dirs, service="", moved=[])
         found, todo = strays(module.params), relinks(module.params)
         if (found or todo) and module.check_mode:
-            module.exit_json(changed=True, files=[], dirs=[], stage="", service="",
+            module.exit_json(changed=True, files=[], dirs=[], service="",
                              moved=[{"path": path, "to": ""} for path, _ in found])
         moved, linked = tidy(module, found, todo) if found or todo else ([], [])
     else:
@@ -587,7 +574,7 @@ def main():
                           any(path.startswith("/etc/systemd/") for path in files))
     password = set_password(module)
     module.exit_json(changed=bool(files or dirs or done or moved or linked or password), files=files,
-                     dirs=dirs, stage="", service=done, moved=_shown(moved))
+                     dirs=dirs, service=done, moved=_shown(moved))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""A student is root in their own hosts: what comes back out of a container is hostile input to
+the trainer's side (issue 33). Each route a root student has is tried here on a live lab and
+shown refused; the lab is put back (and proven healthy) after each.
+
+The deploy: labgen_tree's module runs on the host's own python3, which such a student can
+replace. Its answer once made the controller pack any file of the trainer's machine (a path
+with ../) and write the archive through a link inside the container (podman mount).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import pytest
+from conftest import lab_up
+from test_grading_trust import labgen, sh
+
+from labgen import lifecycle
+
+RED_LAB = {"name": "itestred", "servers": [{"name": "nginx", "software": "nginx"}],
+           "network": {"ipv4": "10.84.0.0/24", "ipv6": "2001:db8:84::/64"}}
+
+
+@pytest.fixture(scope="module")
+def red_lab(tmp_path_factory):
+    yield from lab_up(tmp_path_factory, RED_LAB)
+
+
+def hostile_python(lab, host: str, answer: dict) -> None:
+    """The host's python3 answers every module call with `answer`, whatever it is asked."""
+    encoded = base64.b64encode(json.dumps(answer).encode()).decode()
+    sh(lab, host, f"echo {encoded} | base64 -d > /root/.answer.json && "
+                  "real=$(readlink -f /usr/bin/python3) && cp -a \"$real\" /usr/bin/python3.labgen-real && "
+                  "rm /usr/bin/python3 && printf '#!/bin/sh\\ncat >/dev/null\\ncat /root/.answer.json\\n' "
+                  "> /usr/bin/python3 && chmod 755 /usr/bin/python3")
+
+
+def restore_python(lab, host: str) -> None:
+    sh(lab, host, "mv /usr/bin/python3.labgen-real /usr/bin/python3")
+    # The next deploy must send what the hostile answer kept back: make one file differ.
+    sh(lab, host, f"echo changed >> {a_manifest_file(lab, host)}")
+    result = labgen(lab, "up")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert all(r.healthy for r in lifecycle.status(lab.lab, lab.engine))
+
+
+def a_manifest_file(lab, host: str) -> str:
+    manifest = json.loads((lab.build / "manifests" / f"{host}.json").read_text())
+    return sorted(manifest["files"])[0]
+
+
+def test_a_host_cannot_make_the_deploy_read_a_file_of_the_trainer(red_lab, tmp_path):
+    secret = tmp_path / f"trainer-secret-{secrets.token_hex(4)}"
+    secret.write_text(marker := secrets.token_hex(16))
+    escape = "/" + "../" * 12 + str(secret).lstrip("/")
+    hostile_python(red_lab, "nginx", {"changed": False, "files": [escape], "dirs": [], "stage": "/root/loot",
+                                      "service": "", "moved": []})
+    try:
+        result = labgen(red_lab, "up")
+        assert result.returncode != 0, result.stdout[-2000:]
+        assert "asked for 1 path(s) outside its manifest" in result.stderr and "nothing was sent" in result.stderr
+        assert "nginx" in result.stderr
+        found = red_lab.exec("nginx", "sh", "-c", f"grep -rl {marker} /root /tmp /var/tmp 2>/dev/null")
+        assert found.stdout == "", f"the trainer's file reached the container: {found.stdout}"
+    finally:
+        restore_python(red_lab, "nginx")
+
+
+def test_a_host_cannot_make_the_deploy_write_through_its_link(red_lab, tmp_path):
+    target = tmp_path / "trainer-folder"
+    target.mkdir()
+    sh(red_lab, "nginx", f"mkdir -p /root/stage && ln -sfn {target} /root/evil && "
+                         f"ln -sfn {target} /root/stage/link")
+    wanted = a_manifest_file(red_lab, "nginx")
+    hostile_python(red_lab, "nginx", {"changed": False, "files": [wanted], "dirs": [], "stage": "/root/evil",
+                                      "service": "", "moved": []})
+    try:
+        labgen(red_lab, "up")  # whatever it says: the trainer's folder must stay untouched
+        assert list(target.iterdir()) == [], "the deploy wrote on the trainer's machine through a link"
+    finally:
+        restore_python(red_lab, "nginx")
+        sh(red_lab, "nginx", "rm -rf /root/evil /root/stage")
+
+
+def test_an_escape_sequence_in_a_deploy_answer_reaches_no_terminal(red_lab):
+    hostile_python(red_lab, "nginx", {"failed": True, "msg": "\x1b]0;owned\x07\x1b[2Jboom\rover"})
+    try:
+        result = labgen(red_lab, "up")
+        assert result.returncode != 0
+        shown = result.stdout + result.stderr
+        assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
+        assert "\\x1b]0;owned\\x07\\x1b[2Jboom over" in result.stderr, result.stderr
+    finally:
+        restore_python(red_lab, "nginx")
