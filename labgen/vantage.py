@@ -19,8 +19,10 @@ import hashlib
 import io
 import os
 import posixpath
+import stat
 import subprocess
 import tarfile
+import threading
 
 from . import image, kinds
 from .kinds import KINDS
@@ -76,15 +78,34 @@ def _inside(root: str, path: str) -> str:
     return root + resolved
 
 
+# The largest tool the grader will read (the biggest, apache2 or named, is a few MB): a larger
+# file is "replaced" without being read whole.
+TOOL_LIMIT = 64 * 1024 * 1024
+
+
 def digests(root: str, paths: tuple[str, ...]) -> dict[str, str]:
-    """sha256 of each path inside a container's root (/proc/<pid>/root), or MISSING."""
+    """sha256 of each path inside a container's root (/proc/<pid>/root), or MISSING, or what
+    stands there instead of a regular file. Opened without blocking and without following a
+    last link (a FIFO or a device the student put at a tool's path cannot stall the grader),
+    read at most TOOL_LIMIT bytes."""
     found = {}
     for path in paths:
         try:
-            with open(_inside(root, path), "rb") as f:
-                found[path] = hashlib.file_digest(f, "sha256").hexdigest()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            fd = os.open(_inside(root, path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
             found[path] = MISSING
+            continue
+        except OSError as exc:  # a link swapped in since it was resolved, a loop, ...
+            found[path] = f"unreadable ({exc.strerror})"
+            continue
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                found[path] = "not a regular file"
+            elif info.st_size > TOOL_LIMIT:
+                found[path] = f"too large ({info.st_size} bytes)"
+            else:
+                found[path] = hashlib.sha256(f.read(TOOL_LIMIT + 1)).hexdigest()
     return found
 
 
@@ -146,19 +167,30 @@ def _replaced_over_there(engine: Engine, containers: dict[str, str]) -> dict[str
 
 
 def _copied_digest(engine: Engine, container: str, path: str, hops: int = 40) -> str:
-    """sha256 of a file in a container, through `podman cp` (a tar stream), links followed
-    inside the container."""
-    result = subprocess.run([engine.name, "cp", f"{container}:{path}", "-"], capture_output=True,
-                            env=engine.env, timeout=COMMAND_LIMIT)
-    if result.returncode != 0:
+    """sha256 of a file in a container, through `podman cp` (a tar stream, read at most
+    TOOL_LIMIT and a header's worth), links followed inside the container."""
+    with subprocess.Popen([engine.name, "cp", f"{container}:{path}", "-"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, env=engine.env) as proc:
+        timer = threading.Timer(COMMAND_LIMIT, proc.kill)  # a stalled copy costs this at most
+        timer.start()
+        try:
+            stream = proc.stdout.read(TOOL_LIMIT + 64 * 1024)
+        finally:
+            timer.cancel()
+            proc.kill()
+            proc.wait()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+            entry = next(iter(tar), None)
+            if entry is None:
+                return MISSING
+            if entry.issym() and hops > 0:
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.linkname))
+                return _copied_digest(engine, container, target, hops - 1)
+            if not entry.isfile():
+                return "not a regular file"
+            if entry.size > TOOL_LIMIT:
+                return f"too large ({entry.size} bytes)"
+            return hashlib.sha256(tar.extractfile(entry).read()).hexdigest()
+    except tarfile.TarError:
         return MISSING
-    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
-        entry = next(iter(tar), None)
-        if entry is None:
-            return MISSING
-        if entry.issym() and hops > 0:
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.linkname))
-            return _copied_digest(engine, container, target, hops - 1)
-        if not entry.isfile():
-            return MISSING
-        return hashlib.sha256(tar.extractfile(entry).read()).hexdigest()

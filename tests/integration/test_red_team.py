@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 
 import pytest
 from conftest import lab_up
@@ -94,3 +95,20 @@ def test_an_escape_sequence_in_a_deploy_answer_reaches_no_terminal(red_lab):
         assert "\\x1b]0;owned\\x07\\x1b[2Jboom over" in result.stderr, result.stderr
     finally:
         restore_python(red_lab, "nginx")
+
+
+@pytest.mark.parametrize("stand_in", ["mkfifo /usr/sbin/nginx", "truncate -s 2G /usr/sbin/nginx"],
+                         ids=["fifo", "huge-file"])
+def test_a_fifo_or_a_huge_file_at_a_tool_path_is_named_not_waited_for(red_lab, stand_in):
+    """The grader reads its tools from outside without blocking and at most 64 MiB of each: a
+    FIFO once hung `labgen verify` for more than 300 s."""
+    sh(red_lab, "nginx", f"cp -a /usr/sbin/nginx /root/nginx.orig && rm /usr/sbin/nginx && {stand_in}")
+    try:
+        started = time.monotonic()
+        result = labgen(red_lab, "verify")
+        took = time.monotonic() - started
+        assert result.returncode == 1, result.stdout[-2000:]
+        assert "the tools the grader runs on nginx are not the lab image's: /usr/sbin/nginx" in result.stdout
+        assert took < 120, f"verify took {took:.0f} s"
+    finally:
+        sh(red_lab, "nginx", "rm -f /usr/sbin/nginx && mv /root/nginx.orig /usr/sbin/nginx")
