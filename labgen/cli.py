@@ -224,11 +224,10 @@ def cmd_class(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} handouts (Markdown and HTML) into {args.dir}")
         return 0
     if args.action == "ds":
-        from .classroom.lifecycle import take_in_ds
+        from .classroom.lifecycle import ds_taken_text, take_in_ds
 
-        taken = take_in_ds(klass, _base(args), Engine("podman"), args.student, args.ds)
-        print(f"the lab root now publishes the DS of {klass.student(args.student).lab.domain}: "
-              f"{'; '.join(taken)}")
+        taken, changed = take_in_ds(klass, _base(args), Engine("podman"), args.student, args.ds)
+        print(ds_taken_text(klass.student(args.student), taken, changed))
         return 0
     if args.action == "cds":
         from .classroom.lifecycle import follow_cds

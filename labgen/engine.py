@@ -34,6 +34,10 @@ REGISTRY_BASE = {"podman": "docker.io/library/debian", "docker": "debian"}
 # systemd as PID 1. Podman sets up /run, /tmp and cgroups itself; Docker needs them spelt out.
 # A container on several students' networks (the lab root, the access container) forwards no
 # packet between them, whatever a student sends it.
+# What one container may take of the machine: a class runs hundreds on it, and a student is root
+# in theirs. A fork bomb or a zone that eats memory stops at that container (the lab root, the
+# access container and the probe included). A lab host uses 20 to 60 MB and about 40 tasks.
+LIMITS = ("--memory", "1g", "--pids-limit", "1024")
 ROUTES_NOTHING = ("--sysctl", "net.ipv4.ip_forward=0", "--sysctl", "net.ipv6.conf.all.forwarding=0")
 SYSTEMD_ARGS = {
     "podman": ("--systemd=always",),
@@ -324,7 +328,7 @@ class Engine:
                  # Every lookup in the lab goes through the lab's validating resolver.
                  "--dns", str(resolver.ipv4), "--dns", str(resolver.ipv6), "--dns-search", lab.domain,
                  "--label", f"{LABEL}={lab.name}", "--label", f"io.labgen.key={key}",
-                 *SYSTEMD_ARGS[self.name], tag)
+                 *LIMITS, *SYSTEMD_ARGS[self.name], tag)
 
     def create_multihomed(self, name: str, hostname: str, networks: list[tuple[str, str, str]],
                           labels: dict[str, str], tag: str, extra: list[str] = ()) -> None:
@@ -335,7 +339,7 @@ class Engine:
                   for a in ("--network", f"{net}:ip={v4},ip6={v6}" if v4 else net)]
         marks = [a for key, value in labels.items() for a in ("--label", f"{key}={value}")]
         self.run("run", "-d", "--name", name, "--hostname", hostname, *attach, "--dns", "127.0.0.1",
-                 *marks, *extra, *ROUTES_NOTHING, *SYSTEMD_ARGS[self.name], tag)
+                 *marks, *extra, *ROUTES_NOTHING, *LIMITS, *SYSTEMD_ARGS[self.name], tag)
 
     def converge(self, name: str, key: str, create) -> str:
         """The container `name` made by create() with this key: left running, started, created,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, deploy, image, includes, kinds
-from .engine import LABEL, Engine, network_name
+from .engine import LABEL, LIMITS, Engine, network_name
 from .errors import EngineError, ImageError, UsageError
 from .render import data_dir, render, write_manifest
 from .spec import Host, Lab
@@ -83,7 +83,7 @@ def _container_key(lab: Lab, host: Host, tag: str) -> str:
     """Everything a container is created with: when it changes, the container is replaced."""
     resolver = lab.role("resolver")
     return hashlib.sha256(" ".join(map(str, (tag, host.fqdn, host.ipv4, host.ipv6, resolver.ipv4,
-                                             resolver.ipv6, lab.domain))).encode()).hexdigest()[:16]
+                                             resolver.ipv6, lab.domain, *LIMITS))).encode()).hexdigest()[:16]
 
 
 @dataclass

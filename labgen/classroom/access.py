@@ -27,7 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .. import pki
-from ..engine import LABEL, ROUTES_NOTHING, Engine, EngineError, network_name
+from ..engine import LABEL, LIMITS, ROUTES_NOTHING, Engine, EngineError, network_name
 from ..render import SSH_HOST_KEY, ssh_hosts
 from . import placement
 from .spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET, Class, Machine, Student
@@ -186,13 +186,13 @@ def ensure(klass: Class, folder: Path, engine: Engine, tag: str, students) -> st
     mine = attachments(students, ON_STUDENT_NET)
     where = sockets(klass, folder, engine)
     config, source = forwarded(klass, students), FORWARDER.read_text(encoding="utf-8")
-    key = hashlib.sha256(repr((tag, net, mine, config, where, klass.access, source))
+    key = hashlib.sha256(repr((tag, net, mine, config, where, klass.access, source, LIMITS))
                          .encode()).hexdigest()[:16]
     ports = [*config["ssh"], config["board_port"]]
     published = [a for port in ports for a in ("-p", f"{listen(klass, engine)}:{port}:{port}")]
     attach = [a for n, v4, v6 in mine for a in ("--network", f"{n}:ip={v4},ip6={v6}")]
     return engine.converge(container(klass), key, lambda: engine.run(
         "run", "-d", "--name", container(klass), "--hostname", f"access.{klass.root}", "--network", net,
-        *attach, *published, *ROUTES_NOTHING, "-v", f"{where}:{MOUNTED}",
+        *attach, *published, *ROUTES_NOTHING, *LIMITS, "-v", f"{where}:{MOUNTED}",
         "--label", f"{LABEL}={access_name(klass)}", "--label", f"io.labgen.key={key}",
         "--entrypoint", "/usr/bin/python3", tag, "-c", source, json.dumps(config)))

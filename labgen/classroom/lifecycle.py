@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import deploy, image, kinds, lifecycle, parentzone
-from ..engine import LABEL, ROUTES_NOTHING, Engine
+from ..engine import LABEL, LIMITS, ROUTES_NOTHING, Engine
 from ..errors import DeployError, LabgenError, UsageError
 from .spec import ROOT_ON_STUDENT_NET as ON_STUDENT_NET
 from .machines import Fleet
@@ -119,8 +119,8 @@ def _deploy(klass: Class, folder: Path, fleet: Fleet, labs, root: Path, every: l
     roots = [f"{root_lab_name(klass)}-{c.host}" for c in every]
     if failing := [f"{name}: {failed[name]}" for name in roots if name in failed]:
         raise DeployError(f"the lab root's deploy failed: {'; '.join(failing)}")
-    if any(changed.get(name) for name in roots):
-        _restart_resolvers(klass, fleet, log)
+    if any(changed.get(name) for name in roots):  # every student's delegation may have changed
+        _flush_resolvers(klass, fleet, [klass.root], log)
     for lab, _, prefix in named:
         if not broken[lab.name]:
             for line in lifecycle.after_deploy(lab, prefix, stats, Engine.of(lab)):
@@ -170,8 +170,9 @@ def _after(klass: Class, folder: Path, anchor, log, skip: set[str] = frozenset()
             log(f"   {student.name}: the ACME CA's certificates and trust on {', '.join(done)}")
 
 
-def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
-    """Render the root with the students' DS as they are now, and bring its copies up."""
+def _root_up(klass: Class, folder: Path, engine: Engine, key, log, changed: list[Student]) -> None:
+    """Render the root with the students' DS as they are now, and bring its copies up; changed:
+    the students whose DS set changed."""
     fleet = Fleet(klass, folder, engine)
     root = render_root(klass, folder, key, class_ds(klass, folder), dt.datetime.now(dt.timezone.utc), fleet.placed)
     tag, _ = engine.ensure_image(image.SUITES[klass.students[0].lab.target.name], log=log)
@@ -182,23 +183,38 @@ def _root_up(klass: Class, folder: Path, engine: Engine, key, log) -> None:
                                 artifacts, {}, envvars=engine.own_env, log=lambda line: log(f"   {line}"))
     log(f"   deploy: {lifecycle.count(deploy.changed(stats), 'change')}")
     if deploy.changed(stats):
-        _restart_resolvers(klass, fleet, log)
+        _flush_resolvers(klass, fleet, [s.lab.domain for s in changed], log)
 
 
-def _restart_resolvers(klass: Class, fleet: Fleet, log) -> None:
-    """The root zone changed: no student's resolver may answer from its cache."""
-    for student in klass.students:
+def _flush_resolvers(klass: Class, fleet: Fleet, domains: list[str], log) -> None:
+    """The root's DS for these zones changed: every student's resolver forgets what it holds of
+    them (records and validated keys: unbound-control flush_zone), and its cached refusals.
+    Nothing restarts: one student's DS must not take a classmate's resolver down."""
+    script = "".join(f"unbound-control flush_zone {d} >/dev/null; " for d in domains)
+    script += "unbound-control flush_bogus >/dev/null; unbound-control flush_negative >/dev/null"
+
+    def flush(student: Student) -> None:
         resolver, engine = student.lab.role("resolver"), fleet.engine(student)
         if (state := engine.state(student.lab.container(resolver))) and state.running:
-            engine.exec(student.lab.container(resolver), "systemctl", "restart", "unbound")
-    log(f"   restarted the {len(klass.students)} students' resolvers to drop their caches")
+            engine.exec(student.lab.container(resolver), "sh", "-c", script)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(flush, klass.students))
+    log(f"   {', '.join(domains)}: flushed from the {len(klass.students)} students' resolvers")
+
+
+def ds_taken_text(student: Student, taken: list[str], changed: bool) -> str:
+    """What `class ds` and `lab ds submit` answer."""
+    return (f"the lab root now publishes the DS of {student.lab.domain}: {'; '.join(taken)}"
+            + ("" if changed else " (it did already: nothing was redeployed)"))
 
 
 def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: list[str] | None,
-               log=print) -> list[str]:
+               log=print) -> tuple[list[str], bool]:
     """ds: student: put a student's DS set into the lab root (given, or made from every
     key-signing key the zone publishes: both during a KSK roll), once each DS matches a DNSKEY
-    the student's name server publishes."""
+    the student's name server publishes. Returns the set and whether it changed: a set the root
+    publishes already redeploys nothing."""
     _require_podman(engine)
     if klass.ds != "student":
         raise UsageError(f"class {klass.name} has ds: root; labgen puts every student's DS in the "
@@ -220,10 +236,13 @@ def take_in_ds(klass: Class, out: Path, engine: Engine, name: str, ds_texts: lis
                              "is the zone signed?")
         ds_texts = [dns.dnssec.make_ds(dns.name.from_text(student.lab.domain), k, "SHA256").to_text()
                     for k in sep]
+    before = set(class_ds(klass, folder)[student.name])
     taken = take_ds(klass, folder, student, ds_texts, keys)
+    if {dns.rdata.from_text("IN", "DS", text) for text in taken} == before:
+        return taken, False
     key, _ = root_anchor(klass, folder)
-    _root_up(klass, folder, engine, key, log)
-    return taken
+    _root_up(klass, folder, engine, key, log, [student])
+    return taken, True
 
 
 CDS_MARK = "@@labgen-student"
@@ -278,9 +297,10 @@ rm -rf $work""")
             record_ds(klass, folder, student, found)
             changes.append(f"{student.name}: the DS set follows its CDS now: "
                            + "; ".join(t.split()[0] for t in found))
-    if any(": the DS set" in line for line in changes):
+    followed = [klass.student(line.split(":")[0]) for line in changes if ": the DS set" in line]
+    if followed:
         key, _ = root_anchor(klass, folder)
-        _root_up(klass, folder, engine, key, log)
+        _root_up(klass, folder, engine, key, log, followed)
     return changes
 
 
@@ -303,7 +323,7 @@ def _ensure_root(klass: Class, engine: Engine, tag: str, copy: Copy) -> str:
         nets = [(backbone, "", "")] + nets
         where = f"[{copy.machine.address}]" if ":" in copy.machine.address else copy.machine.address
         publish = [a for proto in ("udp", "tcp") for a in ("-p", f"{where}:{klass.backbone_port}:53/{proto}")]
-    key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING, *([publish] if publish else [])))
+    key = hashlib.sha256(repr((tag, nets, ROUTES_NOTHING, LIMITS, *([publish] if publish else [])))
                          .encode()).hexdigest()[:16]
     how = engine.converge(name, key, lambda: engine.create_multihomed(
         name, f"{ROOT_NS}.{klass.root}", nets, {LABEL: root_lab_name(klass), "io.labgen.key": key}, tag,

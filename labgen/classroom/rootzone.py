@@ -125,6 +125,11 @@ def root_anchor(klass: Class, folder: Path):
     return key, dnszone.ds_for(klass.root, dnszone.dnskey_for(key, ALGORITHM))
 
 
+# What one student's zone may cost the lab root (and each machine's copy of it), BIND's own
+# limits on a secondary zone: a transfer past them fails, and the root keeps serving the copy it
+# had, every other zone untouched. A student's lab zone holds about 60 records, signed.
+STUDENT_ZONE_LIMITS = (("max-records", "5000"), ("max-transfer-time-in", "2"),  # minutes
+                       ("max-transfer-idle-in", "1"), ("max-journal-size", "1M"))
 BACKBONE_KEY = "labgen-backbone"  # the TSIG key the copies of the root sign their transfers with
 BACKBONE_KEY_SOURCE = "/etc/bind/labgen/keys/backbone.key"  # root-only, as rendered
 BACKBONE_KEY_FILE = "/etc/bind/labgen-backbone.key"  # where named (group bind) reads it
@@ -196,7 +201,7 @@ def render_root(klass: Class, folder: Path, key, ds: dict, now: dt.datetime,
                     "root_from": every[0].machine.address if spread and n else ""}
             named = environment().get_template("dns/root-named.conf.j2").render(
                 klass=klass, fqdn=f"{ROOT_NS}.{klass.root}", zone_path=zone_file(klass.root), students=students,
-                copy=conf)
+                copy=conf, limits=STUDENT_ZONE_LIMITS)
             files = [("/etc/bind/named.conf", named, 0o644)]
             if not conf["root_from"]:
                 files.append((zone_file(klass.root), text, 0o644))

@@ -278,7 +278,7 @@ class Service:
         return Answer.text(200, "\n".join(lines))
 
     async def _ds(self, student, body: bytes) -> Answer:
-        from .lifecycle import take_in_ds
+        from .lifecycle import ds_taken_text, take_in_ds
 
         try:
             text = body.decode("utf-8").strip()
@@ -291,11 +291,11 @@ class Service:
                                "zone's key-signing DNSKEYs", False)
         async with self.ds_lock:  # one redeploy of the lab root at a time
             try:
-                taken = await asyncio.to_thread(take_in_ds, self.klass, self.out, self.engine,
+                taken, changed = await asyncio.to_thread(take_in_ds, self.klass, self.out, self.engine,
                                                 student.name, given, lambda line: None)
             except UsageError as error:
                 return Answer.text(400, f"refused: {printable(str(error), 400, keep_newlines=False)}", False)
-        return Answer.text(200, f"the lab root now publishes the DS of {student.lab.domain}: {'; '.join(taken)}")
+        return Answer.text(200, ds_taken_text(student, taken, changed))
 
     async def follower(self) -> None:
         """The lab root follows the students' CDS (lifecycle.follow_cds) every parent propagation

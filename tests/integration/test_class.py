@@ -92,6 +92,14 @@ def client(klass, student: str, script: str):
     return Engine("podman").exec(lab.container(lab.role("client")), "sh", "-c", script)
 
 
+def resolver_started(klass, student: str) -> str:
+    """When the student's Unbound last started (systemd's monotonic clock)."""
+    _, model, _ = klass
+    lab = model.student(student).lab
+    return Engine("podman").exec(lab.container(lab.role("resolver")), "systemctl", "show", "-p",
+                                 "ActiveEnterTimestampMonotonic", "unbound").stdout.strip()
+
+
 def test_up_shows_each_student_and_how_to_enter_their_workstation(klass):
     config, model, shown = klass
     for student in model.students:
@@ -429,6 +437,10 @@ def test_ds_student_leaves_a_delegation_insecure_until_its_ds_is_taken_in(klass)
             in taken.stdout, taken.stdout + taken.stderr
         answer = client(klass, "s01", "dig +dnssec nginx.s02.class.example A").stdout
         assert re.search(r"flags: [a-z ]*\bad\b", answer), answer  # secure once the DS is in
+        # the same DS again changes nothing: no redeploy of the lab root
+        again = client(klass, "s02", "lab ds submit")
+        assert again.returncode == 0 and "nothing was redeployed" in again.stdout, again.stdout + again.stderr
+        started = {name: resolver_started(klass, name) for name in ("s01", "s03")}
         # two DS at once, as a KSK roll needs: here the zone's KSK by SHA-256 and by SHA-384
         two = client(klass, "s02", "set -- $(dig +noall +answer s02.class.example DNSKEY | grep -w 257 | "
                                    "dnssec-dsfromkey -f - -a SHA-256 -a SHA-384 s02.class.example | "
@@ -437,6 +449,9 @@ def test_ds_student_leaves_a_delegation_insecure_until_its_ds_is_taken_in(klass)
         assert two.returncode == 0 and two.stdout.count(" 13 ") == 2, two.stdout + two.stderr
         published = client(klass, "s01", "dig +short DS s02.class.example").stdout
         assert len(published.splitlines()) == 2 and " 13 4 " in published, published
+        # s02's DS changed (a redeploy of the root): its classmates' resolvers were flushed of
+        # s02's zone (the DS above is the new set), not restarted
+        assert {name: resolver_started(klass, name) for name in started} == started
     finally:
         config.write_text(yaml.safe_dump(CLASS), encoding="utf-8")
         labgen(config, "class", "up")

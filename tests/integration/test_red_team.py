@@ -112,3 +112,23 @@ def test_a_fifo_or_a_huge_file_at_a_tool_path_is_named_not_waited_for(red_lab, s
         assert took < 120, f"verify took {took:.0f} s"
     finally:
         sh(red_lab, "nginx", "rm -f /usr/sbin/nginx && mv /root/nginx.orig /usr/sbin/nginx")
+
+
+def test_a_fork_bomb_stops_at_its_own_container(red_lab):
+    """Every lab container has a pids and a memory limit (engine.LIMITS): a student's 2,000
+    processes stop at 1,024 tasks in their own host, and the rest of the lab keeps answering."""
+    client = red_lab.lab.container(red_lab.lab.role("client"))
+    red_lab.exec("client", "sh", "-c", "n=0; while [ $n -lt 2000 ]; do sleep 15 & n=$((n+1)); done")
+    # counted from outside (the container's cgroup): inside, not even pgrep could start now
+    tasks = int(red_lab.engine.run("stats", "--no-stream", "--format", "{{.PIDs}}", client).stdout.strip())
+    assert 900 < tasks <= 1024, f"{tasks} tasks in the client"
+    deadline = time.monotonic() + 60
+    while int(red_lab.engine.run("stats", "--no-stream", "--format", "{{.PIDs}}", client).stdout.strip()) > 100:
+        assert time.monotonic() < deadline, "the client's processes did not end"
+        time.sleep(2)
+    assert all(r.healthy for r in lifecycle.status(red_lab.lab, red_lab.engine))
+    for name in ("client", "probe", "nginx"):
+        limits = red_lab.engine.run("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+                                    red_lab.lab.container(red_lab.lab.role(name) if name != "nginx"
+                                                          else red_lab.lab.web[0])).stdout.split()
+        assert limits == ["1073741824", "1024"], (name, limits)
