@@ -34,13 +34,16 @@ from .spec import Host, Lab
 SSH_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 WORKSTATION_KEY = "workstation"
 LAB_COMMAND = "/usr/local/bin/lab"
+# A login not finished in 20 s is dropped (OpenSSH's default is 120): a connection that speaks
+# and then stalls holds one of sshd's unauthenticated slots (MaxStartups) that long at most.
+SSHD_LIMITS = "LoginGraceTime 20\n"
 SSHD_CONFIG = ("# Written by labgen: root logs in with the lab's keys only, never a password.\n"
                f"HostKey {SSH_HOST_KEY}\nPermitRootLogin prohibit-password\n"
-               "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
+               "PasswordAuthentication no\nKbdInteractiveAuthentication no\n" + SSHD_LIMITS)
 # A workstation whose class hands out passwords (access.password): the key or the password.
 SSHD_PASSWORD_CONFIG = ("# Written by labgen: root logs in with the student's key or the student's password.\n"
                         f"HostKey {SSH_HOST_KEY}\nPermitRootLogin yes\n"
-                        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n")
+                        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n" + SSHD_LIMITS)
 UMASK = 0o022  # modes of what render writes never depend on the caller's umask
 # The ownership marker: render replaces out/<lab> only when this file says labgen made it.
 MARKER = ".labgen-build"

@@ -23,6 +23,12 @@ import sys
 
 CONNECT_LIMIT = 10  # seconds to reach a workstation or the service before giving up
 OPEN_LIMIT = 8  # connections one student may hold open to the grading service at once
+# The classroom side (SSH ports, the board): a client that says nothing for FIRST_BYTE_LIMIT
+# seconds after connecting is closed (an SSH client sends its banner at once), and one address
+# holds at most PEER_LIMIT connections to a port, so idle connections cannot fill a classmate's
+# sshd (MaxStartups) or the board's share of the service.
+FIRST_BYTE_LIMIT = 10
+PEER_LIMIT = 6
 LAB_PORT = 80  # the student end of the grading service, on each student's network
 
 
@@ -66,13 +72,43 @@ def peer_of(writer):
 
 
 def classroom(handle, student_nets):
-    """A classroom-side listener: nothing from a student's network gets through."""
+    """A classroom-side listener: nothing from a student's network gets through; per address at
+    most PEER_LIMIT connections at once, each closed unless it speaks within FIRST_BYTE_LIMIT."""
+    open_from: dict = {}
+
     async def guarded(reader, writer):
-        if any(peer_of(writer) in net for net in student_nets):
+        peer = peer_of(writer)
+        if any(peer in net for net in student_nets) or open_from.get(peer, 0) >= PEER_LIMIT:
             writer.close()
             return
-        await handle(reader, writer)
+        open_from[peer] = open_from.get(peer, 0) + 1
+        try:
+            try:
+                first = await asyncio.wait_for(reader.read(65536), FIRST_BYTE_LIMIT)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                first = b""
+            if not first:
+                writer.close()
+                return
+            await handle(Replayed(first, reader), writer)
+        finally:
+            open_from[peer] -= 1
+            if not open_from[peer]:
+                del open_from[peer]
     return guarded
+
+
+class Replayed:
+    """A reader whose first read gives back what was already read."""
+
+    def __init__(self, first, reader):
+        self.first, self.reader = first, reader
+
+    async def read(self, n=-1):
+        if self.first:
+            data, self.first = self.first, b""
+            return data
+        return await self.reader.read(n)
 
 
 def to_workstation(target):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ import yaml
 from test_verify import page_text
 
 from labgen.classroom.spec import ACCESS_ON_STUDENT_NET as ON_STUDENT_NET
-from labgen.classroom.rootzone import class_hosts, class_student_lab
+from labgen.classroom.rootzone import class_hosts, class_student_lab, root_container
+from labgen.classroom.forwarder import FIRST_BYTE_LIMIT
 from labgen.classroom.spec import load_class
 from labgen.engine import Engine
 from labgen.exercises import catalogue
@@ -313,6 +316,37 @@ def test_the_trainers_board_needs_its_token_and_updates_in_place(klass):
     assert "students pass every required check" in text
 
 
+def flood(port: int, count: int) -> list[socket.socket]:
+    """count connections to a published port on loopback that never say a word."""
+    opened = []
+    for _ in range(count):
+        try:
+            opened.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            pass
+    return opened
+
+
+def test_idle_connections_lock_no_classmate_out_and_leave_the_board_answering(klass, tmp_path):
+    """120 silent connections to s02's SSH port and 64 to the board: the access container closes
+    each within FIRST_BYTE_LIMIT seconds, so the student gets in and the board answers."""
+    config, model, _ = klass
+    assert labgen(config, "class", "handouts", str(tmp_path)).returncode == 0
+    s02 = model.students[1]
+    opened = flood(model.port(s02), 120) + flood(model.access.board_port, 64)
+    try:
+        time.sleep(FIRST_BYTE_LIMIT + 2)
+        for sock in opened:  # every one was closed from the far end: recv sees the end
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+        inside = ssh(tmp_path, "s02", "s02", model.port(s02), "hostname -f")
+        assert inside.returncode == 0 and inside.stdout.strip() == f"client.{s02.lab.domain}", inside.stderr
+        assert board(config, model, "/rows")[0] == 200
+    finally:
+        for sock in opened:
+            sock.close()
+
+
 def test_nothing_crosses_from_a_students_hosts(klass):
     """A listener on every address of the trainer's machine, the lab root's ports but DNS, the
     engine's socket, a mount, a capability, another student's key or the root's: none reachable."""
@@ -455,6 +489,36 @@ def test_ds_student_leaves_a_delegation_insecure_until_its_ds_is_taken_in(klass)
     finally:
         config.write_text(yaml.safe_dump(CLASS), encoding="utf-8")
         labgen(config, "class", "up")
+
+
+def test_a_huge_student_zone_is_refused_by_the_lab_root_which_serves_the_rest(klass):
+    """6,000 records more in s03's zone (the root takes at most STUDENT_ZONE_LIMITS' max-records):
+    the root keeps its last copy of s03's zone, says why in its log, and serves every other zone."""
+    config, model, _ = klass
+    s03 = model.student("s03")
+    ns, domain, root = s03.lab.role("authdns"), s03.lab.domain, root_container(model)
+    engine = Engine("podman")
+
+    def root_serial(zone: str) -> str:
+        return engine.exec(root, "dig", "+short", "@127.0.0.1", zone, "SOA").stdout.split()[2]
+
+    before = root_serial(domain)
+    grow = (f"f=$(ls /etc/bind/labgen/db.{domain}) && s={before} && sed -i \"s/ $s / $((s+100)) /\" $f && "
+            f"seq 6000 | sed 's/.*/big& 60 IN TXT x/' >> $f && rndc reload {domain} >/dev/null && "
+            f"sleep 1 && rndc notify {domain} >/dev/null")
+    result = engine.exec(s03.lab.container(ns), "sh", "-c", grow)
+    assert result.returncode == 0, result.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while "too many records" not in (log := engine.exec(root, "journalctl", "-u", "named", "-o", "cat",
+                                                            "--no-pager", "-n", "200").stdout):
+            assert time.monotonic() < deadline, log[-2000:]
+            time.sleep(2)
+        assert domain in log and root_serial(domain) == before
+        assert engine.exec(root, "systemctl", "is-active", "named").stdout.strip() == "active"
+        assert root_serial(model.student("s01").lab.domain)  # every other zone still served
+    finally:
+        assert labgen(config, "class", "up").returncode == 0
 
 
 def test_an_exercise_for_the_whole_class_and_for_one_student(klass):
