@@ -119,12 +119,25 @@ def entry(klass: Class, student: Student, folder: Path, builds: Path) -> Entry:
 
 
 def service_dir(folder: Path) -> Path:
-    """Where the grading service's Unix socket lives: mounted into the access container alone."""
+    """The grading service's folder on the trainer's machine: its token, results and log."""
     return folder / "service"
 
 
-SOCKET = "grading.sock"  # the grading service's socket in service_dir
-MOUNTED = "/run/labgen"  # service_dir inside the access container
+def socket_dir(folder: Path) -> Path:
+    """The folder of the grading service's Unix socket alone: the one thing of the service's that
+    is mounted into the access container (the token, the results and the log stay out)."""
+    return service_dir(folder) / "socket"
+
+
+def make_socket_dir(folder: Path) -> Path:
+    """service_dir and socket_dir, each 0700 (mkdir's parents would take the umask's mode)."""
+    for made in (service_dir(folder), socket_dir(folder)):
+        made.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return socket_dir(folder)
+
+
+SOCKET = "grading.sock"  # the grading service's socket in socket_dir
+MOUNTED = "/run/labgen"  # socket_dir inside the access container
 
 
 def attachments(students, offset: int) -> list[tuple[str, str, str]]:
@@ -160,9 +173,7 @@ def sockets(klass: Class, folder: Path, engine: Engine) -> str:
     container: the class build's service folder here; on another machine a folder of the login's
     own (0700), where the service's SSH tunnel puts the socket."""
     if engine.endpoint is None:
-        here = service_dir(folder).resolve()
-        here.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return str(here)
+        return str(make_socket_dir(folder).resolve())
     made = engine.on_machine("sh", "-c", f'd={THERE} && mkdir -p -m 700 "$d" && cd "$d" && pwd -P',
                              f"{klass.name}-{engine.endpoint.machine}")
     there = made.stdout.strip()

@@ -425,7 +425,7 @@ def serve(config: Path, out: Path, engine: Engine, foreground: bool = True) -> N
     if (pid := running(folder)) and pid != os.getpid():
         raise UsageError(f"the grading service of class {klass.name} already runs (pid {pid}); "
                          f"labgen class down -c {config} stops it")
-    access.service_dir(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+    access.make_socket_dir(folder)
     socket_path = socket_file(folder)
     if len(str(socket_path.resolve())) > 100:
         raise UsageError(f"the build folder's path is too long for a Unix socket ({socket_path}); "

@@ -34,7 +34,7 @@ def board_url(klass: Class, folder: Path) -> str:
 
 
 def socket_file(folder: Path) -> Path:
-    return access.service_dir(folder) / access.SOCKET
+    return access.socket_dir(folder) / access.SOCKET
 
 
 def pid_file(folder: Path) -> Path:
@@ -60,7 +60,7 @@ def start(config: Path, out: Path, klass: Class) -> str:
     folder = out / klass.name
     if pid := running(folder):
         return f"running (pid {pid})"
-    access.service_dir(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+    access.make_socket_dir(folder)
     with open(log_file(folder), "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "labgen", "class", "serve", "--background",
                                  "-c", str(config), "-o", str(out)], stdout=log, stderr=log,

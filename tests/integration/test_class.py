@@ -345,6 +345,10 @@ def test_idle_connections_lock_no_classmate_out_and_leave_the_board_answering(kl
     finally:
         for sock in opened:
             sock.close()
+    # of the grading service's folder, the student-facing access container holds the socket alone
+    # (the board's token, the results and the log stay on the trainer's side)
+    mounted = Engine("podman").exec(f"labgen-{model.name}-access", "ls", "-A", "/run/labgen").stdout.split()
+    assert mounted == ["grading.sock"], mounted
 
 
 def test_nothing_crosses_from_a_students_hosts(klass):
