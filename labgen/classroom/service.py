@@ -206,7 +206,10 @@ class Service:
         if not 0 <= length <= MAX_BODY:
             return Answer.text(413, f"refused: a body must be under {MAX_BODY} bytes", False), request
         body = await asyncio.wait_for(reader.readexactly(length), READ_LIMIT) if length else b""
-        if wait := self._limited(f"{role}:{who}", role):
+        # The board's limit is charged after its token: requests without it (anyone on the
+        # classroom network may send them) share a bucket of their own and never starve the board.
+        key = f"trainer:{'board' if self._has_token(target) else 'guess'}" if role == "trainer" else f"{role}:{who}"
+        if wait := self._limited(key, role):
             return Answer.text(429, f"refused: too many requests; ask again in {wait:.0f} s", False,
                                retry_after=round(wait)), request
         if role == "trainer":
@@ -364,9 +367,13 @@ class Service:
                 "took": round(time.monotonic() - started, 1), "row": asdict(row)}
 
     # -- the trainer's side: the board, behind the token
+    def _has_token(self, target: str) -> bool:
+        parts = target.strip("/").split("/")
+        return len(parts) >= 2 and parts[0] == "board" and hmac.compare_digest(parts[1], self.token)
+
     async def _trainer(self, method: str, target: str) -> Answer:
         parts = target.strip("/").split("/")
-        if len(parts) < 2 or parts[0] != "board" or not hmac.compare_digest(parts[1], self.token):
+        if not self._has_token(target):
             return Answer.text(403, "refused: this page needs the trainer's link (labgen class status --json "
                                "shows it)", False)
         if method != "GET":

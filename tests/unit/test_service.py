@@ -109,3 +109,17 @@ def test_the_board_needs_the_trainers_token(served):
     # a student cannot read the board, whatever path they try
     (student,) = ask(served, STUDENT + f"GET /board/{grading.token}/rows HTTP/1.1\r\n\r\n".encode())
     assert student.startswith("HTTP/1.1 404 ")
+
+
+def test_requests_without_the_token_never_starve_the_board(served):
+    """Anyone on the classroom network reaches the board's port: a burst of guesses is limited
+    in a bucket of its own, charged after the token, and the trainer's board still answers."""
+    grading, _ = served
+    trainer = b"LABGEN trainer trainer 10.89.0.1\n"
+    burst = service.BURST["trainer"] + 5
+    answers = ask(served, *([trainer + b"GET /board/guess HTTP/1.1\r\n\r\n"] * burst),
+                  trainer + f"GET /board/{grading.token}/rows HTTP/1.1\r\n\r\n".encode())
+    codes = [int(a.split()[1]) for a in answers]
+    assert codes[:service.BURST["trainer"]] == [403] * service.BURST["trainer"]
+    assert codes[service.BURST["trainer"]:-1] == [429] * 5
+    assert codes[-1] == 200
