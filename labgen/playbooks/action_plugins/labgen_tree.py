@@ -47,7 +47,7 @@ class ActionModule(ActionBase):
         state = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
         if state.get("failed"):
             return {**result, **state}
-        paths = asked(state, args["dirs"], "dirs") + asked(state, args["files"], "files")
+        paths = asked(state, args.get("dirs") or {}, "dirs") + asked(state, args.get("files") or {}, "files")
         if not paths:
             return {**result, **state}
         if self._task.check_mode:
