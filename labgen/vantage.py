@@ -42,6 +42,31 @@ CURL_LIMIT, DIG_TIME, DIG_TRIES = 8, 5, 2
 PROBE_PRELUDE = (f"curl() {{ /usr/bin/curl -q --connect-timeout 4 --max-time {CURL_LIMIT} \"$@\"; }}\n"
                  f"dig() {{ /usr/bin/dig +time={DIG_TIME} +tries={DIG_TRIES} \"$@\"; }}\n"
                  f"delv() {{ /usr/bin/delv +time={DIG_TIME} +tries={DIG_TRIES} \"$@\"; }}\n")
+# The grader's DNS truth: for each verify, a fresh Unbound on the probe (the drills' cache config,
+# on a port of its own), validating from labgen's trust anchor and asking the lab's authoritative
+# servers (and a class's lab root) itself. The lab resolver, which a student runs, is a subject
+# judged against it, never an oracle. Fresh: nothing a cache held before a student's fix counts.
+TRUTH_LIFETIME = 900  # seconds a truth resolver may outlive an interrupted verify
+NO_TRUTH = "@127.0.0.1 -p 9"  # where dig asks when the truth did not start: no answer
+
+
+def truth_start(domain: str, ports: list[int], unit: str) -> str:
+    """A shell script for the probe: start the truth resolver on the first of ports it can bind,
+    wait until it answers, print that port; exit 1 when none would."""
+    tries = " ".join(str(p) for p in ports)
+    return (f"conf=/run/{unit}.conf; for port in {tries}; do "
+            f"sed 's/@{GRADER_CACHE_PORT}$/@'$port/ {GRADER_CACHE} > $conf || exit 1; "
+            f"systemd-run --quiet --collect --unit {unit} -p RuntimeMaxSec={TRUTH_LIFETIME} "
+            f"/usr/sbin/unbound -d -p -c $conf || exit 1; "
+            f"for i in $(seq 40); do /usr/bin/dig +time=1 +tries=1 @127.0.0.1 -p $port {domain} SOA "
+            f">/dev/null 2>&1 && {{ echo $port; exit 0; }}; sleep 0.25; done; "
+            f"systemctl stop {unit} 2>/dev/null; done; exit 1")
+
+
+def truth_stop(unit: str) -> str:
+    return f"systemctl stop {unit} 2>/dev/null; rm -f /run/{unit}.conf; true"
+
+
 # The files the grader's commands use on each kind of host (the shell's own helpers first).
 # Compared with the lab image before host checks run; ld.so.preload must stay absent.
 SHELL_TOOLS = ("/usr/bin/env", "/bin/sh", "/usr/bin/dash", "/usr/bin/cat", "/usr/bin/wc",

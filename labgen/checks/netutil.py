@@ -25,9 +25,18 @@ def curl_flag(family: str) -> str:
     return "-4" if family == "ipv4" else "-6"
 
 
-def dig(probe, name: str, rtype: str, *options: str) -> tuple[list[str], list[str], str]:
-    """(flags, answer lines, status) of a DNSSEC query through the lab resolver."""
-    out = probe.run(f"dig +dnssec +noall +comments +answer {' '.join(options)} "
+# dig's target for the lab resolver: the probe's resolv.conf. The student runs that resolver, so
+# only the checks that judge it ask it (dnssec.validated, dnssec.bogus_refused).
+LAB_RESOLVER = ""
+
+
+def dig(probe, name: str, rtype: str, *options: str, via: str | None = None) -> tuple[list[str], list[str], str]:
+    """(flags, answer lines, status) of a DNSSEC query through the grader's own validating
+    resolver on the probe (probe.labgen_truth: labgen's trust anchor, the lab's authoritative
+    servers), or via=LAB_RESOLVER through the lab resolver; an @server among the options asks
+    that server instead."""
+    target = "" if any(o.startswith("@") for o in options) else (probe.labgen_truth if via is None else via)
+    out = probe.run(f"dig +dnssec +noall +comments +answer {target} {' '.join(options)} "
                      f"{shlex.quote(name)} {rtype}").stdout
     flags = re.search(r";; flags: ([a-z ]+);", out)
     status = re.search(r"status: ([A-Z]+)", out)

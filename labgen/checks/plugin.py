@@ -152,10 +152,18 @@ def hosts(lab):
 
 
 @pytest.fixture(scope="session")
-def probe(hosts):
+def probe(hosts, lab):
     """Where network checks run from: labgen's probe on the lab network (never the student's
-    workstation, whose tools and files the student owns), through the lab resolver."""
-    return hosts[vantage.PROBE]
+    workstation, whose tools and files the student owns). Its DNS truth is a validating resolver
+    of its own, fresh for this run (vantage.truth_start), as probe.labgen_truth: dig's target."""
+    probe = hosts[vantage.PROBE]
+    unit = f"labgen-truth-{secrets.token_hex(4)}"
+    ports = [20000 + secrets.randbelow(20000) for _ in range(3)]
+    started = probe.run(vantage.truth_start(lab.domain, ports, unit))
+    port = started.stdout.strip()
+    probe.labgen_truth = f"@127.0.0.1 -p {port}" if started.rc == 0 and port.isdigit() else vantage.NO_TRUTH
+    yield probe
+    probe.run(vantage.truth_stop(unit))
 
 
 def pytest_generate_tests(metafunc):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .. import vantage
 from ..errors import LabgenError
 from ..spec import Host, Lab
-from .netutil import FAMILIES, address, dig, endpoint, openssl_reason
+from .netutil import FAMILIES, LAB_RESOLVER, address, dig, endpoint, openssl_reason
 
 PROBE_TIMEOUT = 6  # seconds: a handshake on a loaded 2-core machine is well under this
 
@@ -125,7 +125,9 @@ class Prerequisites:
 
     def _dns(self) -> Cause | None:
         resolver = self.lab.role("resolver")
-        _, answers, status = dig(self.probe, self.lab.domain, "SOA")
+        # The checks that need "dns" fetch pages by name: the probe's curl resolves through the
+        # lab resolver, so that is what must answer here.
+        _, answers, status = dig(self.probe, self.lab.domain, "SOA", via=LAB_RESOLVER)
         if status == "NOERROR" and answers:
             return None
         if not status:

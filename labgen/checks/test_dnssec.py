@@ -1,8 +1,13 @@
-"""DNSSEC: the zone is signed and the lab resolver validates what the web hosts publish."""
+"""DNSSEC: the zone is signed and the lab resolver validates what the web hosts publish.
+
+What the zone publishes is read through the grader's own validating resolver on the probe
+(netutil.dig); the lab resolver, which the student runs, is asked only by the two checks that
+judge it, and its answers count where that resolver agrees."""
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 
 import dns.dnssec
@@ -11,7 +16,7 @@ import dns.rdata
 import pytest
 
 from labgen.checks import check
-from labgen.checks.netutil import dig, records
+from labgen.checks.netutil import LAB_RESOLVER, dig, records
 from labgen import signing
 from labgen.dnszone import NSEC3_ITERATIONS, bogus_name
 from labgen.spec import NO_SECONDARY
@@ -38,10 +43,26 @@ def test_zone_is_signed(probe, lab):
            "ns1), then unbound-control flush_bogus on the resolver.",
        needs=("dns",))
 def test_records_are_validated(probe, server, rtype):
+    """The lab resolver's AD flag counts only where the grader's own resolver, from labgen's
+    trust anchor, validates the same records: a resolver that claims AD for what does not
+    validate (another trust anchor, a proxy that sets the flag) is judged, not believed."""
     name = f"_443._tcp.{server.fqdn}" if rtype == "TLSA" else server.fqdn
-    flags, answers, status = dig(probe, name, rtype)
-    assert status == "NOERROR" and answers, f"{name} {rtype}: {status}"
+    flags, answers, status = dig(probe, name, rtype, via=LAB_RESOLVER)
+    assert status == "NOERROR" and answers, f"{name} {rtype}: the lab resolver answered {status or 'nothing'}"
     assert "ad" in flags, f"{name} {rtype}: no AD flag ({' '.join(flags)})"
+    truth, _, truth_status = dig(probe, name, rtype)
+    assert truth_status == "NOERROR" and "ad" in truth, (
+        f"{name} {rtype}: the lab resolver calls it validated, but it does not validate from "
+        f"labgen's trust anchor (the grader's own resolver answered {truth_status or 'nothing'}"
+        f"{'' if 'ad' in truth else ' without AD'})")
+    if rtype == "A":  # and a name it has never seen (new each run) is denied, the denial validated
+        fresh = f"labgen-{secrets.token_hex(4)}.{server.fqdn}"
+        flags, _, status = dig(probe, fresh, "A", via=LAB_RESOLVER)
+        truth, _, truth_status = dig(probe, fresh, "A")
+        assert (status, "ad" in flags) == (truth_status, "ad" in truth), (
+            f"{fresh} A (a name that does not exist): the lab resolver answered {status or 'nothing'}"
+            f"{' with' if 'ad' in flags else ' without'} AD; from labgen's trust anchor it is "
+            f"{truth_status or 'no answer'}{' with' if 'ad' in truth else ' without'} AD")
 
 
 @check("dnssec.bogus_refused", "A name with a broken signature is refused (SERVFAIL)",
@@ -50,11 +71,15 @@ def test_records_are_validated(probe, server, rtype):
        fix="Turn validation on in the resolver (Unbound: module-config \"validator iterator\" "
            "and the zone's trust anchor).")
 def test_bogus_name_is_refused(probe, lab):
+    """The lab resolver must refuse the zone's deliberately broken name (bogus from labgen's trust
+    anchor too), and give it with checking disabled: the refusal is validation's doing."""
     name = bogus_name(lab)
+    truth = _answered(probe, lab, name, via=None)[1]
+    assert truth == "SERVFAIL", (f"{name} is not bogus from labgen's trust anchor (the grader's own "
+                                 f"resolver answered {truth}): the lab's zone or its DS changed")
     status = _answered(probe, lab, name)[1]
     assert status == "SERVFAIL", f"expected SERVFAIL for {name} A; the resolver answered {status}: " \
         "the broken signature went unnoticed"
-    # With checking disabled (+cd) the same answer arrives: the refusal is validation's doing.
     answers, status = _answered(probe, lab, name, "+cd")
     assert status == "NOERROR" and answers, (f"expected the record of {name} A with checking disabled "
                                              f"(+cd); the resolver answered {status}")
@@ -63,20 +88,21 @@ def test_bogus_name_is_refused(probe, lab):
 BOGUS_PATIENCE = 60  # seconds
 
 
-def _answered(probe, lab, name: str, *options: str) -> tuple[list[str], str]:
-    """(answers, status) of an A query, asked again while the resolver, answering other names,
-    gives this one no answer: a validator that finds a broken signature tries the zone's every
-    server address before it refuses (Unbound: about 20 s when one of them does not answer),
-    and drops the queries that wait meanwhile."""
+def _answered(probe, lab, name: str, *options: str, via: str | None = LAB_RESOLVER) -> tuple[list[str], str]:
+    """(answers, status) of an A query through the lab resolver (via=None: the grader's own),
+    asked again while it, answering other names, gives this one no answer: a validator that
+    finds a broken signature tries the zone's every server address before it refuses (Unbound:
+    about 20 s when one of them does not answer), and drops the queries that wait meanwhile."""
     deadline = time.monotonic() + BOGUS_PATIENCE
+    which = "the lab resolver" if via == LAB_RESOLVER else "the grader's own resolver"
     while True:
-        _, answers, status = dig(probe, name, "A", *options)
+        _, answers, status = dig(probe, name, "A", *options, via=via)
         if status:
             return answers, status
-        assert dig(probe, lab.domain, "SOA")[2], (f"expected an answer for {name} A; the lab resolver "
-                                                  "answers nothing at all")
+        assert dig(probe, lab.domain, "SOA", via=via)[2], (
+            f"expected an answer for {name} A; {which} answers nothing at all")
         assert time.monotonic() < deadline, (f"expected an answer for {name} A{' ' if options else ''}"
-                                             f"{' '.join(options)}; the resolver gave none in "
+                                             f"{' '.join(options)}; {which} gave none in "
                                              f"{BOGUS_PATIENCE} s")
 
 

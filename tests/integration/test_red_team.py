@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 
@@ -132,3 +133,91 @@ def test_a_fork_bomb_stops_at_its_own_container(red_lab):
                                     red_lab.lab.container(red_lab.lab.role(name) if name != "nginx"
                                                           else red_lab.lab.web[0])).stdout.split()
         assert limits == ["1073741824", "1024"], (name, limits)
+
+
+# A DNS proxy for the resolver's port 53: every answer of the real (non-validating) Unbound,
+# moved to port 5353, gets the AD flag; every name with a "bogus" label gets SERVFAIL.
+AD_PROXY = r"""
+import socket, threading
+def serve(family, address):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((address, 53))
+    while True:
+        query, peer = s.recvfrom(4096)
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].lower()); i += 1 + query[i]
+        if b"bogus" in labels:
+            answer = query[:2] + bytes([0x80 | (query[2] & 0x79), 0x82]) + b"\0\1\0\0\0\0\0\0" + query[12:i + 5]
+        else:
+            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); up.settimeout(10)
+            up.sendto(query, ("127.0.0.1", 5353))
+            answer = bytearray(up.recv(65535)); answer[3] |= 0x20; answer = bytes(answer)
+        s.sendto(answer, peer)
+threading.Thread(target=serve, args=(socket.AF_INET6, "::"), daemon=True).start()
+serve(socket.AF_INET, "0.0.0.0")
+"""
+
+
+# On ns1: one byte of the CAA set's signature changed in the signed zone: the data are right,
+# their signature is not.
+BREAK_CAA_SIGNATURE = r"""
+import re, sys
+path = sys.argv[1]
+lines = open(path).read().split("\n")
+for i, line in enumerate(lines):
+    if re.search(r"\sRRSIG\s+CAA\s", line):
+        head, sig = line.rsplit(" ", 1)
+        lines[i] = head + " " + ("B" if sig[0] == "A" else "A") + sig[1:]
+open(path, "w").write("\n".join(lines))
+"""
+
+
+def test_a_resolver_that_claims_ad_for_everything_solves_nothing(red_lab):
+    """The grader's DNS truth is its own resolver on the probe, from labgen's trust anchor: with
+    the CAA set's signature broken on ns1, an Unbound with validation off behind a proxy that
+    sets AD on every answer (and refuses every 'bogus' name) makes the workstation see valid,
+    authenticated CAA data, and caa.issuer still fails."""
+    lab = red_lab
+    conf, zone = "/etc/unbound/unbound.conf", f"/etc/bind/labgen/db.{lab.lab.domain}"
+    proxy = base64.b64encode(AD_PROXY.encode()).decode()
+    breaker = base64.b64encode(BREAK_CAA_SIGNATURE.encode()).decode()
+    try:
+        sh(lab, "ns1", f"cp {zone} /root/zone.orig && echo {breaker} | base64 -d | python3 - {zone} && "
+                       "systemctl restart named")
+        sh(lab, "resolver", f"cp {conf} /root/unbound.conf.orig && "
+                            f"sed -i 's/^server:/server:\\n    port: 5353\\n    module-config: \"iterator\"/' {conf} && "
+                            f"systemctl restart unbound && echo {proxy} | base64 -d > /root/proxy.py && "
+                            "(setsid python3 /root/proxy.py >/dev/null 2>&1 &) && sleep 1")
+        claimed = sh(lab, "client", f"dig +dnssec CAA {lab.lab.domain}").stdout
+        assert "status: NOERROR" in claimed and re.search(r"flags: [a-z ]*\bad\b", claimed), claimed
+        assert re.search(r"CAA\s+0 issue", claimed), claimed
+        result = labgen(lab, "verify")
+        assert result.returncode == 1, result.stdout[-2000:]
+        assert re.search(r"FAIL  CAA exists and names the lab CA  \[caa.issuer", result.stdout), result.stdout[-3000:]
+    finally:
+        sh(lab, "resolver", f"pkill -f 'python3 /root/[p]roxy.py'; cp /root/unbound.conf.orig {conf}; "
+                            "systemctl restart unbound")
+        sh(lab, "ns1", f"cp /root/zone.orig {zone} && systemctl restart named")
+    assert labgen(lab, "verify").returncode == 0
+
+
+def test_a_trust_anchor_swapped_on_the_resolver_solves_nothing(red_lab):
+    """On a single lab the resolver's trust anchor is the student's: swapped for the DS of the key
+    that broke the zone, the resolver validates again, and the grade stays failing."""
+    lab = red_lab
+    assert labgen(lab, "exercise", "start", "algorithm-flag-day").returncode == 0
+    anchor = f"/etc/unbound/labgen/{lab.lab.domain}.ds"
+    try:
+        sh(lab, "resolver", f"cp {anchor} /root/anchor.orig && dig +cd +noall +answer "
+                            f"@{lab.lab.role('authdns').ipv4} {lab.lab.domain} DNSKEY | grep -w 257 | "
+                            f"dnssec-dsfromkey -f - {lab.lab.domain} > {anchor} && systemctl restart unbound")
+        validated = sh(lab, "client", f"dig +dnssec {lab.lab.web[0].fqdn} A").stdout
+        assert re.search(r"flags: [a-z ]*\bad\b", validated), validated  # the resolver is fooled
+        result = labgen(lab, "exercise", "check", "algorithm-flag-day")
+        assert result.returncode == 1 and "not solved yet" in result.stdout, result.stdout
+    finally:
+        sh(lab, "resolver", f"cp /root/anchor.orig {anchor} && systemctl restart unbound")
+        assert labgen(lab, "exercise", "solve", "algorithm-flag-day").returncode == 0
+    assert labgen(lab, "verify").returncode == 0
