@@ -15,6 +15,7 @@ leans on nothing a student owns:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -132,6 +133,39 @@ def digests(root: str, paths: tuple[str, ...]) -> dict[str, str]:
             else:
                 found[path] = hashlib.sha256(f.read(TOOL_LIMIT + 1)).hexdigest()
     return found
+
+
+# Host facts read from outside the container (this machine's kernel and tools), for a lab on
+# this machine: a student's ss, stat or shell plays no part. A lab on another machine still
+# asks inside its hosts, with their tools compared with the lab image's first.
+@functools.lru_cache(maxsize=None)
+def _pid(engine_name: str, container: str) -> int:
+    return int(Engine(engine_name).run("inspect", "-f", "{{.State.Pid}}", container, timeout=60).stdout.strip())
+
+
+def outside(lab) -> bool:
+    """Whether the grader reads this lab's host facts from outside its containers."""
+    return lab.endpoint is None
+
+
+def listeners(lab, host, port: int) -> set[str]:
+    """The local addresses with a TCP listener on port, from the kernel of the host's network
+    namespace, through this machine's ss (nsenter enters that namespace alone)."""
+    pid = _pid(Engine.of(lab).name, lab.container(host))
+    out = subprocess.run(["nsenter", "-t", str(pid), "-n", "/usr/bin/ss", "-Hltn", f"sport = :{port}"],
+                         capture_output=True, text=True, timeout=COMMAND_LIMIT, env={"PATH": "/usr/bin:/bin"})
+    return {line.split()[3] for line in out.stdout.splitlines() if len(line.split()) > 3}
+
+
+def file_owner_mode(lab, host, path: str) -> tuple[int, int] | None:
+    """(uid, mode) of a file in the host, links resolved inside its root, or None when it is
+    missing; read through /proc/<pid>/root with this machine's stat."""
+    root = f"/proc/{_pid(Engine.of(lab).name, lab.container(host))}/root"
+    try:
+        info = os.lstat(_inside(root, path))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info.st_uid, info.st_mode
 
 
 def all_tools() -> list[str]:

@@ -3,9 +3,11 @@ the version the server tells."""
 
 from __future__ import annotations
 
+import stat
+
 import pytest
 
-from labgen import kinds
+from labgen import kinds, vantage
 from labgen.checks import check, with_acme
 from labgen.checks.netutil import headers
 from labgen.acme import CERTS_TIMER
@@ -43,9 +45,12 @@ def test_dns_service(hosts, lab, role):
        why="A server bound to one family or one address is unreachable on the others.",
        fix="nginx: listen 0.0.0.0:443 ssl; listen [::]:443 ssl; Apache: Listen 443.",
        needs=("tools",))
-def test_listening(hosts, server, family):
-    local = {line.split()[3] for line in
-             hosts[server.name].run("/usr/bin/ss -Hltn 'sport = :443'").stdout.splitlines()}
+def test_listening(hosts, server, family, lab):
+    if vantage.outside(lab):  # the kernel's sockets, seen with this machine's ss
+        local = vantage.listeners(lab, server, 443)
+    else:
+        local = {line.split()[3] for line in
+                 hosts[server.name].run("/usr/bin/ss -Hltn 'sport = :443'").stdout.splitlines()}
     assert local & set(LISTENERS[family]), \
         f"expected a listener on {' or '.join(LISTENERS[family])}; saw {', '.join(sorted(local)) or 'none on port 443'}"
 
@@ -57,7 +62,16 @@ def test_listening(hosts, server, family):
        fix="chown root:root and chmod 600 the key files.", needs=("tools",))
 def test_key_files(hosts, server, lab):
     for kind in lab.profile.certificate_types:
-        key = hosts[server.name].file(cert_paths(server, kind)["key"])
+        path = cert_paths(server, kind)["key"]
+        if vantage.outside(lab):  # lstat from outside the container, links resolved inside it
+            found = vantage.file_owner_mode(lab, server, path)
+            assert found is not None, f"{path}: missing"
+            uid, mode = found
+            assert stat.S_ISREG(mode), f"{path}: not a regular file"
+            assert uid == 0 and mode & 0o077 == 0, \
+                f"{path}: mode {oct(stat.S_IMODE(mode))}, owner uid {uid}; expected 0600 (or stricter), root"
+            continue
+        key = hosts[server.name].file(path)
         assert key.exists and key.user == "root" and key.mode & 0o077 == 0, \
             f"{key.path}: {oct(key.mode) if key.exists else 'missing'} {key.user if key.exists else ''}"
 
