@@ -279,6 +279,7 @@ fi
 rm -rf $work""")
         out_text += near.exec(root_container(klass), "sh", "-c", "\n".join(script), timeout=300).stdout
     changes = []
+    followed: list[Student] = []  # whose DS set the root takes in from their CDS
     for block in out_text.split(f"{CDS_MARK} ")[1:]:
         name, _, text = block.partition("\n")
         student = klass.student(name.strip())
@@ -287,6 +288,7 @@ rm -rf $work""")
             continue  # no CDS published
         if lines == [[DELETE_MARK]]:
             record_ds(klass, folder, student, [])
+            followed.append(student)
             changes.append(f"{student.name}: {parentzone.DELETED}")
             continue
         if any(fields[:1] == ["dnssec-cds:"] for fields in lines):
@@ -295,9 +297,9 @@ rm -rf $work""")
         found = [" ".join(fields[4:]) for fields in lines if fields[3:4] == ["DS"]]
         if found and {dns.rdata.from_text("IN", "DS", t) for t in found} != set(current[student.name]):
             record_ds(klass, folder, student, found)
+            followed.append(student)
             changes.append(f"{student.name}: the DS set follows its CDS now: "
                            + "; ".join(t.split()[0] for t in found))
-    followed = [klass.student(line.split(":")[0]) for line in changes if ": the DS set" in line]
     if followed:
         key, _ = root_anchor(klass, folder)
         _root_up(klass, folder, engine, key, log, followed)
